@@ -1,0 +1,1 @@
+"""Helpers for the image-sharpening-by-distillation course."""

@@ -1,0 +1,154 @@
+"""Reading, writing and converting images.
+
+Conventions used across the package:
+
+* numpy images are ``HWC`` float32 RGB in ``[0, 1]``;
+* torch tensors are ``NCHW`` (or ``CHW`` for one image) float32 RGB in ``[0, 1]``.
+
+Files are read with Pillow: EXIF orientation is applied, grey and palette images become RGB,
+16-bit images keep their precision, and an alpha channel is dropped (training and metrics work
+on RGB). Anything that cannot be read raises :class:`ImageReadError` naming the file and why.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An input image could not be used; the message names the file and the problem."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read ``path`` as an HWC float32 RGB array in ``[0, 1]``."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return pil_to_array(im)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as err:  # truncated / corrupt data
+        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+
+
+def pil_to_array(im: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to HWC float32 RGB in ``[0, 1]`` (alpha dropped)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr / scale, 0.0, 1.0)
+        return np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    if im.mode == "F":
+        grey = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode != "RGB":
+        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
+def to_rgb_float(image: np.ndarray) -> np.ndarray:
+    """Any numpy image (grey, RGB, RGBA; uint8, uint16 or float) as HWC float32 RGB in [0, 1]."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    else:
+        arr = arr.astype(np.float32)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected a grey, RGB or RGBA image, got shape {image.shape}")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Path:
+    """Write an HWC RGB float image losslessly as an 8- or 16-bit PNG, atomically.
+
+    Pillow cannot write 16-bit RGB, so 16-bit files go through pypng. The bytes depend only on
+    the pixels, so rebuilding gives identical files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        if bits == 8:
+            Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+        elif bits == 16:
+            import png
+
+            rows = to_uint16(image).reshape(image.shape[0], -1)
+            writer = png.Writer(image.shape[1], image.shape[0], greyscale=False, bitdepth=16)
+            with open(tmp, "wb") as f:
+                writer.write(f, rows)
+        else:
+            raise ValueError(f"bits must be 8 or 16, got {bits}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG written by :func:`write_png` (8- or 16-bit) as HWC float32 RGB."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(row, np.uint32) for row in rows]).reshape(height, width, planes)
+    arr = arr.astype(np.float32) / float(2 ** info["bitdepth"] - 1)
+    return to_rgb_float(arr)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HWC numpy image → 1×C×H×W float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """1×C×H×W or C×H×W tensor → HWC float32 numpy image (clipped to [0, 1])."""
+    if tensor.ndim == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"expected a single image, got batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    arr = tensor.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr)
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop to at most ``size`` × ``size`` (smaller sides are kept)."""
+    h, w = image.shape[:2]
+    th, tw = min(h, size), min(w, size)
+    top, left = (h - th) // 2, (w - tw) // 2
+    return image[top : top + th, left : left + tw]

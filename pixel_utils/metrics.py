@@ -1,0 +1,51 @@
+"""Image-quality metrics, with one convention everywhere.
+
+* Inputs: HWC RGB images (numpy, or tensors converted with :func:`pixel_utils.images.to_numpy`)
+  with values in ``[0, 1]``; both are cast to float64 before any arithmetic. Grey images are
+  compared as three identical channels, so their numbers are comparable with colour ones.
+* PSNR: ``10·log10(1 / MSE)`` with the MSE over all pixels and all three channels (data range
+  1.0); identical images give ``inf``.
+* SSIM: Wang et al. (2004): an 11×11 Gaussian window with σ = 1.5 (scikit-image's
+  ``gaussian_weights=True``, truncated at 3.5σ, giving the 11-pixel window), K1 = 0.01,
+  K2 = 0.03, population covariances, data range 1.0, computed per channel and averaged. The
+  SSIM map is averaged after cropping ``(win_size - 1) // 2 = 5`` pixels from each border,
+  where the window would overhang the image (scikit-image's convention).
+
+Both delegate to ``skimage.metrics`` so they agree with the reference implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected HWC RGB images, got shape {a.shape}")
+    return a, b
+
+
+def psnr(image, reference) -> float:
+    a, b = _pair(image, reference)
+    if np.array_equal(a, b):
+        return float("inf")
+    return float(peak_signal_noise_ratio(b, a, data_range=1.0))
+
+
+def ssim(image, reference) -> float:
+    a, b = _pair(image, reference)
+    return float(
+        structural_similarity(
+            b,
+            a,
+            data_range=1.0,
+            channel_axis=2,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )

@@ -1,0 +1,67 @@
+"""Run profiles: every size, budget and knob of the pipeline, in one place.
+
+``smoke`` runs in seconds and is what the tests and nbval use; ``default`` is the CPU report
+(``make report``); ``full`` is sized for a GPU. A notebook's ``parameters`` cell holds raw values
+(``profile = None``) and the next cell calls :func:`resolve_profile`, which falls back to the
+``PIXEL_PROFILE`` environment variable and then to ``default``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+PROFILE_ENV = "PIXEL_PROFILE"
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    seed: int = 0
+    # --- data synthesis (notebook 01) ---
+    dead_leaves_count: int = 48  # procedural training images
+    dead_leaves_size: int = 256
+    benchmark_crop: int = 384  # test photos are centre-cropped to at most this side
+    benchmark_max_photos: int | None = None  # None: every test photo
+    patch_size: int = 96
+    batch_size: int = 16
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        dead_leaves_count=4,
+        dead_leaves_size=96,
+        benchmark_crop=64,
+        benchmark_max_photos=2,
+        patch_size=48,
+        batch_size=4,
+    ),
+    "default": Profile(name="default"),
+    "full": Profile(
+        name="full",
+        dead_leaves_count=400,
+        dead_leaves_size=512,
+        benchmark_crop=512,
+        patch_size=128,
+        batch_size=32,
+    ),
+}
+
+
+def resolve_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the named profile (else ``$PIXEL_PROFILE``, else ``default``) with overrides applied.
+
+    Overrides whose value is ``None`` are ignored, so a notebook can pass its parameters cell
+    through unchanged: ``resolve_profile(profile, patch_size=patch_size)``.
+    """
+    name = name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Profile)}
+    if unknown:
+        raise ValueError(f"unknown profile field(s): {sorted(unknown)}")
+    return dataclasses.replace(PROFILES[name], **changes)

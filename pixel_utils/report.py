@@ -1,0 +1,103 @@
+"""Run the numbered notebooks in order with papermill: ``python -m pixel_utils.report``.
+
+Each ``notebooks/NN_*.ipynb`` is executed with the profile injected as a parameter, its
+executed copy written to ``reports/<profile>/``, and its wall time printed and recorded in
+``reports/<profile>/timings.json``. The first failure stops the run with the notebook, the
+cell and the error named, and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .paths import ensure_dir, notebooks_dir, reports_dir
+from .profiles import DEFAULT_PROFILE, PROFILES
+
+
+def numbered_notebooks(folder: Path | None = None) -> list[Path]:
+    folder = folder or notebooks_dir()
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def run_notebook(path: Path, profile: str, out_dir: Path, timeout: int, parameters: dict) -> float:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(path),
+            str(out_dir / path.name),
+            parameters={"profile": profile, **parameters},
+            kernel_name="python3",
+            cwd=str(path.parent),
+            execution_timeout=timeout,
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError as err:
+        raise NotebookFailed(
+            f"{path.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+            f"{err.ename}: {err.evalue}\n  executed copy: {out_dir / path.name}"
+        ) from None
+    return time.perf_counter() - start
+
+
+def run_report(
+    profile: str = DEFAULT_PROFILE,
+    only: list[str] | None = None,
+    timeout: int = 3600,
+    parameters: dict | None = None,
+) -> dict[str, float]:
+    out_dir = ensure_dir(reports_dir(profile))
+    notebooks = numbered_notebooks()
+    if only:
+        notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
+    if not notebooks:
+        raise NotebookFailed(f"no notebooks to run in {notebooks_dir()}")
+    timings: dict[str, float] = {}
+    for path in notebooks:
+        print(f"[{profile}] running {path.name} ...", flush=True)
+        seconds = run_notebook(path, profile, out_dir, timeout, parameters or {})
+        timings[path.stem] = round(seconds, 1)
+        print(f"[{profile}] {path.name}: {seconds:.1f} s", flush=True)
+    timings["total"] = round(sum(timings.values()), 1)
+    (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
+    print(f"[{profile}] total: {timings['total']:.1f} s  (timings in {out_dir / 'timings.json'})")
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
+    parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
+    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    parser.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="papermill parameter override (value parsed as JSON when possible)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    params = {}
+    for name, value in args.parameter:
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    try:
+        run_report(args.profile, args.only, args.timeout, params)
+    except NotebookFailed as err:
+        print(f"report failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

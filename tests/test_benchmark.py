@@ -1,0 +1,38 @@
+import json
+
+import numpy as np
+
+from pixel_utils.benchmark import BENCHMARK_CASES, HEADLINE_CASE, build_benchmark, iter_benchmark
+from pixel_utils.metrics import psnr
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_benchmark_rebuild_is_byte_identical(tmp_path):
+    manifest = build_benchmark(tmp_path / "a", crop=48, seed=3, max_photos=2)
+    build_benchmark(tmp_path / "b", crop=48, seed=3, max_photos=2)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert len(manifest["entries"]) == 2 * len(BENCHMARK_CASES)
+    assert manifest["settings"]["headline_case"] == HEADLINE_CASE
+    saved = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert saved == manifest and all("noise_seed" in e for e in saved["entries"])
+
+
+def test_benchmark_images_are_degraded_versions_of_the_sharp_ones(tmp_path):
+    build_benchmark(tmp_path, crop=48, seed=0, max_photos=1)
+    items = list(iter_benchmark(tmp_path, case=HEADLINE_CASE))
+    assert len(items) == 1
+    item = items[0]
+    assert item.blurred.shape == item.sharp.shape == (48, 48, 3)
+    assert 15 < psnr(item.blurred, item.sharp) < 35
+    assert np.isclose(item.kernel.sum(), 1.0)
+
+
+def test_benchmark_is_reused_when_settings_match(tmp_path):
+    build_benchmark(tmp_path, crop=32, seed=0, max_photos=1)
+    marker = tmp_path / "manifest.json"
+    mtime = marker.stat().st_mtime_ns
+    build_benchmark(tmp_path, crop=32, seed=0, max_photos=1)
+    assert marker.stat().st_mtime_ns == mtime

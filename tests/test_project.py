@@ -1,0 +1,56 @@
+"""The repository's own conventions: environment files agree, notebooks are clean and
+parameterised, profiles resolve."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pixel_utils.profiles import PROFILES, resolve_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_environment_yml_agrees_with_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    env = (ROOT / "environment.yml").read_text()
+    python = re.search(r"-\s*python=(\d+\.\d+)", env).group(1)
+    assert f">={python}" in pyproject["project"]["requires-python"]
+    assert re.search(r"-\s*-e\s+\.\[dev\]", env), (
+        "environment.yml must install the project (-e .[dev])"
+    )
+    deps = pyproject["project"]["dependencies"]
+    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
+
+
+def test_notebooks_exist_and_are_numbered():
+    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("01_")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped_and_parameterised(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert "profile = None" in "".join(tagged[0]["source"])
+    following = code[code.index(tagged[0]) + 1]
+    assert "resolve_profile(profile" in "".join(following["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][-1]["cell_type"] == "markdown"
+
+
+def test_profiles_resolve_from_env(monkeypatch):
+    monkeypatch.setenv("PIXEL_PROFILE", "smoke")
+    assert resolve_profile().name == "smoke"
+    assert resolve_profile("full").name == "full"
+    assert resolve_profile(None, patch_size=None).patch_size == PROFILES["smoke"].patch_size
+    assert resolve_profile("smoke", patch_size=40).patch_size == 40
+    with pytest.raises(ValueError, match="unknown profile"):
+        resolve_profile("huge")
+    with pytest.raises(ValueError, match="unknown profile field"):
+        resolve_profile("smoke", batchsize=3)

@@ -1,0 +1,41 @@
+import json
+
+import nbformat
+import pytest
+
+from pixel_utils import report
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell("profile = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+
+
+def test_runner_executes_in_order_and_names_the_failing_cell(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "01_ok.ipynb", "open('ran.txt', 'w').write(profile)")
+    _notebook(tmp_path / "notebooks" / "02_bad.ipynb", "x = 1", "raise RuntimeError('boom')")
+    _notebook(tmp_path / "notebooks" / "03_never.ipynb", "open('never.txt', 'w')")
+    with pytest.raises(report.NotebookFailed) as err:
+        report.run_report("smoke", timeout=120)
+    message = str(err.value)
+    assert "02_bad.ipynb" in message and "RuntimeError: boom" in message and "cell" in message
+    assert (tmp_path / "notebooks" / "ran.txt").read_text() == "smoke"  # cwd = notebooks/
+    assert not (tmp_path / "notebooks" / "never.txt").exists()  # stopped at the failure
+    assert (tmp_path / "reports" / "smoke" / "01_ok.ipynb").exists()
+
+    (tmp_path / "notebooks" / "02_bad.ipynb").unlink()
+    (tmp_path / "notebooks" / "03_never.ipynb").unlink()
+    timings = report.run_report("smoke", timeout=120)
+    assert set(timings) == {"01_ok", "total"}
+    saved = json.loads((tmp_path / "reports" / "smoke" / "timings.json").read_text())
+    assert saved == timings
