@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .degradations import DegradationMix, degrade_batch
+from .degradations import DegradationMix, DegradationSpec, degrade_batch
 from .seeding import child_rng
 
 
@@ -97,3 +97,28 @@ def training_images(profile) -> list[np.ndarray]:
         profile.seed,
     )
     return photos + leaves
+
+
+#: The fixed degradations of the validation set (training-time PSNR/SSIM).
+VALIDATION_SPECS = (
+    DegradationSpec("gaussian", {"sigma": 2.0}, 0.01),
+    DegradationSpec("gaussian", {"sigma": 3.0}, 0.01),
+    DegradationSpec("motion_linear", {"length": 11.0, "angle": 60.0}, 0.01),
+    DegradationSpec("defocus", {"radius": 3.0}, 0.01),
+)
+
+
+def validation_set(crop: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(degraded, sharp)`` HWC pairs: each validation photo, centre-cropped to ``crop``,
+    under each of :data:`VALIDATION_SPECS` (noise drawn from ``(seed, photo, spec)``)."""
+    from .degradations import degrade
+    from .images import center_crop
+    from .sources import load_photos
+
+    pairs = []
+    for i, sharp in enumerate(load_photos("val").values()):
+        sharp = center_crop(sharp, crop)
+        for j, spec in enumerate(VALIDATION_SPECS):
+            degraded, _ = degrade(sharp, spec, child_rng(seed, i, j))
+            pairs.append((degraded, sharp))
+    return pairs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROFILE_ENV = "PIXEL_PROFILE"
 DEFAULT_PROFILE = "default"
@@ -25,8 +25,24 @@ class Profile:
     dead_leaves_size: int = 256
     benchmark_crop: int = 384  # test photos are centre-cropped to at most this side
     benchmark_max_photos: int | None = None  # None: every test photo
-    patch_size: int = 96
+    patch_size: int = 64
     batch_size: int = 16
+    val_crop: int = 128  # validation photos are centre-cropped to this
+    # --- models ---
+    teacher: str = "nafnet"
+    teacher_kwargs: dict = field(default_factory=lambda: {"width": 24})
+    student: str = "unshuffle"
+    student_kwargs: dict = field(default_factory=lambda: {"scale": 4, "channels": 16, "blocks": 2})
+    # --- teacher training (notebook 02) ---
+    teacher_steps: int = 1500  # ≈ 12 min on a 2-core CPU
+    teacher_lr: float = 2e-3
+    val_every: int = 100
+    time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility
+    # --- speed measurements ---
+    timing_seconds: float = 1.0  # minimum run time of each latency measurement
+    speed_resolutions: dict = field(
+        default_factory=lambda: {"720p": (720, 1280), "1080p": (1080, 1920)}
+    )
 
 
 PROFILES: dict[str, Profile] = {
@@ -36,8 +52,14 @@ PROFILES: dict[str, Profile] = {
         dead_leaves_size=96,
         benchmark_crop=64,
         benchmark_max_photos=2,
-        patch_size=48,
+        patch_size=32,
         batch_size=4,
+        val_crop=48,
+        teacher_kwargs={"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
+        teacher_steps=20,
+        val_every=10,
+        timing_seconds=0.05,
+        speed_resolutions={"72×128": (72, 128), "108×192": (108, 192)},
     ),
     "default": Profile(name="default"),
     "full": Profile(
@@ -47,6 +69,12 @@ PROFILES: dict[str, Profile] = {
         benchmark_crop=512,
         patch_size=128,
         batch_size=32,
+        val_crop=256,
+        teacher_kwargs={"width": 32},
+        teacher_steps=100_000,
+        teacher_lr=1e-3,
+        val_every=2000,
+        time_cap_minutes=24 * 60,
     ),
 }
 

@@ -40,7 +40,7 @@ def test_notebook_is_stripped_and_parameterised(path):
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert "profile = None" in "".join(tagged[0]["source"])
     following = code[code.index(tagged[0]) + 1]
-    assert "resolve_profile(profile" in "".join(following["source"])
+    assert re.search(r"resolve_profile\(\s*profile", "".join(following["source"]))
     assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][-1]["cell_type"] == "markdown"
 
 

@@ -1,0 +1,326 @@
+"""Teacher and student networks.
+
+Every model maps an ``N×3×H×W`` image in ``[0, 1]`` to a sharpened image of the same shape (any
+H, W: inputs are reflect-padded to the model's stride and the output cropped back) and predicts
+a *residual* added to its input, so an untrained model starts as the identity.
+
+``model(x, return_features=True)`` also returns a dict of intermediate feature maps, and
+``model.feature_info()`` documents them as ``name → (channels, stride)`` where stride is the
+downsampling factor relative to the input. Distillation matches teacher and student taps of
+the same stride.
+
+Models:
+
+* ``nafnet`` (default teacher): a NAFNet-style U-Net (Chen et al., 2022): LayerNorm, depthwise
+  conv, SimpleGate and simplified channel attention, no non-linear activations.
+* ``unshuffle`` (default student): pixel-unshuffle ×4 at the entry, so a few narrow residual
+  blocks run at 1/16 of the pixels, then pixel-shuffle back; built for real-time CPU use.
+* ``rescnn``: a plain residual-block CNN at full resolution (the Pixel seed: 8 blocks teacher,
+  3 blocks student).
+* ``resunet``: a U-Net with residual blocks (the FALCONS seed's teacher).
+* ``sepconv``: a depthwise-separable encoder–decoder student (the Restormer seed's student).
+* ``restormer``: a small Restormer-style transformer teacher (transposed channel attention and
+  gated-dconv feed-forward; Zamir et al., 2022).
+
+Pick one with :func:`build_model` (``name`` → class, keyword arguments passed through).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SharpeningNet(nn.Module):
+    """Shared plumbing: pad to the stride, predict a residual, crop back, expose features."""
+
+    stride = 1
+
+    def body(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        padded = F.pad(
+            x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate"
+        )
+        residual, features = self.body(padded)
+        out = (padded + residual)[..., :h, :w]
+        return (out, features) if return_features else out
+
+    @torch.no_grad()
+    def feature_info(self, size: int = 64) -> dict[str, tuple[int, int]]:
+        device = next(self.parameters()).device
+        x = torch.zeros(1, 3, size, size, device=device)
+        was_training = self.training
+        self.eval()
+        _, feats = self.forward(x, return_features=True)
+        self.train(was_training)
+        return {k: (v.shape[1], size // v.shape[-1]) for k, v in feats.items()}
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of each pixel."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        x = (x - mu) / torch.sqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class SimpleGate(nn.Module):
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class NAFBlock(nn.Module):
+    def __init__(self, c: int, expand: int = 2, ffn_expand: int = 2):
+        super().__init__()
+        dw = c * expand
+        self.norm1 = LayerNorm2d(c)
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.gate = SimpleGate()
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        self.norm2 = LayerNorm2d(c)
+        self.conv4 = nn.Conv2d(c, c * ffn_expand, 1)
+        self.conv5 = nn.Conv2d(c * ffn_expand // 2, c, 1)
+        # Zero-initialised branch scales: each block starts as the identity (NAFNet's init).
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x):
+        y = self.gate(self.conv2(self.conv1(self.norm1(x))))
+        y = self.conv3(y * self.sca(y))
+        x = x + self.beta * y
+        y = self.conv5(self.gate(self.conv4(self.norm2(x))))
+        return x + self.gamma * y
+
+
+class ResBlock(nn.Module):
+    """conv–ReLU–conv with an identity skip."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+
+
+# ----------------------------------------------------------------------------- U-Nets
+
+
+class _UNet(SharpeningNet):
+    """A U-Net skeleton: ``block(c)`` at every level, stride-2 conv down, pixel-shuffle up,
+    additive skips. Features: ``enc{i}`` (stride 2**i), ``mid``, ``dec{i}`` (stride 2**i)."""
+
+    def __init__(self, block, width, enc_blocks, middle_blocks, dec_blocks):
+        super().__init__()
+        self.stride = 2 ** len(enc_blocks)
+        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.encoders, self.downs, self.ups, self.decoders = (nn.ModuleList() for _ in range(4))
+        c = width
+        for n in enc_blocks:
+            self.encoders.append(nn.Sequential(*[block(c) for _ in range(n)]))
+            self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
+            c *= 2
+        self.middle = nn.Sequential(*[block(c) for _ in range(middle_blocks)])
+        for n in dec_blocks:
+            self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
+            c //= 2
+            self.decoders.append(nn.Sequential(*[block(c) for _ in range(n)]))
+        self.ending = nn.Conv2d(width, 3, 3, padding=1)
+
+    def body(self, x):
+        feats = {}
+        x = self.intro(x)
+        skips = []
+        for i, (enc, down) in enumerate(zip(self.encoders, self.downs, strict=True)):
+            x = enc(x)
+            feats[f"enc{i}"] = x
+            skips.append(x)
+            x = down(x)
+        x = self.middle(x)
+        feats["mid"] = x
+        for i, (up, dec, skip) in enumerate(zip(self.ups, self.decoders, skips[::-1], strict=True)):
+            x = dec(up(x) + skip)
+            feats[f"dec{len(skips) - 1 - i}"] = x
+        return self.ending(x), feats
+
+
+class NAFNetUNet(_UNet):
+    def __init__(self, width=16, enc_blocks=(1, 1, 2), middle_blocks=2, dec_blocks=(1, 1, 1)):
+        super().__init__(NAFBlock, width, enc_blocks, middle_blocks, dec_blocks)
+
+
+class ResUNet(_UNet):
+    def __init__(self, width=32, enc_blocks=(1, 1, 1), middle_blocks=2, dec_blocks=(1, 1, 1)):
+        super().__init__(ResBlock, width, enc_blocks, middle_blocks, dec_blocks)
+
+
+# ----------------------------------------------------------------------------- Restormer
+
+
+class TransposedAttention(nn.Module):
+    """MDTA: attention across channels (a C×C map per head), linear in the pixel count."""
+
+    def __init__(self, c: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(c, 3 * c, 1, bias=False)
+        self.qkv_dw = nn.Conv2d(3 * c, 3 * c, 3, padding=1, groups=3 * c, bias=False)
+        self.project = nn.Conv2d(c, c, 1, bias=False)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv_dw(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (t.reshape(n, self.heads, c // self.heads, h * w) for t in (q, k, v))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        return self.project((attn @ v).reshape(n, c, h, w))
+
+
+class GatedFeedForward(nn.Module):
+    """GDFN: 1×1 expand, depthwise 3×3, GELU gate, 1×1 back."""
+
+    def __init__(self, c: int, expand: float = 2.0):
+        super().__init__()
+        hidden = int(c * expand)
+        self.expand = nn.Conv2d(c, 2 * hidden, 1, bias=False)
+        self.dw = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=False)
+        self.project = nn.Conv2d(hidden, c, 1, bias=False)
+
+    def forward(self, x):
+        a, b = self.dw(self.expand(x)).chunk(2, dim=1)
+        return self.project(F.gelu(a) * b)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, c: int, heads: int):
+        super().__init__()
+        self.norm1, self.attn = LayerNorm2d(c), TransposedAttention(c, heads)
+        self.norm2, self.ffn = LayerNorm2d(c), GatedFeedForward(c)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class RestormerLite(_UNet):
+    def __init__(self, width=16, enc_blocks=(1, 1, 2), middle_blocks=2, dec_blocks=(1, 1, 1)):
+        heads = {width * 2**i: 2**i for i in range(len(enc_blocks) + 1)}
+        super().__init__(
+            lambda c: TransformerBlock(c, heads[c]), width, enc_blocks, middle_blocks, dec_blocks
+        )
+
+
+# ----------------------------------------------------------------------------- students
+
+
+class UnshuffleStudent(SharpeningNet):
+    """Pixel-unshuffle ×``scale`` → conv → ``blocks`` residual blocks → conv → pixel-shuffle.
+
+    The body runs at 1/scale² of the pixels with ``channels`` channels; features ``block{i}``
+    all have stride ``scale``.
+    """
+
+    def __init__(self, scale: int = 4, channels: int = 32, blocks: int = 2):
+        super().__init__()
+        self.stride = scale
+        self.unshuffle = nn.PixelUnshuffle(scale)
+        self.entry = nn.Conv2d(3 * scale**2, channels, 3, padding=1)
+        self.blocks = nn.ModuleList(ResBlock(channels) for _ in range(blocks))
+        self.exit = nn.Conv2d(channels, 3 * scale**2, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def body(self, x):
+        feats = {}
+        y = F.relu(self.entry(self.unshuffle(x)), inplace=True)
+        for i, block in enumerate(self.blocks):
+            y = block(y)
+            feats[f"block{i}"] = y
+        return self.shuffle(self.exit(y)), feats
+
+
+class ResidualCNN(SharpeningNet):
+    """conv → ``blocks`` residual blocks of ``channels`` → conv, all at full resolution."""
+
+    def __init__(self, channels: int = 64, blocks: int = 8):
+        super().__init__()
+        self.entry = nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = nn.ModuleList(ResBlock(channels) for _ in range(blocks))
+        self.exit = nn.Conv2d(channels, 3, 3, padding=1)
+
+    def body(self, x):
+        feats = {}
+        y = self.entry(x)
+        for i, block in enumerate(self.blocks):
+            y = block(y)
+            feats[f"block{i}"] = y
+        return self.exit(y), feats
+
+
+def _sepconv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.Conv2d(cin, cout, 1), nn.ReLU(True)
+    )
+
+
+class SeparableEncoderDecoder(SharpeningNet):
+    """SepConv(32) → SepConv(64) → max-pool → SepConv(128)×2 → upsample → SepConv(64) →
+    SepConv(32) → conv(3), as in the Restormer seed's student. Features: ``enc`` (stride 1),
+    ``mid`` (stride 2), ``dec`` (stride 1)."""
+
+    stride = 2
+
+    def __init__(self, widths=(32, 64, 128)):
+        super().__init__()
+        a, b, c = widths
+        self.enc = nn.Sequential(_sepconv(3, a), _sepconv(a, b))
+        self.mid = nn.Sequential(_sepconv(b, c), _sepconv(c, c))
+        self.dec = nn.Sequential(_sepconv(c, b), _sepconv(b, a))
+        self.out = nn.Conv2d(a, 3, 3, padding=1)
+
+    def body(self, x):
+        e = self.enc(x)
+        m = self.mid(F.max_pool2d(e, 2))
+        d = self.dec(F.interpolate(m, scale_factor=2, mode="bilinear", align_corners=False))
+        return self.out(d), {"enc": e, "mid": m, "dec": d}
+
+
+#: name → constructor. Keyword arguments go straight to the constructor.
+MODELS: dict[str, type[SharpeningNet]] = {
+    "nafnet": NAFNetUNet,
+    "unshuffle": UnshuffleStudent,
+    "rescnn": ResidualCNN,
+    "resunet": ResUNet,
+    "sepconv": SeparableEncoderDecoder,
+    "restormer": RestormerLite,
+}
+
+
+def build_model(name: str, **kwargs) -> SharpeningNet:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

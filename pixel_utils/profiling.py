@@ -1,0 +1,142 @@
+"""Model cost: parameters, MACs, latency, frames per second and peak memory.
+
+* MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), counted once at a
+  given resolution; convolutions dominate, so MACs scale with pixels for every model here.
+* Latency is the median of ``torch.utils.benchmark.Timer.blocked_autorange`` under
+  ``torch.no_grad`` in fp32, with the thread count stated (``torch.get_num_threads()`` unless
+  given); CUDA timings synchronise (the Timer does).
+* Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on Linux CPUs the rise of the
+  process's resident-set high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``)
+  during one forward pass; otherwise ``None``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import count_parameters
+
+RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920)}
+
+
+def count_macs(model: torch.nn.Module, height: int, width: int) -> int:
+    device = next(model.parameters()).device
+    x = torch.zeros(1, 3, height, width, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def measure_latency(
+    model: torch.nn.Module, height: int, width: int, threads: int | None = None,
+    min_run_time: float = 1.0,
+) -> float:  # fmt: skip
+    """Median seconds per forward pass of one ``1×3×height×width`` image."""
+    device = next(model.parameters()).device
+    x = torch.rand(1, 3, height, width, device=device)
+    threads = threads or torch.get_num_threads()
+    with torch.no_grad():
+        model(x)  # warm-up (allocator, kernels)
+        timer = benchmark.Timer(
+            stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads
+        )
+        return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def _vm_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory_mib(model: torch.nn.Module, height: int, width: int) -> float | None:
+    device = next(model.parameters()).device
+    x = torch.rand(1, 3, height, width, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        with torch.no_grad():
+            model(x)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
+        base = _vm_kib("VmRSS")
+        with torch.no_grad():
+            model(x)
+        peak = _vm_kib("VmHWM")
+        if base is not None and peak is not None:
+            return max(peak - base, 0) / 1024
+    return None
+
+
+@dataclass
+class ModelCost:
+    name: str
+    parameters: int
+    gmacs_per_megapixel: float
+    gmacs: dict[str, float]
+    latency_ms: dict[str, float]
+    fps: dict[str, float]
+    peak_memory_mib: dict[str, float | None]
+    threads: int
+    device: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def model_cost(
+    model: torch.nn.Module, name: str = "", threads: int | None = None,
+    resolutions: dict[str, tuple[int, int]] = RESOLUTIONS, min_run_time: float = 1.0,
+) -> ModelCost:  # fmt: skip
+    """Parameters, MACs, latency, fps and peak memory of ``model`` at each resolution."""
+    model = model.eval()
+    threads = threads or torch.get_num_threads()
+    gmacs, latency, fps, memory = {}, {}, {}, {}
+    for label, (h, w) in resolutions.items():
+        gmacs[label] = count_macs(model, h, w) / 1e9
+        seconds = measure_latency(model, h, w, threads, min_run_time)
+        latency[label] = seconds * 1e3
+        fps[label] = 1.0 / seconds
+        memory[label] = peak_memory_mib(model, h, w)
+    h, w = next(iter(resolutions.values()))
+    return ModelCost(
+        name=name,
+        parameters=count_parameters(model),
+        gmacs_per_megapixel=gmacs[next(iter(resolutions))] / (h * w / 1e6),
+        gmacs=gmacs,
+        latency_ms=latency,
+        fps=fps,
+        peak_memory_mib=memory,
+        threads=threads,
+        device=str(next(model.parameters()).device),
+    )
+
+
+def cost_table(costs: list[ModelCost]):
+    """One row per model: parameters, GMACs, latency, fps and peak memory at each resolution."""
+    import pandas as pd
+
+    rows = []
+    for c in costs:
+        row = {"model": c.name, "params": c.parameters, "GMAC/MP": c.gmacs_per_megapixel}
+        for res in c.gmacs:
+            row[f"GMAC {res}"] = c.gmacs[res]
+            row[f"ms {res}"] = c.latency_ms[res]
+            row[f"fps {res}"] = c.fps[res]
+            row[f"peak MiB {res}"] = c.peak_memory_mib[res]
+        row["threads"] = c.threads
+        row["device"] = c.device
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from pixel_utils.models import MODELS, build_model, count_parameters
+from pixel_utils.profiling import count_macs
+
+# Small configurations of every model so the suite stays fast; the defaults are checked once.
+SMALL = {
+    "nafnet": {"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
+    "unshuffle": {"scale": 4, "channels": 8, "blocks": 1},
+    "rescnn": {"channels": 8, "blocks": 2},
+    "resunet": {"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
+    "sepconv": {"widths": (8, 16, 16)},
+    "restormer": {"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
+}
+
+
+def test_every_model_has_a_small_test_config():
+    assert set(SMALL) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (5, 7)])
+def test_output_shape_matches_input_for_any_size(name, size):
+    model = build_model(name, **SMALL[name]).eval()
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_feature_taps_have_the_documented_shapes(name):
+    model = build_model(name, **SMALL[name]).eval()
+    info = model.feature_info(64)
+    with torch.no_grad():
+        _, feats = model(torch.rand(2, 3, 64, 64), return_features=True)
+    assert set(feats) == set(info) and feats
+    for tap, (channels, stride) in info.items():
+        assert feats[tap].shape == (2, channels, 64 // stride, 64 // stride), tap
+
+
+def test_nafnet_starts_as_the_identity():
+    # Zero-initialised block scales + residual output: only intro/ending convs act at init.
+    model = build_model("nafnet", **SMALL["nafnet"]).eval()
+    with torch.no_grad():
+        torch.nn.init.zeros_(model.ending.weight)
+        torch.nn.init.zeros_(model.ending.bias)
+        x = torch.rand(1, 3, 32, 32)
+        assert torch.allclose(model(x), x)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("vgg")
+
+
+def test_default_student_is_much_cheaper_than_default_teacher():
+    from pixel_utils.profiles import PROFILES
+
+    p = PROFILES["default"]
+    teacher = build_model(p.teacher, **p.teacher_kwargs)
+    student = build_model(p.student, **p.student_kwargs)
+    ratio = count_macs(teacher, 128, 128) / count_macs(student, 128, 128)
+    assert ratio >= 20, ratio
+    assert count_parameters(student) * 20 < count_parameters(teacher)

@@ -1,0 +1,163 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from pixel_utils.datasets import PatchPairDataset
+from pixel_utils.sources import dead_leaves
+from pixel_utils.training import (
+    TrainConfig,
+    TrainingDiverged,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
+
+TINY = {"scale": 2, "channels": 8, "blocks": 1}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [dead_leaves(np.random.default_rng(i), size=48) for i in range(3)]
+
+
+def _dataset(images, steps):
+    return lambda rank: PatchPairDataset(images, 24, 4, steps, seed=0, rank=rank)
+
+
+def _val(images):
+    from pixel_utils.degradations import DegradationSpec, degrade
+
+    spec = DegradationSpec("gaussian", {"sigma": 1.5}, 0.01)
+    return [
+        (degrade(im[:32, :32], spec, np.random.default_rng(0))[0], im[:32, :32]) for im in images
+    ]
+
+
+def test_twenty_steps_lower_the_loss(images, tmp_path):
+    cfg = TrainConfig(steps=20, lr=3e-3, warmup_steps=2, val_every=10, ema_decay=None)
+    result = train("unshuffle", TINY, _dataset(images, 20), cfg, tmp_path / "a.pt", _val(images))
+    losses = [v for _, v in result.history["loss"]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert [v[0] for v in result.history["val"]] == [10, 20]
+    assert not result.reused
+
+
+def test_checkpoint_is_safe_to_load_and_carries_its_config(images, tmp_path):
+    cfg = TrainConfig(steps=4, warmup_steps=1, val_every=100)
+    train("unshuffle", TINY, _dataset(images, 4), cfg, tmp_path / "c.pt", data_key={"x": 1})
+    ckpt = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert ckpt["model_name"] == "unshuffle" and ckpt["model_kwargs"] == TINY
+    assert ckpt["config"]["steps"] == 4 and ckpt["data"] == {"x": 1}
+    assert ckpt["step"] == 4 and ckpt["complete"] and "optimizer" in ckpt
+    model = model_from_checkpoint(tmp_path / "c.pt")
+    assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_matching_checkpoint_is_reused_and_changed_config_retrains(images, tmp_path):
+    cfg = TrainConfig(steps=4, warmup_steps=1, val_every=100)
+    path = tmp_path / "r.pt"
+    first = train("unshuffle", TINY, _dataset(images, 4), cfg, path)
+    again = train("unshuffle", TINY, _dataset(images, 4), cfg, path)
+    assert again.reused and again.step == 4
+    for a, b in zip(
+        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    changed = train("unshuffle", TINY, _dataset(images, 4), TrainConfig(steps=4, lr=5e-4), path)
+    assert not changed.reused
+    forced = train("unshuffle", TINY, _dataset(images, 4), cfg, path, retrain=True)
+    assert not forced.reused
+
+
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(images, tmp_path):
+    cfg = TrainConfig(steps=8, warmup_steps=1, val_every=100, checkpoint_every=4)
+    straight = train("unshuffle", TINY, _dataset(images, 8), cfg, tmp_path / "s.pt")
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupting_loss(model, x, y, step):
+        if step == 6:
+            raise Interrupt
+        return torch.nn.functional.l1_loss(model(x), y), {}
+
+    cfg_l1 = TrainConfig(steps=8, warmup_steps=1, val_every=100, checkpoint_every=4, loss="l1")
+    with pytest.raises(Interrupt):
+        train(
+            "unshuffle",
+            TINY,
+            _dataset(images, 8),
+            cfg_l1,
+            tmp_path / "i.pt",
+            loss_fn=interrupting_loss,
+        )
+    assert load_checkpoint(tmp_path / "i.pt")["step"] == 4
+    resumed = train("unshuffle", TINY, _dataset(images, 8), cfg_l1, tmp_path / "i.pt")
+    assert resumed.step == 8 and len(resumed.history["loss"]) == 8
+    uninterrupted = train("unshuffle", TINY, _dataset(images, 8), cfg_l1, tmp_path / "u.pt")
+    for a, b in zip(
+        resumed.model.state_dict().values(), uninterrupted.model.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert straight.step == 8
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(images, tmp_path):
+    cfg = TrainConfig(steps=10, warmup_steps=1, val_every=100, checkpoint_every=3)
+
+    def exploding(model, x, y, step):
+        loss = torch.nn.functional.l1_loss(model(x), y)
+        return (loss * float("nan") if step == 5 else loss), {}
+
+    with pytest.raises(TrainingDiverged, match="step 5"):
+        train("unshuffle", TINY, _dataset(images, 10), cfg, tmp_path / "n.pt", loss_fn=exploding)
+    assert load_checkpoint(tmp_path / "n.pt")["step"] == 3
+
+
+def test_corrupt_or_foreign_checkpoints_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="not a pixel_utils checkpoint"):
+        load_checkpoint(foreign)
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, torch, torch.distributed as dist
+    from pixel_utils.datasets import PatchPairDataset
+    from pixel_utils.sources import dead_leaves
+    from pixel_utils.training import TrainConfig, train
+    images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(3)]
+    cfg = TrainConfig(steps=5, warmup_steps=1, val_every=100, ema_decay=None)
+    result = train("unshuffle", {"scale": 2, "channels": 8, "blocks": 1},
+                   lambda rank: PatchPairDataset(images, 24, 4, 5, seed=0, rank=rank), cfg, None)
+    rank = dist.get_rank()
+    torch.save(result.model.state_dict(), f"{sys.argv[1]}/rank{rank}.pt")
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
