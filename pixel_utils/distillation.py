@@ -169,7 +169,7 @@ class DistillationLoss:
         if w.frequency > 0:
             logs["frequency"] = frequency_loss(s_out, t_out)
             total = total + w.frequency * logs["frequency"]
-        return total, {k: float(v) for k, v in logs.items()}
+        return total, {k: float(v.detach()) for k, v in logs.items()}
 
 
 # ----------------------------------------------------------------------------- the cache

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -72,3 +73,20 @@ def summary_json(summary: pd.DataFrame) -> dict:
         for (metric, method), value in row.items():
             out.setdefault(case, {}).setdefault(method, {})[metric] = float(value)
     return out
+
+
+def fidelity(
+    student: torch.nn.Module, teacher: torch.nn.Module, bench_dir: str | os.PathLike,
+    case: str = HEADLINE_CASE,
+) -> dict:  # fmt: skip
+    """How closely the student imitates the teacher: mean PSNR/SSIM of the student's output
+    measured against the teacher's output (not the ground truth) on ``case``."""
+    scores = []
+    for item in iter_benchmark(bench_dir, case):
+        target = sharpen(teacher, item.blurred)
+        out = sharpen(student, item.blurred)
+        scores.append((psnr(out, target), ssim(out, target)))
+    return {
+        "psnr": float(np.mean([s[0] for s in scores])),
+        "ssim": float(np.mean([s[1] for s in scores])),
+    }

@@ -38,6 +38,15 @@ class Profile:
     teacher_lr: float = 2e-3
     val_every: int = 100
     time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility
+    # --- distillation (notebook 03) ---
+    student_steps: int = 2000
+    student_lr: float = 3e-3
+    cache_batches: int = 250  # teacher outputs are computed once for this many batches
+    distill_weights: dict = field(
+        default_factory=lambda: {"ground_truth": 1.0, "response": 1.0, "feature": 0.1,
+                                 "frequency": 0.0}
+    )  # fmt: skip
+    feature_taps: str = "last"  # "last": the student's deepest tap only; "all": every match
     # --- speed measurements ---
     timing_seconds: float = 1.0  # minimum run time of each latency measurement
     speed_resolutions: dict = field(
@@ -58,6 +67,8 @@ PROFILES: dict[str, Profile] = {
         teacher_kwargs={"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
         teacher_steps=20,
         val_every=10,
+        student_steps=20,
+        cache_batches=5,
         timing_seconds=0.05,
         speed_resolutions={"72×128": (72, 128), "108×192": (108, 192)},
     ),
@@ -73,6 +84,9 @@ PROFILES: dict[str, Profile] = {
         teacher_kwargs={"width": 32},
         teacher_steps=100_000,
         teacher_lr=1e-3,
+        student_steps=50_000,
+        student_lr=2e-3,
+        cache_batches=5000,
         val_every=2000,
         time_cap_minutes=24 * 60,
     ),

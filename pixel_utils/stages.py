@@ -3,11 +3,24 @@ load (or, if missing, produce) what earlier ones made."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
 
 from .datasets import PatchPairDataset, training_images, validation_set
 from .degradations import DegradationMix
-from .paths import checkpoints_dir
+from .distillation import (
+    CachedBatches,
+    DistillationLoss,
+    DistillWeights,
+    FeatureAdapters,
+    build_teacher_cache,
+    cache_key,
+    match_taps,
+)
+from .models import build_model
+from .paths import checkpoints_dir, data_dir
 from .profiles import Profile
 from .training import TrainConfig, TrainResult, train
 
@@ -60,4 +73,78 @@ def train_teacher(
         retrain=retrain,
         device=device,
         desc="teacher",
+    )
+
+
+def student_config(profile: Profile) -> TrainConfig:
+    return TrainConfig(
+        steps=profile.student_steps,
+        lr=profile.student_lr,
+        warmup_steps=min(100, max(1, profile.student_steps // 20)),
+        val_every=profile.val_every,
+        checkpoint_every=max(profile.val_every, 250),
+        seed=profile.seed,
+        time_budget_s=profile.time_cap_minutes * 60,
+    )
+
+
+@dataclass
+class DistillSetup:
+    """What the two student runs share: the frozen teacher, the tap pairs and the cache."""
+
+    teacher: nn.Module
+    pairs: list[tuple[str, str]]
+    cache: Path
+    data_key: dict
+
+
+def prepare_distillation(profile: Profile, teacher: TrainResult) -> DistillSetup:
+    """Match feature taps and cache the teacher's outputs on a fixed set of batches."""
+    student = build_model(profile.student, **profile.student_kwargs)
+    pairs = match_taps(student.feature_info(), teacher.model.feature_info())
+    if profile.feature_taps == "last" and pairs:
+        pairs = pairs[-1:]
+    mix = DegradationMix()
+    key = data_key(profile, mix) | {"cache_batches": profile.cache_batches}
+    taps = [t for _, t in pairs]
+    digest = cache_key(teacher.checkpoint, key, taps)
+    dataset = PatchPairDataset(
+        training_images(profile), profile.patch_size, profile.batch_size,
+        profile.cache_batches, mix, profile.seed + 1,
+    )  # fmt: skip
+    path = data_dir(profile.name) / "cache" / f"teacher_outputs_{digest}.pt"
+    build_teacher_cache(teacher.model, dataset, profile.cache_batches, taps, path)
+    return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
+
+
+def train_student(
+    profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
+    device: str | None = None,
+) -> TrainResult:  # fmt: skip
+    """The student trained on the cached batches: distilled (``distill=True``, the profile's
+    loss weights) or from scratch (ground truth only). Same data, steps, seed and budget."""
+    steps = profile.student_steps
+    name = "student_distilled" if distill else "student_scratch"
+    loss_fn, adapters, key = None, None, dict(setup.data_key)
+    if distill:
+        weights = DistillWeights(**profile.distill_weights)
+        student = build_model(profile.student, **profile.student_kwargs)
+        adapters = FeatureAdapters(
+            student.feature_info(), setup.teacher.feature_info(), setup.pairs
+        )
+        loss_fn = DistillationLoss(setup.teacher, weights, adapters)
+        key |= {"weights": asdict(weights), "pairs": setup.pairs}
+    return train(
+        profile.student,
+        profile.student_kwargs,
+        lambda rank: CachedBatches(setup.cache, steps, profile.seed + rank, with_teacher=distill),
+        student_config(profile),
+        checkpoints_dir(profile.name) / f"{name}.pt",
+        val_set=validation_set(profile.val_crop, profile.seed),
+        data_key=key,
+        loss_fn=loss_fn,
+        extra=adapters,
+        retrain=retrain,
+        device=device,
+        desc=name.replace("_", " "),
     )

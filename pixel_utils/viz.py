@@ -83,3 +83,40 @@ def zoom(image: np.ndarray, center: tuple[float, float] = (0.5, 0.5), size: int 
     top = int(np.clip(center[0] * h - size / 2, 0, h - size))
     left = int(np.clip(center[1] * w - size / 2, 0, w - size))
     return image[top : top + size, left : left + size]
+
+
+def distillation_diagram():
+    """Boxes and arrows: where response and feature distillation attach to the two networks."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    ax.set(xlim=(0, 10), ylim=(0, 4.4))
+    ax.axis("off")
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color, ec="k"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+
+    def arrow(a, b, color="k", style="-|>", ls="-"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=12, color=color, ls=ls))
+
+    box(0.1, 1.7, 1.3, 1.0, "degraded\ninput", "#eeeeee")
+    box(2.0, 3.0, 3.2, 1.0, "teacher (frozen)\nU-Net, many MACs", "#cfe3ff")
+    box(2.0, 0.4, 3.2, 1.0, "student\nunshuffle ×4, few MACs", "#ffe0c2")
+    box(6.0, 3.0, 1.4, 1.0, "teacher\noutput", "#cfe3ff")
+    box(6.0, 0.4, 1.4, 1.0, "student\noutput", "#ffe0c2")
+    box(8.3, 0.4, 1.5, 1.0, "sharp\n(ground truth)", "#d8f5d0")
+    box(3.0, 1.85, 1.2, 0.7, "1×1 adapter", "#f3e8ff")
+    arrow((1.4, 2.3), (2.0, 3.4))
+    arrow((1.4, 2.1), (2.0, 0.9))
+    arrow((5.2, 3.5), (6.0, 3.5))
+    arrow((5.2, 0.9), (6.0, 0.9))
+    arrow((3.6, 1.4), (3.6, 1.85), color="#7b3fb0")
+    arrow((3.6, 2.55), (3.6, 3.0), color="#7b3fb0", style="<|-|>", ls="--")
+    ax.text(3.75, 2.75, "feature loss", color="#7b3fb0", fontsize=9)
+    arrow((6.7, 1.4), (6.7, 3.0), color="#c0392b", style="<|-|>", ls="--")
+    ax.text(6.8, 2.2, "response loss\n(+ frequency)", color="#c0392b", fontsize=9)
+    arrow((7.4, 0.9), (8.3, 0.9), color="#27ae60", style="<|-|>", ls="--")
+    ax.text(7.5, 1.55, "ground-truth\nloss", color="#27ae60", fontsize=8)
+    ax.set_title("Response distillation matches outputs; feature distillation matches insides")
+    return fig

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+
+from pixel_utils.datasets import PatchPairDataset
+from pixel_utils.distillation import (
+    BlurredOnlyDataset,
+    CachedBatches,
+    DistillationLoss,
+    DistillWeights,
+    FeatureAdapters,
+    build_teacher_cache,
+    cache_key,
+    feature_loss,
+    frequency_loss,
+    match_taps,
+    response_loss,
+)
+from pixel_utils.models import build_model
+from pixel_utils.sources import dead_leaves
+from pixel_utils.training import TrainConfig, save_checkpoint, train
+from tests.test_models import SMALL
+
+STUDENTS = ["unshuffle", "sepconv", "rescnn"]
+TEACHERS = ["nafnet", "restormer", "resunet", "rescnn"]
+
+
+@pytest.mark.parametrize(
+    "term", [response_loss, frequency_loss, feature_loss], ids=lambda f: f.__name__
+)
+def test_each_term_is_zero_for_identical_inputs_and_positive_otherwise(term):
+    a = torch.rand(2, 3, 16, 16)
+    b = a + 0.1 * torch.randn_like(a)
+    assert float(term(a, a.clone())) == pytest.approx(0.0, abs=1e-6)
+    assert float(term(a, b)) > 1e-3
+
+
+def test_combined_loss_is_zero_when_student_equals_teacher_and_ground_truth():
+    teacher = build_model("unshuffle", **SMALL["unshuffle"])
+    student = build_model("unshuffle", **SMALL["unshuffle"])
+    student.load_state_dict(teacher.state_dict())
+    info = student.feature_info()
+    adapters = FeatureAdapters(info, info, match_taps(info, info))
+    with torch.no_grad():  # identity adapters
+        for conv in adapters.adapters.values():
+            conv.weight.copy_(torch.eye(conv.weight.shape[0])[:, :, None, None])
+            conv.bias.zero_()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        target = teacher(x)
+    w = DistillWeights(ground_truth=1, response=1, feature=1, frequency=1)
+    loss, logs = DistillationLoss(teacher, w, adapters)(student, x, target, 0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-5), logs
+    assert set(logs) == {"gt", "response", "feature", "frequency"}
+
+
+def test_gradients_reach_the_student_and_adapters_but_not_the_teacher():
+    teacher = build_model("nafnet", **SMALL["nafnet"])
+    student = build_model("unshuffle", **SMALL["unshuffle"])
+    pairs = match_taps(student.feature_info(), teacher.feature_info())
+    assert pairs
+    adapters = FeatureAdapters(student.feature_info(), teacher.feature_info(), pairs)
+    loss_fn = DistillationLoss(teacher, DistillWeights(1, 1, 1, 1), adapters)
+    x, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    loss, _ = loss_fn(student, x, sharp, 0)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is not None for p in adapters.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    assert not teacher.training
+
+
+@pytest.mark.parametrize("student_name", STUDENTS)
+@pytest.mark.parametrize("teacher_name", TEACHERS)
+def test_adapter_shapes_match_for_every_pair_offered(student_name, teacher_name):
+    student = build_model(student_name, **SMALL[student_name])
+    teacher = build_model(teacher_name, **SMALL[teacher_name])
+    s_info, t_info = student.feature_info(), teacher.feature_info()
+    pairs = match_taps(s_info, t_info)
+    adapters = FeatureAdapters(s_info, t_info, pairs)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        _, s_feats = student(x, return_features=True)
+        _, t_feats = teacher(x, return_features=True)
+        mapped = adapters(s_feats)
+    for s, t in pairs:
+        assert s_info[s][1] == t_info[t][1]  # same stride
+        assert mapped[s].shape == t_feats[t].shape
+
+
+def test_pseudo_label_mode_trains_on_images_without_ground_truth(tmp_path):
+    teacher = build_model("unshuffle", **SMALL["unshuffle"])
+    blurry_only = [dead_leaves(np.random.default_rng(i), size=40) for i in range(2)]
+    weights = DistillWeights(ground_truth=0.0, response=1.0, feature=0.0)
+    result = train(
+        "unshuffle", SMALL["unshuffle"],
+        lambda rank: BlurredOnlyDataset(blurry_only, 24, 2, 3, seed=rank),
+        TrainConfig(steps=3, warmup_steps=1, val_every=100), tmp_path / "p.pt",
+        loss_fn=DistillationLoss(teacher, weights),
+    )  # fmt: skip
+    assert result.step == 3 and all(np.isfinite(v) for _, v in result.history["loss"])
+    with pytest.raises(ValueError, match="no sharp images"):
+        DistillationLoss(teacher, DistillWeights(ground_truth=1.0))(
+            teacher, torch.rand(1, 3, 16, 16), {}, 0
+        )
+
+
+def test_teacher_cache_roundtrip_and_key(tmp_path):
+    teacher = build_model("nafnet", **SMALL["nafnet"])
+    images = [dead_leaves(np.random.default_rng(0), size=48)]
+    ds = PatchPairDataset(images, 16, 2, 3, seed=0)
+    path = build_teacher_cache(teacher, ds, 3, ["mid"], tmp_path / "cache.pt")
+    cached = CachedBatches(path, length=7, seed=0)
+    inputs, targets = cached[4]
+    assert inputs.shape == (2, 3, 16, 16) and targets["teacher"].shape == (2, 3, 16, 16)
+    assert targets["features"]["mid"].shape[1] == teacher.feature_info()["mid"][0]
+    plain_inputs, sharp = CachedBatches(path, length=7, seed=0, with_teacher=False)[4]
+    assert torch.equal(plain_inputs, inputs) and torch.equal(sharp, targets["sharp"])
+    # The key follows the teacher's weights and the data settings.
+    ckpt = tmp_path / "t.pt"
+    save_checkpoint(ckpt, {"format": 1, "model": teacher.state_dict()})
+    k1 = cache_key(ckpt, {"a": 1}, ["mid"])
+    assert k1 == cache_key(ckpt, {"a": 1}, ["mid"]) and k1 != cache_key(ckpt, {"a": 2}, ["mid"])
+    with torch.no_grad():
+        next(teacher.parameters()).add_(1.0)
+    save_checkpoint(ckpt, {"format": 1, "model": teacher.state_dict()})
+    assert cache_key(ckpt, {"a": 1}, ["mid"]) != k1
