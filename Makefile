@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 report: setup
 	$(PY) -m pixel_utils.report --profile $(PROFILE)
+	@if [ "$(PROFILE)" = default ]; then $(PY) -m pixel_utils.readme; fi
 
 test: lint unit notebooks
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,19 @@ class ImageReadError(ValueError):
     """An input image could not be used; the message names the file and the problem."""
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read ``path`` as an HWC float32 RGB array in ``[0, 1]``."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise ImageReadError(f"{path}: file does not exist")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a directory, not an image")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read ``path`` as an HWC float32 RGB array in ``[0, 1]``."""
+    path = Path(path)
+    _check_file(path)
     try:
         with Image.open(path) as im:
             im.load()
@@ -101,6 +106,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs should be readable like any file
     try:
         if bits == 8:
             Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
@@ -152,3 +158,94 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     th, tw = min(h, size), min(w, size)
     top, left = (h - th) // 2, (w - tw) // 2
     return image[top : top + th, left : left + tw]
+
+
+# ----------------------------------------------------------------------------- full fidelity
+
+
+@dataclass
+class ImageFile:
+    """An image read for sharpening, with what is needed to write the result like it."""
+
+    rgb: np.ndarray  # HWC float32 RGB in [0, 1] (grey replicated to 3 channels)
+    alpha: np.ndarray | None  # HW float32 in [0, 1], passed through untouched
+    bits: int  # 8 or 16
+    grey: bool
+    format: str  # Pillow format name, e.g. "PNG", "JPEG"
+
+
+def _read_png16(path: Path) -> ImageFile | None:
+    """16-bit PNGs through pypng (Pillow would reduce 16-bit RGB to 8 bits)."""
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        if info["bitdepth"] != 16:
+            return None
+        planes = info["planes"]
+        arr = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(height, width, planes)
+    except png.Error as err:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+    arr = arr.astype(np.float32) / 65535.0
+    grey = planes in (1, 2)
+    colour = arr[..., :1] if grey else arr[..., :3]
+    alpha = arr[..., -1] if planes in (2, 4) else None
+    rgb = np.repeat(colour, 3, axis=2) if grey else colour
+    return ImageFile(np.ascontiguousarray(rgb), alpha, 16, grey, "PNG")
+
+
+def read_image_file(path: str | os.PathLike) -> ImageFile:
+    """Read ``path`` keeping bit depth, alpha and grey-ness (EXIF orientation applied)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with Image.open(path) as im:
+            fmt = im.format or path.suffix.lstrip(".").upper()
+            deep = _read_png16(path) if fmt == "PNG" else None
+            if deep is not None:
+                return deep
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
+            alpha = None
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
+            grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
+            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+
+
+def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) -> Path:
+    """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = rgb.mean(axis=2, keepdims=True) if like.grey else rgb
+    if like.alpha is not None:
+        colour = np.concatenate([colour, like.alpha[..., None]], axis=2)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        if like.bits == 16 and like.format == "PNG":
+            import png
+
+            h, w, planes = colour.shape
+            writer = png.Writer(w, h, greyscale=planes in (1, 2), alpha=planes in (2, 4),
+                                bitdepth=16)  # fmt: skip
+            with open(tmp, "wb") as f:
+                writer.write(f, to_uint16(colour).reshape(h, -1))
+        elif like.bits == 16 and like.grey and like.alpha is None:
+            Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format)
+        else:
+            arr = to_uint8(colour[..., 0] if colour.shape[2] == 1 else colour)
+            options = {"quality": 95} if like.format == "JPEG" else {}
+            Image.fromarray(arr).save(tmp, format=like.format, **options)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

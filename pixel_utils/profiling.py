@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,3 +141,42 @@ def cost_table(costs: list[ModelCost]):
         row["device"] = c.device
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+def time_function(fn, image, min_run_time: float = 0.2) -> float:
+    """Median seconds of ``fn(image)`` (for classical baselines, which are not torch models)."""
+    timer = benchmark.Timer(stmt="fn(image)", globals={"fn": fn, "image": image})
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def provenance() -> dict:
+    """What produced a set of numbers: versions, git commit, machine, threads, time."""
+    import datetime
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    def pkg(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    return {
+        "packages": {n: pkg(n) for n in ("torch", "torchvision", "numpy", "scikit-image",
+                                         "scipy", "pillow", "papermill")},  # fmt: skip
+        "python": platform.python_version(),
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip

@@ -148,3 +148,14 @@ def train_student(
         device=device,
         desc=name.replace("_", " "),
     )
+
+
+def trained_models(profile: Profile) -> dict[str, nn.Module]:
+    """The profile's teacher, distilled student and scratch student (trained if missing)."""
+    teacher = train_teacher(profile)
+    setup = prepare_distillation(profile, teacher)
+    return {
+        "teacher": teacher.model,
+        "distilled": train_student(profile, setup, distill=True).model,
+        "scratch": train_student(profile, setup, distill=False).model,
+    }

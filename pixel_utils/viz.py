@@ -120,3 +120,44 @@ def distillation_diagram():
     ax.text(7.5, 1.55, "ground-truth\nloss", color="#27ae60", fontsize=8)
     ax.set_title("Response distillation matches outputs; feature distillation matches insides")
     return fig
+
+
+def bars_by_case(summary, metric: str = "psnr", relative_to: str | None = None, labels=None):
+    """Grouped bars: one group per degradation case, one bar per method.
+
+    ``summary`` is :func:`pixel_utils.evaluation.summarise`'s table; with ``relative_to`` the
+    bars show the difference to that method (e.g. the gain over ``"blurred"``).
+    """
+    table = summary[metric].copy()
+    if relative_to:
+        table = table.sub(table[relative_to], axis=0).drop(columns=relative_to)
+    if labels:
+        table.index = [labels.get(c, c) for c in table.index]
+    fig, ax = plt.subplots(figsize=(12, 4))
+    table.plot.bar(ax=ax, width=0.85, rot=20)
+    unit = " (dB)" if metric == "psnr" else ""
+    ylabel = f"{metric.upper()} gain over {relative_to}{unit}" if relative_to else metric.upper()
+    ax.set(ylabel=ylabel, xlabel="")
+    if relative_to:
+        ax.axhline(0, color="k", lw=0.8)
+    elif metric == "psnr":
+        ax.set_ylim(table.min().min() - 2, table.max().max() + 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=4, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_speed(points: dict[str, tuple[float, float]], real_time_fps: float = 30.0):
+    """PSNR against frames per second (log scale), one labelled point per method."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (fps, quality) in points.items():
+        ax.scatter(fps, quality, s=40)
+        ax.annotate(label, (fps, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axvline(real_time_fps, color="grey", ls="--", lw=1)
+    ax.text(real_time_fps, ax.get_ylim()[0], f" {real_time_fps:.0f} fps", color="grey", va="bottom")
+    ax.set(xscale="log", xlabel="frames per second at 720p (CPU, log scale)",
+           ylabel="PSNR on the headline case (dB)", title="Quality vs speed")  # fmt: skip
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -54,3 +54,12 @@ def test_profiles_resolve_from_env(monkeypatch):
         resolve_profile("huge")
     with pytest.raises(ValueError, match="unknown profile field"):
         resolve_profile("smoke", batchsize=3)
+
+
+def test_network_is_blocked_for_the_test_process():
+    import socket
+
+    from tests.conftest import NetworkBlocked
+
+    with pytest.raises(NetworkBlocked), socket.socket() as s:
+        s.connect(("93.184.216.34", 80))

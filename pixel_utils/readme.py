@@ -1,0 +1,114 @@
+"""Generate the README's results from the report: ``python -m pixel_utils.readme``.
+
+Reads ``reports/default/results.json`` (written by notebook 04), keeps the headline numbers in
+the committed ``figures/results.json``, and rewrites the README between the
+``<!-- results:start -->`` and ``<!-- results:end -->`` markers. A test checks that the README
+says exactly what ``figures/results.json`` says, so no number in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .paths import figures_dir, repo_root, reports_dir
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+CLASSICAL = ("unsharp", "wiener", "richardson_lucy")
+CLASSICAL_NAMES = {"unsharp": "unsharp mask", "wiener": "Wiener (true PSF)",
+                   "richardson_lucy": "Richardson–Lucy (true PSF)"}  # fmt: skip
+
+
+def slim(results: dict) -> dict:
+    """What the README needs, small enough to commit."""
+    keep = ("profile", "seed", "provenance", "headline_case", "headline", "speed",
+            "classical_ms", "teacher_to_student_speedup")  # fmt: skip
+    out = {k: results[k] for k in keep if k in results}
+    distill = results.get("distillation") or {}
+    out["distillation"] = {k: distill.get(k) for k in
+                           ("share_of_teacher_gain_kept", "distilled_minus_scratch_db",
+                            "fidelity_to_teacher")}  # fmt: skip
+    teacher = results.get("teacher_training") or {}
+    out["teacher_train_minutes"] = teacher.get("train_minutes")
+    return out
+
+
+def results_markdown(r: dict) -> str:
+    head, speed = r["headline"], r["speed"]
+    best = max((m for m in CLASSICAL if m in head), key=lambda m: head[m]["psnr"])
+    res = list(speed["student"]["fps"])
+    rows = [
+        ("degraded input", "blurred", None),
+        (f"best classical: {CLASSICAL_NAMES[best]}", best, None),
+        ("teacher", "teacher", "teacher"),
+        ("distilled student", "distilled", "student"),
+        ("student trained from scratch", "scratch", "student"),
+    ]
+    lines = [
+        "| method | PSNR (dB) | SSIM | gain (dB) | parameters | GMAC/MP | "
+        + " | ".join(f"fps {x}" for x in res)
+        + " |",
+        "|" + " --- |" * (6 + len(res)),
+    ]
+    for label, method, model in rows:
+        h = head[method]
+        cost = speed.get(model) if model else None
+        params = f"{cost['parameters']:,}" if cost else "–"
+        macs = f"{cost['gmacs_per_megapixel']:.1f}" if cost else "–"
+        fps = [f"{cost['fps'][x]:.1f}" if cost else "–" for x in res]
+        lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {h['gain_db']:+.2f} | "
+                     f"{params} | {macs} | " + " | ".join(fps) + " |")  # fmt: skip
+    p = r["provenance"]
+    machine = p["machine"]
+    d = r["distillation"]
+    notes = [
+        "",
+        f"Headline case `{r['headline_case']}` (Gaussian σ = 3 + noise 0.01) on the test photos, "
+        f"profile `{r['profile']}`, seed {r['seed']}. Speed: fp32, {machine['torch_threads']} "
+        f"CPU threads on {machine['processor'] or machine['platform']} "
+        f"({machine['cpu_count']} cores), torch {p['packages']['torch']}, commit "
+        f"`{(p['git_commit'] or 'unknown')[:10]}`.",
+    ]
+    if d.get("share_of_teacher_gain_kept") is not None:
+        notes.append(
+            f"The distilled student keeps {100 * d['share_of_teacher_gain_kept']:.0f}% of the "
+            f"teacher's gain and is {d['distilled_minus_scratch_db']:+.2f} dB from the same "
+            f"student trained without the teacher; it runs "
+            f"{r['teacher_to_student_speedup']:.0f}× faster than the teacher."
+        )
+    return "\n".join(lines + notes)
+
+
+def update_readme(readme: Path, results: dict) -> str:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: missing the {START} / {END} markers")
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    new = f"{before}{START}\n{results_markdown(results)}\n{END}{after}"
+    readme.write_text(new)
+    return new
+
+
+def readme_results(readme_text: str) -> str:
+    return readme_text.split(START, 1)[1].split(END, 1)[0].strip()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default")
+    args = parser.parse_args(argv)
+    source = reports_dir(args.profile) / "results.json"
+    if not source.exists():
+        raise SystemExit(f"{source}: missing; run `make report` first")
+    results = slim(json.loads(source.read_text()))
+    target = figures_dir(args.profile) / "results.json"
+    target.write_text(json.dumps(results, indent=1) + "\n")
+    update_readme(repo_root() / "README.md", results)
+    print(f"README results regenerated from {source} (kept in {target})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+import hashlib
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+
+from pixel_utils.cli import main
+from pixel_utils.images import read_image_file
+from pixel_utils.models import build_model
+from pixel_utils.training import CHECKPOINT_FORMAT, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    weights = build_model("unshuffle", **kwargs).state_dict()
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
+                           "model_kwargs": kwargs, "model": weights, "ema": None,
+                           "complete": True})  # fmt: skip
+    return str(path)
+
+
+def _mixed_folder(folder):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((30, 41, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(folder / "colour.jpg", quality=90)
+    Image.fromarray(rgb[..., 0]).save(folder / "grey.png")
+    Image.fromarray(
+        np.dstack([rgb, np.linspace(0, 255, 41, dtype=np.uint8)[None].repeat(30, 0)])
+    ).save(folder / "alpha.png")
+    deep = (rng.random((30, 41, 3)) * 65535).astype(np.uint16)
+    with open(folder / "deep.png", "wb") as f:
+        png.Writer(41, 30, greyscale=False, bitdepth=16).write(f, deep.reshape(30, -1))
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    return rgb, deep
+
+
+def _hashes(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_cli_on_a_mixed_folder(tmp_path, checkpoint, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rgb, deep = _mixed_folder(src)
+    before = _hashes(src)
+    code = main([str(src), "-o", str(out), "--model", checkpoint])
+    err = capsys.readouterr().err
+    assert code == 1  # one file failed
+    assert "corrupt.png" in err and "images/s" in err and "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alpha.png",
+        "colour.jpg",
+        "deep.png",
+        "grey.png",
+    ]
+    assert _hashes(src) == before  # inputs untouched
+    with Image.open(out / "grey.png") as im:
+        assert im.mode == "L" and im.size == (41, 30)
+    with Image.open(out / "colour.jpg") as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+    alpha_out = read_image_file(out / "alpha.png")
+    assert alpha_out.alpha is not None
+    with Image.open(src / "alpha.png") as a, Image.open(out / "alpha.png") as b:
+        assert np.array_equal(np.asarray(a)[..., 3], np.asarray(b)[..., 3])  # alpha passed through
+    deep_out = read_image_file(out / "deep.png")
+    assert deep_out.bits == 16 and not deep_out.grey
+    assert len(np.unique((deep_out.rgb * 65535).round())) > 256  # really 16-bit, not 8 scaled
+
+
+def test_cli_never_overwrites_without_permission(tmp_path, checkpoint, capsys):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    before = image.read_bytes()
+    assert main([str(image), "-o", str(tmp_path), "--model", checkpoint]) == 1
+    assert "use --overwrite" in capsys.readouterr().err
+    assert image.read_bytes() == before
+    assert main([str(image), "-o", str(tmp_path), "--model", checkpoint, "--overwrite"]) == 0
+
+
+def test_cli_missing_inputs_and_globs(tmp_path, checkpoint, capsys):
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "x.png")
+    code = main([str(tmp_path / "nope.png"), str(tmp_path / "*.png"), "-o", str(tmp_path / "o"),
+                 "--model", checkpoint])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.png: file does not exist" in err
+    assert (tmp_path / "o" / "x.png").exists()
+
+
+def test_tiled_cli_matches_untiled(tmp_path, checkpoint):
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((300, 420, 3)) * 255).astype(np.uint8)).save(tmp_path / "big.png")
+    assert main([str(tmp_path / "big.png"), "-o", str(tmp_path / "t"), "--model", checkpoint,
+                 "--tile", "256", "--overlap", "128"]) == 0  # fmt: skip
+    assert main([str(tmp_path / "big.png"), "-o", str(tmp_path / "w"), "--model", checkpoint,
+                 "--tile", "0"]) == 0  # fmt: skip
+    a = np.asarray(Image.open(tmp_path / "t" / "big.png"), np.int16)
+    b = np.asarray(Image.open(tmp_path / "w" / "big.png"), np.int16)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_onnx_export_matches_pytorch(tmp_path, checkpoint, capsys):
+    assert main(["export", "--onnx", str(tmp_path / "s.onnx"), "--model", checkpoint]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.rsplit("difference", 1)[1])
+    assert diff <= 1e-4

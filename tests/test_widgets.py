@@ -1,0 +1,78 @@
+"""The comparison panel, driven headlessly the way the browser drives it: by setting values."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixel_utils.models import build_model
+from pixel_utils.widgets import REAL_BLUR, UPLOAD, ComparisonPanel, static_swipe, swipe
+
+
+class Counting(torch.nn.Module):
+    """Wraps a model and counts forward passes."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+@pytest.fixture
+def panel():
+    counted = Counting(build_model("unshuffle", scale=4, channels=8, blocks=1)).eval()
+    return ComparisonPanel({"student": counted}, size=64), counted
+
+
+def test_swipe_moves_cost_no_inference(panel):
+    panel, model = panel
+    before, image = model.calls, panel.view.value
+    panel.position.value = 0.1
+    panel.zoom.value = True
+    panel.zoom_x.value = 0.2
+    assert model.calls == before
+    assert panel.view.value != image
+
+
+def test_blur_change_reruns_each_model_once(panel):
+    panel, model = panel
+    before = model.calls
+    panel.strength.value = 3.0
+    assert model.calls == before + 1
+    panel.kind.value = "motion_linear"
+    assert model.calls == before + 2
+    assert "dB" in panel.readout.value and "ms" in panel.readout.value
+
+
+def test_real_blur_photo_has_no_ground_truth(panel):
+    panel, _ = panel
+    panel.image_choice.value = REAL_BLUR
+    assert panel.state.sharp is None
+    assert "no ground truth" in panel.readout.value
+
+
+def test_upload_good_and_bad_files(panel):
+    panel, _ = panel
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((80, 90, 3)) * 255).astype(np.uint8)).save(
+        buffer, format="PNG"
+    )
+    panel.upload.value = ({"name": "mine.png", "content": memoryview(buffer.getvalue())},)
+    assert panel.image_choice.value == UPLOAD and panel.state.degraded.shape == (64, 64, 3)
+    panel.upload.value = ({"name": "broken.png", "content": memoryview(b"not an image")},)
+    assert "broken.png" in panel.error.value
+    assert panel.state.degraded.shape == (64, 64, 3)  # the previous image stays
+
+
+def test_swipe_composition_and_static_swipe():
+    left, right = np.zeros((8, 10, 3), np.float32), np.ones((8, 10, 3), np.float32)
+    out = swipe(left, right, 0.5)
+    assert out[:, :4].max() == 0 and out[:, 6:].min() == 1
+    widget = static_swipe(left, right, frames=3)
+    slider, stack = widget.children
+    assert len(stack.children) == 3 and stack.selected_index == slider.value == 1
