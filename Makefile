@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pixel_utils.html_export || echo "warning: no npm; executed notebooks will not be exported to offline HTML"
 	touch $(STAMP)
 
 report: setup

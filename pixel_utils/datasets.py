@@ -36,6 +36,17 @@ def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return patch
 
 
+def sample_patches(
+    images: list[np.ndarray], size: int, count: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """``count`` random, randomly flipped/rotated ``size``² crops as an NCHW float tensor."""
+    patches = []
+    for _ in range(count):
+        image = images[int(rng.integers(len(images)))]
+        patches.append(augment(random_crop(image, size, rng), rng))
+    return torch.from_numpy(np.ascontiguousarray(np.stack(patches))).permute(0, 3, 1, 2)
+
+
 class PatchPairDataset(torch.utils.data.Dataset):
     """``length`` batches of ``batch_size`` degraded/sharp patch pairs from ``images``.
 
@@ -71,11 +82,7 @@ class PatchPairDataset(torch.utils.data.Dataset):
             raise IndexError(index)
         rng = child_rng(self.seed, index, self.rank)
         size = self.patch_size + 2 * self.margin
-        patches = []
-        for _ in range(self.batch_size):
-            image = self.images[int(rng.integers(len(self.images)))]
-            patches.append(augment(random_crop(image, size, rng), rng))
-        big = torch.from_numpy(np.ascontiguousarray(np.stack(patches))).permute(0, 3, 1, 2)
+        big = sample_patches(self.images, size, self.batch_size, rng)
         specs = [self.mix.sample(rng) for _ in range(self.batch_size)]
         blurred = degrade_batch(big, specs, rng, crop=self.margin)
         m = self.margin

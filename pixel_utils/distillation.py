@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .datasets import augment, random_crop
+from .datasets import sample_patches
 from .losses import RECONSTRUCTION_LOSSES
 from .seeding import child_rng
 
@@ -296,12 +296,7 @@ class BlurredOnlyDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         if not 0 <= i < self.length:
             raise IndexError(i)
-        rng = child_rng(self.seed, i)
-        patches = []
-        for _ in range(self.batch_size):
-            image = self.images[int(rng.integers(len(self.images)))]
-            patches.append(augment(random_crop(image, self.patch_size, rng), rng))
-        x = torch.from_numpy(np.ascontiguousarray(np.stack(patches))).permute(0, 3, 1, 2)
+        x = sample_patches(self.images, self.patch_size, self.batch_size, child_rng(self.seed, i))
         return x.float().contiguous(), {}
 
 

@@ -88,12 +88,19 @@ def to_rgb_float(image: np.ndarray) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def _quantise(image: np.ndarray, top: float, dtype) -> np.ndarray:
+    scaled = np.clip(image, 0.0, 1.0).astype(np.float32)  # one temporary, then in place
+    scaled *= top
+    scaled += 0.5
+    return scaled.astype(dtype)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return _quantise(image, 255.0, np.uint8)
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    return _quantise(image, 65535.0, np.uint16)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Path:

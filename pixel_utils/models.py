@@ -252,7 +252,9 @@ class UnshuffleStudent(SharpeningNet):
 
     def body(self, x):
         feats = {}
-        y = F.relu(self.entry(self.unshuffle(x)), inplace=True)
+        # No activation at the entry: every non-linearity sits inside a residual block, so the
+        # identity path always carries gradient (a ReLU here died in training, freezing the net).
+        y = self.entry(self.unshuffle(x))
         for i, block in enumerate(self.blocks):
             y = block(y)
             feats[f"block{i}"] = y

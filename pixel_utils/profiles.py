@@ -39,7 +39,7 @@ class Profile:
     val_every: int = 100
     time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility
     # --- distillation (notebook 03) ---
-    student_steps: int = 2000
+    student_steps: int = 3000
     student_lr: float = 3e-3
     cache_batches: int = 250  # teacher outputs are computed once for this many batches
     distill_weights: dict = field(

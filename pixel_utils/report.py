@@ -51,6 +51,15 @@ def run_notebook(path: Path, profile: str, out_dir: Path, timeout: int, paramete
     return time.perf_counter() - start
 
 
+def _export_html(executed: Path, html_dir: Path) -> None:
+    from .html_export import assets_dir, export_html
+
+    if not (assets_dir() / "embed-amd.js").exists():
+        print(f"  (no offline HTML: run `python -m pixel_utils.html_export` once; {executed.name})")
+        return
+    print(f"  html: {export_html(executed, html_dir)}", flush=True)
+
+
 def run_report(
     profile: str = DEFAULT_PROFILE,
     only: list[str] | None = None,
@@ -69,6 +78,7 @@ def run_report(
         seconds = run_notebook(path, profile, out_dir, timeout, parameters or {})
         timings[path.stem] = round(seconds, 1)
         print(f"[{profile}] {path.name}: {seconds:.1f} s", flush=True)
+        _export_html(out_dir / path.name, out_dir / "html")
     timings["total"] = round(sum(timings.values()), 1)
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"[{profile}] total: {timings['total']:.1f} s  (timings in {out_dir / 'timings.json'})")

@@ -37,11 +37,12 @@ def data_key(profile: Profile, mix: DegradationMix) -> dict:
     }
 
 
-def teacher_config(profile: Profile) -> TrainConfig:
+def train_config(profile: Profile, steps: int, lr: float) -> TrainConfig:
+    """The profile's schedule for a run of ``steps`` steps at peak learning rate ``lr``."""
     return TrainConfig(
-        steps=profile.teacher_steps,
-        lr=profile.teacher_lr,
-        warmup_steps=min(100, max(1, profile.teacher_steps // 20)),
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(100, max(1, steps // 20)),
         val_every=profile.val_every,
         checkpoint_every=max(profile.val_every, 250),
         seed=profile.seed,
@@ -66,25 +67,13 @@ def train_teacher(
         profile.teacher,
         profile.teacher_kwargs,
         make_dataset,
-        teacher_config(profile),
+        train_config(profile, profile.teacher_steps, profile.teacher_lr),
         checkpoints_dir(profile.name) / "teacher.pt",
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=data_key(profile, mix),
         retrain=retrain,
         device=device,
         desc="teacher",
-    )
-
-
-def student_config(profile: Profile) -> TrainConfig:
-    return TrainConfig(
-        steps=profile.student_steps,
-        lr=profile.student_lr,
-        warmup_steps=min(100, max(1, profile.student_steps // 20)),
-        val_every=profile.val_every,
-        checkpoint_every=max(profile.val_every, 250),
-        seed=profile.seed,
-        time_budget_s=profile.time_cap_minutes * 60,
     )
 
 
@@ -138,7 +127,7 @@ def train_student(
         profile.student,
         profile.student_kwargs,
         lambda rank: CachedBatches(setup.cache, steps, profile.seed + rank, with_teacher=distill),
-        student_config(profile),
+        train_config(profile, profile.student_steps, profile.student_lr),
         checkpoints_dir(profile.name) / f"{name}.pt",
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=key,

@@ -33,6 +33,8 @@ STRENGTH = {
     "motion_linear": ("length", 3.0, 25.0, 1.0, 11.0),
     "defocus": ("radius", 1.0, 6.0, 0.5, 3.0),
 }
+#: Parameters the panel keeps fixed (a horizontal camera move for linear motion).
+FIXED = {"motion_linear": {"angle": 0.0}}
 REAL_BLUR = "clock (real motion blur, no ground truth)"
 UPLOAD = "your upload"
 
@@ -70,6 +72,7 @@ class PanelState:
     degraded: np.ndarray
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    scores_html: str = ""  # computed once per image/blur, not on every swipe
 
 
 class ComparisonPanel:
@@ -163,8 +166,8 @@ class ComparisonPanel:
             degraded, sharp = sharp, None
         else:
             param = STRENGTH[self.kind.value][0]
-            spec = DegradationSpec(self.kind.value, {param: float(self.strength.value)},
-                                   float(self.noise.value))  # fmt: skip
+            params = {param: float(self.strength.value), **FIXED.get(self.kind.value, {})}
+            spec = DegradationSpec(self.kind.value, params, float(self.noise.value))
             degraded, _ = degrade(sharp, spec, np.random.default_rng(self.seed))
         state = PanelState(sharp=sharp, degraded=degraded)
         for name, model in self.models.items():
@@ -172,6 +175,7 @@ class ComparisonPanel:
             state.outputs[name] = sharpen(model, degraded)
             state.latency_ms[name] = 1e3 * (time.perf_counter() - start)
         self.state = state
+        state.scores_html = self._scores_html()
         self.render()
 
     def side(self, name: str) -> np.ndarray:
@@ -194,7 +198,7 @@ class ComparisonPanel:
             left, right = zoom(left, centre, 128), zoom(right, centre, 128)
             left, right = (np.repeat(np.repeat(im, 4, 0), 4, 1) for im in (left, right))
         self.view.value = png_bytes(swipe(left, right, self.position.value))
-        self.readout.value = self._scores_html()
+        self.readout.value = self.state.scores_html
 
     def _scores_html(self) -> str:
         s = self.state

@@ -134,3 +134,52 @@ def test_notebook_05_in_jupyterlab(jupyterlab, tmp_path):
     assert errors == 0, "a cell shows an error"
     assert not [s for s in stderr if "Traceback" in s or "Error" in s], stderr
     assert not console_errors, console_errors
+
+
+def test_exported_html_swipe_works_offline(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    from playwright.sync_api import sync_playwright
+
+    from pixel_utils.html_export import assets_dir, export_html
+
+    if not (assets_dir() / "embed-amd.js").exists():
+        pytest.skip("widget JavaScript not installed (python -m pixel_utils.html_export)")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import numpy as np\nfrom pixel_utils.widgets import static_swipe\n"
+        "static_swipe(np.zeros((32, 48, 3)), np.ones((32, 48, 3)), frames=5)"
+    )]  # fmt: skip
+    NotebookClient(nb, kernel_name="python3", store_widget_state=True).execute()
+    source = tmp_path / "swipe.ipynb"
+    nbformat.write(nb, source)
+    html = export_html(source, tmp_path / "html")
+    assert "cdn.jsdelivr" not in html.read_text() and "unpkg.com" not in html.read_text()
+    requested = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+
+        def offline(route):
+            requested.append(route.request.url)
+            return route.continue_() if route.request.url.startswith("file:") else route.abort()
+
+        page.route("**/*", offline)
+        page.goto(html.as_uri())
+        page.wait_for_selector("img.widget-image", timeout=30_000)
+        image = page.locator("img.widget-image").last
+        before = image.screenshot()
+        page.locator(".noUi-handle").last.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(300)
+        after = image.screenshot()
+        browser.close()
+    assert before != after, "the offline slider did not switch frames"
+    assert any(u.endswith("embed-amd.js") and u.startswith("file:") for u in requested)

@@ -56,15 +56,21 @@ def test_real_blur_photo_has_no_ground_truth(panel):
     assert "no ground truth" in panel.readout.value
 
 
+def _upload(name: str, content: bytes) -> dict:
+    """A FileUpload value entry, as the browser sends it."""
+    return {"name": name, "type": "image/png", "size": len(content),
+            "content": memoryview(content), "last_modified": 0}  # fmt: skip
+
+
 def test_upload_good_and_bad_files(panel):
     panel, _ = panel
     buffer = io.BytesIO()
     Image.fromarray((np.random.default_rng(0).random((80, 90, 3)) * 255).astype(np.uint8)).save(
         buffer, format="PNG"
     )
-    panel.upload.value = ({"name": "mine.png", "content": memoryview(buffer.getvalue())},)
+    panel.upload.value = (_upload("mine.png", buffer.getvalue()),)
     assert panel.image_choice.value == UPLOAD and panel.state.degraded.shape == (64, 64, 3)
-    panel.upload.value = ({"name": "broken.png", "content": memoryview(b"not an image")},)
+    panel.upload.value = (_upload("broken.png", b"not an image"),)
     assert "broken.png" in panel.error.value
     assert panel.state.degraded.shape == (64, 64, 3)  # the previous image stays
 

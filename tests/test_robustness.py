@@ -1,0 +1,279 @@
+"""The bad-input matrix, interruption and determinism (issue: robustness).
+
+Every entry point that takes user files gets the same odd inputs; each must either convert the
+file or name it and the problem, keep the batch going, and leave the input bytes untouched.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+
+from pixel_utils.cli import main as cli
+from pixel_utils.images import ImageReadError, read_image_file
+from pixel_utils.models import build_model
+from pixel_utils.training import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+
+
+#: name → (bytes writer, expected outcome: "ok" or a phrase of the error message)
+def _matrix(folder):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
+    cases = {}
+
+    def save(name, image, **kw):
+        Image.fromarray(image).save(folder / name, **kw)
+
+    (folder / "empty.png").write_bytes(b"")
+    cases["empty.png"] = "empty"
+    save("good.png", rgb)
+    full = (folder / "good.png").read_bytes()
+    (folder / "truncated.png").write_bytes(full[: len(full) // 2])
+    cases["truncated.png"] = "truncated"
+    save("photo.jpg", rgb, quality=90)
+    (folder / "truncated.jpg").write_bytes((folder / "photo.jpg").read_bytes()[:150])
+    cases["truncated.jpg"] = "truncated"
+    (folder / "text.png").write_text("not an image at all")
+    cases["text.png"] = "not a recognised image"
+    save("grey.png", rgb[..., 0])
+    save("rgba.png", np.dstack([rgb, rgb[..., :1]]))
+    Image.fromarray(rgb).convert("P").save(folder / "palette.png")
+    with open(folder / "deep16.png", "wb") as f:
+        png.Writer(24, 20, greyscale=False, bitdepth=16).write(
+            f, (rng.random((20, 72)) * 65535).astype(np.uint16)
+        )
+    save("one.png", rgb[:1, :1])
+    save("seven_by_five.png", rgb[:5, :7])
+    for name in ("good.png", "photo.jpg", "grey.png", "rgba.png", "palette.png", "deep16.png",
+                 "one.png", "seven_by_five.png"):  # fmt: skip
+        cases[name] = "ok"
+    return cases
+
+
+def _hashes(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
+                           "model_kwargs": kwargs, "ema": None, "complete": True,
+                           "model": build_model("unshuffle", **kwargs).state_dict()})  # fmt: skip
+    return path
+
+
+def test_matrix_through_the_image_reader(tmp_path):
+    cases = _matrix(tmp_path)
+    for name, expected in cases.items():
+        if expected == "ok":
+            image = read_image_file(tmp_path / name)
+            assert image.rgb.ndim == 3 and image.rgb.shape[2] == 3, name
+        else:
+            with pytest.raises(ImageReadError, match=expected) as err:
+                read_image_file(tmp_path / name)
+            assert name in str(err.value)
+    with pytest.raises(ImageReadError, match="does not exist"):
+        read_image_file(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="is a directory"):
+        read_image_file(tmp_path)
+
+
+def test_matrix_through_the_cli(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    cases = _matrix(src)
+    before = _hashes(src)
+    code = cli([str(src), str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"),
+                "--model", str(tiny_checkpoint)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    bad = [n for n, e in cases.items() if e != "ok"]
+    for name in bad:
+        assert any(name in line and cases[name] in line for line in err.splitlines()), name
+    assert "nope.png: file does not exist" in err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(n for n, e in cases.items() if e == "ok")
+    assert f"{len(bad) + 1} failed" in err
+    assert _hashes(src) == before
+    with Image.open(tmp_path / "out" / "one.png") as im:
+        assert im.size == (1, 1)
+    with Image.open(tmp_path / "out" / "seven_by_five.png") as im:
+        assert im.size == (7, 5)
+
+
+def test_cli_folder_without_images(tmp_path, tiny_checkpoint, capsys):
+    (tmp_path / "empty_dir").mkdir()
+    assert cli([str(tmp_path / "empty_dir"), "-o", str(tmp_path / "o"), "--model",
+                str(tiny_checkpoint)]) == 1  # fmt: skip
+    assert "folder contains no images" in capsys.readouterr().err
+
+
+def test_bad_checkpoints_are_named_and_explained(tmp_path, tiny_checkpoint):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(tiny_checkpoint.read_bytes()[:500])
+    with pytest.raises(ValueError, match="corrupt.pt: not a readable checkpoint"):
+        load_checkpoint(corrupt)
+    other = load_checkpoint(tiny_checkpoint)
+    other["model_kwargs"] = {"scale": 4, "channels": 16, "blocks": 1}  # weights of another model
+    mismatched = tmp_path / "other.pt"
+    save_checkpoint(mismatched, other)
+    with pytest.raises(ValueError, match="other.pt: weights do not fit unshuffle"):
+        model_from_checkpoint(mismatched)
+    pickled = tmp_path / "code.pt"
+    torch.save({"format": 1, "model": {}, "payload": os.system}, pickled)  # code, not data
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(pickled)  # weights_only refuses to run pickled callables
+
+
+def test_huge_image_is_tiled_with_bounded_memory(tmp_path, tiny_checkpoint):
+    """An 8000×6000 photo through the CLI in a child process; its peak memory stays far below
+    what whole-image float inference would need."""
+    script = textwrap.dedent(f"""
+        import resource, sys
+        import numpy as np
+        from PIL import Image
+        x = (np.arange(8000) * 255 // 8000).astype(np.uint8)
+        y = (np.arange(6000) * 255 // 6000).astype(np.uint8)
+        img = np.empty((6000, 8000, 3), np.uint8)
+        img[..., 0], img[..., 1] = x[None], y[:, None]
+        img[..., 2] = x[None] // 2 + y[:, None] // 2
+        Image.fromarray(img).save("{tmp_path}/huge.png", compress_level=1)
+        del img
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        from pixel_utils.cli import main
+        code = main(["{tmp_path}/huge.png", "-o", "{tmp_path}/out", "--model", "{tiny_checkpoint}",
+                     "--tile", "1024", "--overlap", "128"])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(code, base, peak)
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    code, base, peak = map(int, done.stdout.split())
+    assert code == 0
+    with Image.open(tmp_path / "out" / "huge.png") as im:
+        assert im.size == (8000, 6000)
+    # The photo itself needs input, output and blend-weight buffers (0.6 + 0.6 + 0.2 GB as
+    # float32) and an 8-bit copy to write; the network adds only tile-sized tensors.
+    extra_gb = (peak - base) / 1e6
+    assert extra_gb < 2.5, f"peak memory rose by {extra_gb:.2f} GB"
+
+
+def test_tiled_inference_never_feeds_the_network_more_than_a_tile():
+    sizes = []
+
+    class Recording(torch.nn.Module):
+        stride = 4
+
+        def __init__(self):
+            super().__init__()
+            self.net = build_model("unshuffle", scale=4, channels=8, blocks=1)
+
+        def forward(self, x):
+            sizes.append(x.shape[-2] * x.shape[-1])
+            return self.net(x)
+
+    from pixel_utils.inference import sharpen_tiled
+
+    image = np.random.default_rng(0).random((1500, 2100, 3), dtype=np.float32)
+    out = sharpen_tiled(Recording().eval(), image, tile=256, overlap=64)
+    assert out.shape == image.shape and len(sizes) > 50
+    assert max(sizes) <= 256 * 256
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time, numpy as np, torch
+    from pixel_utils.datasets import PatchPairDataset
+    from pixel_utils.sources import dead_leaves
+    from pixel_utils import training
+    images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(2)]
+    mode = sys.argv[2]
+    if mode == "slow-save":  # the step-6 checkpoint write hangs after its temp file is written
+        real_save = torch.save
+        def slow_save(obj, f, *a, **k):
+            real_save(obj, f, *a, **k)
+            if obj.get("step") == 6:
+                print("saving", flush=True)
+                time.sleep(30)
+        training.torch.save = slow_save
+    def loss_fn(model, x, y, step):
+        print(f"step {step}", flush=True)
+        if mode == "slow-step" and step == 6:
+            time.sleep(30)
+        return torch.nn.functional.l1_loss(model(x), y), {}
+    cfg = training.TrainConfig(steps=10, warmup_steps=1, val_every=100, checkpoint_every=3)
+    training.train("unshuffle", {"scale": 2, "channels": 8, "blocks": 1},
+                   lambda r: PatchPairDataset(images, 16, 2, 10, seed=0), cfg, sys.argv[1],
+                   loss_fn=loss_fn)
+""")
+
+
+@pytest.mark.parametrize(
+    "mode, marker, last_good", [("slow-step", "step 6", 6), ("slow-save", "saving", 3)]
+)
+def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, mode, marker, last_good):
+    ckpt = tmp_path / "run.pt"
+    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(ckpt), mode],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    for line in child.stdout:
+        if marker in line or time.time() > deadline:
+            break
+    time.sleep(0.5)  # mid-step, or mid-write of the checkpoint's temp file
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    saved = load_checkpoint(ckpt)  # the file on disk is a complete, earlier checkpoint
+    assert saved["step"] == last_good and not saved["complete"]
+    from pixel_utils.datasets import PatchPairDataset
+    from pixel_utils.sources import dead_leaves
+    from pixel_utils.training import TrainConfig, train
+
+    images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(2)]
+    cfg = TrainConfig(steps=10, warmup_steps=1, val_every=100, checkpoint_every=3)
+
+    def l1(model, x, y, step):
+        return torch.nn.functional.l1_loss(model(x), y), {}
+
+    result = train("unshuffle", {"scale": 2, "channels": 8, "blocks": 1},
+                   lambda r: PatchPairDataset(images, 16, 2, 10, seed=0), cfg, ckpt,
+                   loss_fn=l1)  # fmt: skip
+    assert result.step == 10 and len(result.history["loss"]) == 10
+    assert load_checkpoint(ckpt)["complete"]
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
+    """The smoke pipeline (teacher, cache, both students, benchmark scores) twice from scratch."""
+    from pixel_utils import stages
+    from pixel_utils.benchmark import build_benchmark
+    from pixel_utils.evaluation import evaluate_models, summarise, summary_json
+    from pixel_utils.paths import benchmark_dir
+    from pixel_utils.profiles import resolve_profile
+
+    def run(root):
+        monkeypatch.setenv("PIXEL_ROOT", str(root))
+        p = resolve_profile("smoke", teacher_steps=6, student_steps=6, cache_batches=2)
+        models = stages.trained_models(p)
+        build_benchmark(benchmark_dir(p.name), p.benchmark_crop, p.seed, 1)
+        scores = summarise(evaluate_models({"blurred": None, **models}, benchmark_dir(p.name)))
+        return json.dumps(summary_json(scores), sort_keys=True)
+
+    assert run(tmp_path / "a") == run(tmp_path / "b")
