@@ -39,9 +39,9 @@ class Profile:
     val_every: int = 100
     time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility
     # --- distillation (notebook 03) ---
-    student_steps: int = 3000
+    student_steps: int = 6000
     student_lr: float = 3e-3
-    cache_batches: int = 250  # teacher outputs are computed once for this many batches
+    cache_batches: int = 400  # teacher outputs are computed once for this many batches
     distill_weights: dict = field(
         default_factory=lambda: {"ground_truth": 1.0, "response": 1.0, "feature": 0.1,
                                  "frequency": 0.0}
