@@ -9,6 +9,7 @@ cell and the error named, and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -60,23 +61,45 @@ def _export_html(executed: Path, html_dir: Path) -> None:
     print(f"  html: {export_html(executed, html_dir)}", flush=True)
 
 
+def _fingerprint(path: Path, parameters: dict) -> str:
+    payload = path.read_bytes() + json.dumps(parameters, sort_keys=True).encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
 def run_report(
     profile: str = DEFAULT_PROFILE,
     only: list[str] | None = None,
     timeout: int = 3600,
     parameters: dict | None = None,
+    resume: bool = False,
 ) -> dict[str, float]:
+    """Run the notebooks in order. With ``resume``, notebooks that already completed with the
+    same source and parameters (recorded in ``completed.json``) are skipped up to the first one
+    that did not, e.g. after a failure or an interruption."""
     out_dir = ensure_dir(reports_dir(profile))
+    parameters = parameters or {}
     notebooks = numbered_notebooks()
     if only:
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
     if not notebooks:
         raise NotebookFailed(f"no notebooks to run in {notebooks_dir()}")
+    record_path = out_dir / "completed.json"
+    completed = json.loads(record_path.read_text()) if record_path.exists() else {}
     timings: dict[str, float] = {}
+    skipping = resume
     for path in notebooks:
+        fingerprint = _fingerprint(path, {"profile": profile, **parameters})
+        if skipping and completed.get(path.name) == fingerprint:
+            print(f"[{profile}] {path.name}: already complete, skipped (--resume)", flush=True)
+            continue
+        skipping = False
+        completed.pop(path.name, None)
+        record_path.write_text(json.dumps(completed, indent=1))
         print(f"[{profile}] running {path.name} ...", flush=True)
-        seconds = run_notebook(path, profile, out_dir, timeout, parameters or {})
+        seconds = run_notebook(path, profile, out_dir, timeout, parameters)
         timings[path.stem] = round(seconds, 1)
+        completed[path.name] = fingerprint
+        record_path.write_text(json.dumps(completed, indent=1))
         print(f"[{profile}] {path.name}: {seconds:.1f} s", flush=True)
         _export_html(out_dir / path.name, out_dir / "html")
     timings["total"] = round(sum(timings.values()), 1)
@@ -90,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip notebooks that already completed unchanged")  # fmt: skip
     parser.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
         help="papermill parameter override (value parsed as JSON when possible)",
@@ -102,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError:
             params[name] = value
     try:
-        run_report(args.profile, args.only, args.timeout, params)
+        run_report(args.profile, args.only, args.timeout, params, args.resume)
     except NotebookFailed as err:
         print(f"report failed: {err}", file=sys.stderr)
         return 1

@@ -39,3 +39,21 @@ def test_runner_executes_in_order_and_names_the_failing_cell(tmp_path, monkeypat
     assert set(timings) == {"01_ok", "total"}
     saved = json.loads((tmp_path / "reports" / "smoke" / "timings.json").read_text())
     assert saved == timings
+
+
+def test_resume_skips_completed_notebooks_and_restarts_at_the_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_a.ipynb", "open('a.txt', 'a').write('x')")
+    _notebook(
+        nbs / "02_b.ipynb", "import os\nif not os.path.exists('fixed'): raise ValueError('x')"
+    )
+    _notebook(nbs / "03_c.ipynb", "open('c.txt', 'a').write('x')")
+    with pytest.raises(report.NotebookFailed, match="02_b"):
+        report.run_report("smoke", timeout=120)
+    (nbs / "fixed").write_text("")
+    timings = report.run_report("smoke", timeout=120, resume=True)
+    assert set(timings) == {"02_b", "03_c", "total"}  # 01 was complete: skipped
+    assert (nbs / "a.txt").read_text() == "x" and (nbs / "c.txt").read_text() == "x"
+    assert set(report.run_report("smoke", timeout=120, resume=True)) == {"total"}

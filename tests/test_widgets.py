@@ -1,5 +1,6 @@
 """The comparison panel, driven headlessly the way the browser drives it: by setting values."""
 
+import datetime
 import io
 
 import numpy as np
@@ -59,7 +60,8 @@ def test_real_blur_photo_has_no_ground_truth(panel):
 def _upload(name: str, content: bytes) -> dict:
     """A FileUpload value entry, as the browser sends it."""
     return {"name": name, "type": "image/png", "size": len(content),
-            "content": memoryview(content), "last_modified": 0}  # fmt: skip
+            "content": memoryview(content),
+            "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)}  # fmt: skip
 
 
 def test_upload_good_and_bad_files(panel):
