@@ -59,6 +59,8 @@ def output_path(src: Path, out_dir: Path, roots: list[Path]) -> Path:
 def sharpen_files(args) -> int:
     device = pick_device(args.device)
     model = load_pretrained(args.model, device=device)
+    if args.model.endswith(".onnx") and device.type != "cpu":
+        print("note: ONNX models run on the CPU through onnxruntime", file=sys.stderr)
     files, problems = expand_inputs(args.inputs)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -120,7 +122,9 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--model", default="student", help="student (default), teacher or a .pt path")
+    p.add_argument(
+        "--model", default="student", help="student (default), teacher, a .pt or an .onnx file"
+    )
     p.add_argument("--tile", type=int, default=1024, help="tile size for large images (0: off)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

@@ -43,3 +43,32 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxModel(torch.nn.Module):
+    """An exported model run by onnxruntime, usable wherever a PyTorch model is (CPU)."""
+
+    stride = 8  # a multiple of every model's stride, so tiles stay on the model's grid
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        super().__init__()
+        self.session = onnx_session(path, threads)
+        self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"image": x.detach().cpu().numpy().astype(np.float32)})[0]
+        return torch.from_numpy(out)
+
+
+def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
+                 min_run_time: float = 1.0) -> float:  # fmt: skip
+    """Median seconds per onnxruntime forward pass of one ``1×3×height×width`` image."""
+    from torch.utils import benchmark
+
+    session = onnx_session(path, threads or torch.get_num_threads())
+    feed = {"image": np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)}
+    session.run(None, feed)  # warm-up
+    timer = benchmark.Timer(
+        stmt="session.run(None, feed)", globals={"session": session, "feed": feed}
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time).median

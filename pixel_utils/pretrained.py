@@ -48,6 +48,14 @@ def resolve_weights(name_or_path: str) -> Path:
 
 
 def load_pretrained(name_or_path: str = "student", device=None) -> torch.nn.Module:
+    """A model by name (``student``/``teacher``), checkpoint path, or exported ``.onnx`` file
+    (run by onnxruntime on the CPU)."""
+    if str(name_or_path).endswith(".onnx"):
+        from .onnx_export import OnnxModel
+
+        if not Path(name_or_path).exists():
+            raise FileNotFoundError(f"{name_or_path}: no such ONNX file")
+        return OnnxModel(name_or_path)
     return model_from_checkpoint(resolve_weights(name_or_path), device=device)
 
 

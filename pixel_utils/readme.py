@@ -23,7 +23,7 @@ CLASSICAL_NAMES = {"unsharp": "unsharp mask", "wiener": "Wiener (true PSF)",
 def slim(results: dict) -> dict:
     """What the README needs, small enough to commit."""
     keep = ("profile", "seed", "provenance", "headline_case", "headline", "speed",
-            "classical_ms", "teacher_to_student_speedup")  # fmt: skip
+            "classical_ms", "onnxruntime_ms", "teacher_to_student_speedup")  # fmt: skip
     out = {k: results[k] for k in keep if k in results}
     distill = results.get("distillation") or {}
     out["distillation"] = {k: distill.get(k) for k in
@@ -77,6 +77,10 @@ def results_markdown(r: dict) -> str:
             f"student trained without the teacher; it runs "
             f"{r['teacher_to_student_speedup']:.0f}× faster than the teacher."
         )
+    onnx = r.get("onnxruntime_ms", {}).get("student")
+    if onnx:
+        rates = ", ".join(f"{1e3 / ms:.1f} fps at {res}" for res, ms in onnx.items())
+        notes.append(f"The student exported to ONNX runs at {rates} in onnxruntime.")
     return "\n".join(lines + notes)
 
 

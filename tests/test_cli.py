@@ -108,3 +108,17 @@ def test_onnx_export_matches_pytorch(tmp_path, checkpoint, capsys):
     out = capsys.readouterr().out
     diff = float(out.rsplit("difference", 1)[1])
     assert diff <= 1e-4
+
+
+def test_cli_runs_an_exported_onnx_model_like_pytorch(tmp_path, checkpoint):
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", "--onnx", str(onnx_file), "--model", checkpoint]) == 0
+    rng = np.random.default_rng(2)
+    Image.fromarray((rng.random((70, 90, 3)) * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    assert main([str(tmp_path / "p.png"), "-o", str(tmp_path / "a"), "--model", checkpoint]) == 0
+    assert (
+        main([str(tmp_path / "p.png"), "-o", str(tmp_path / "b"), "--model", str(onnx_file)]) == 0
+    )
+    a = np.asarray(Image.open(tmp_path / "a" / "p.png"), np.int16)
+    b = np.asarray(Image.open(tmp_path / "b" / "p.png"), np.int16)
+    assert np.abs(a - b).max() <= 1
