@@ -5,15 +5,15 @@
 * Latency is the median of ``torch.utils.benchmark.Timer.blocked_autorange`` under
   ``torch.no_grad`` in fp32, with the thread count stated (``torch.get_num_threads()`` unless
   given); CUDA timings synchronise (the Timer does).
-* Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on Linux CPUs the rise of the
-  process's resident-set high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``)
-  during one forward pass; otherwise ``None``.
+* Peak memory: the largest total of tensors alive during one forward pass (CUDA:
+  ``torch.cuda.max_memory_allocated``; CPU: ``torch.profiler`` memory events).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,18 +56,30 @@ def measure_latency(
         return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def _vm_kib(field: str) -> int | None:
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The profiler's C++ backend prints start/stop notes (and, without a GPU, a device-count
+    "ERROR") straight to file descriptor 2; keep them out of notebook outputs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def peak_memory_mib(model: torch.nn.Module, height: int, width: int) -> float | None:
-    """Peak extra memory of one forward pass; also serves as the warm-up before timing."""
+    """Peak memory of the tensors alive during one forward pass, beyond the model's weights.
+
+    On CUDA from ``torch.cuda.max_memory_allocated``; on the CPU from the allocation and free
+    events of ``torch.profiler`` (``profile_memory=True``), summed in time order. Also serves
+    as the warm-up run before timing.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
     device = next(model.parameters()).device
     x = torch.rand(1, 3, height, width, device=device)
     if device.type == "cuda":
@@ -76,15 +88,18 @@ def peak_memory_mib(model: torch.nn.Module, height: int, width: int) -> float | 
         with torch.no_grad():
             model(x)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
-        base = _vm_kib("VmRSS")
-        with torch.no_grad():
-            model(x)
-        peak = _vm_kib("VmHWM")
-        if base is not None and peak is not None:
-            return max(peak - base, 0) / 1024
-    return None
+    activities = [ProfilerActivity.CPU]
+    with (
+        _native_stderr_silenced(),
+        torch.no_grad(),
+        profile(activities=activities, profile_memory=True) as prof,
+    ):
+        model(x)
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
 
 
 @dataclass
