@@ -9,7 +9,8 @@
   ``gaussian_weights=True``, truncated at 3.5σ, giving the 11-pixel window), K1 = 0.01,
   K2 = 0.03, population covariances, data range 1.0, computed per channel and averaged. The
   SSIM map is averaged after cropping ``(win_size - 1) // 2 = 5`` pixels from each border,
-  where the window would overhang the image (scikit-image's convention).
+  where the window would overhang the image (scikit-image's convention). Images smaller
+  than the window on either side have no SSIM: the function returns NaN.
 
 Both delegate to ``skimage.metrics`` so they agree with the reference implementation.
 """
@@ -36,8 +37,13 @@ def psnr(image, reference) -> float:
     return float(peak_signal_noise_ratio(b, a, data_range=1.0))
 
 
+SSIM_WINDOW = 11
+
+
 def ssim(image, reference) -> float:
     a, b = _pair(image, reference)
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        return float("nan")
     return float(
         structural_similarity(
             b,

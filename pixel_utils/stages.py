@@ -148,3 +148,21 @@ def trained_models(profile: Profile) -> dict[str, nn.Module]:
         "distilled": train_student(profile, setup, distill=True).model,
         "scratch": train_student(profile, setup, distill=False).model,
     }
+
+
+def display_models(profile: Profile) -> dict[str, nn.Module]:
+    """Teacher and distilled student for looking at results (notebook 05).
+
+    The profile's own checkpoints when they exist; for the default profile without them, the
+    weights shipped in the package (so a fresh clone can open notebook 05 without training);
+    otherwise they are trained.
+    """
+    from .pretrained import WEIGHTS_DIR, load_pretrained
+
+    ckpts = checkpoints_dir(profile.name)
+    have_own = (ckpts / "teacher.pt").exists() and (ckpts / "student_distilled.pt").exists()
+    if profile.name == "default" and not have_own and (WEIGHTS_DIR / "manifest.json").exists():
+        print(f"no checkpoints in {ckpts}: using the weights shipped in {WEIGHTS_DIR}")
+        return {"teacher": load_pretrained("teacher"), "student": load_pretrained("student")}
+    models = trained_models(profile)
+    return {"teacher": models["teacher"], "student": models["distilled"]}

@@ -84,3 +84,16 @@ def test_swipe_composition_and_static_swipe():
     widget = static_swipe(left, right, frames=3)
     slider, stack = widget.children
     assert len(stack.children) == 3 and stack.selected_index == slider.value == 1
+
+
+def test_upload_matrix_of_odd_files(panel, tmp_path):
+    from tests.test_robustness import _matrix
+
+    panel, _ = panel
+    for name, expected in _matrix(tmp_path).items():
+        panel.upload.value = (_upload(name, (tmp_path / name).read_bytes()),)
+        if expected == "ok":
+            assert panel.error.value == "", name
+            assert panel.image_choice.value == UPLOAD and panel.state.degraded.ndim == 3, name
+        else:
+            assert name in panel.error.value, name
