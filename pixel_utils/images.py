@@ -38,18 +38,8 @@ def _check_file(path: Path) -> None:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read ``path`` as an HWC float32 RGB array in ``[0, 1]``."""
-    path = Path(path)
-    _check_file(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return pil_to_array(im)
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated / corrupt data
-        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+    """Read ``path`` as an HWC float32 RGB array in ``[0, 1]`` (see :func:`read_image_file`)."""
+    return read_image_file(path).rgb
 
 
 def pil_to_array(im: Image.Image) -> np.ndarray:
@@ -137,9 +127,11 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG written by :func:`write_png` (8- or 16-bit) as HWC float32 RGB."""
     import png
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    planes = info["planes"]
-    arr = np.vstack([np.asarray(row, np.uint32) for row in rows]).reshape(height, width, planes)
+    with open(path, "rb") as f:
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        planes = info["planes"]
+        arr = np.vstack([np.asarray(row, np.uint32) for row in rows])
+    arr = arr.reshape(height, width, planes)
     arr = arr.astype(np.float32) / float(2 ** info["bitdepth"] - 1)
     return to_rgb_float(arr)
 
@@ -186,11 +178,13 @@ def _read_png16(path: Path) -> ImageFile | None:
     import png
 
     try:
-        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-        if info["bitdepth"] != 16:
-            return None
-        planes = info["planes"]
-        arr = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(height, width, planes)
+        with open(path, "rb") as f:  # pypng leaves a file it opened itself unclosed
+            width, height, rows, info = png.Reader(file=f).asDirect()
+            if info["bitdepth"] != 16:
+                return None
+            planes = info["planes"]
+            arr = np.vstack([np.asarray(r, np.uint16) for r in rows])
+        arr = arr.reshape(height, width, planes)
     except png.Error as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
     arr = arr.astype(np.float32) / 65535.0
