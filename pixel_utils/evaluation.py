@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -17,22 +16,30 @@ from .metrics import psnr, ssim
 
 
 def evaluate_models(
-    methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike
-) -> pd.DataFrame:
+    methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
+    reference: str | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """PSNR/SSIM of every method on every benchmark image (``None``: the degraded input).
 
     Returns a long table with columns ``method, case, photo, psnr, ssim``. Each image is read
-    once and passed through every method.
+    once and passed through every method once. With ``reference`` (a method name, e.g. the
+    teacher) each output is also scored against that method's output, in columns
+    ``psnr_vs_ref, ssim_vs_ref``: how faithfully a student imitates its teacher.
     """
     rows = []
     items = list(iter_benchmark(bench_dir))
     for item in tqdm(items, desc="benchmark", leave=False):
-        for label, model in methods.items():
-            out = item.blurred if model is None else sharpen(model, item.blurred)
-            rows.append(
-                {"method": label, "case": item.case, "photo": item.photo,
-                 "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}
-            )  # fmt: skip
+        outputs = {
+            label: item.blurred if model is None else sharpen(model, item.blurred)
+            for label, model in methods.items()
+        }
+        for label, out in outputs.items():
+            row = {"method": label, "case": item.case, "photo": item.photo,
+                   "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}  # fmt: skip
+            if reference is not None:
+                row["psnr_vs_ref"] = psnr(out, outputs[reference])
+                row["ssim_vs_ref"] = ssim(out, outputs[reference])
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -75,18 +82,10 @@ def summary_json(summary: pd.DataFrame) -> dict:
     return out
 
 
-def fidelity(
-    student: torch.nn.Module, teacher: torch.nn.Module, bench_dir: str | os.PathLike,
-    case: str = HEADLINE_CASE,
-) -> dict:  # fmt: skip
-    """How closely the student imitates the teacher: mean PSNR/SSIM of the student's output
-    measured against the teacher's output (not the ground truth) on ``case``."""
-    scores = []
-    for item in iter_benchmark(bench_dir, case):
-        target = sharpen(teacher, item.blurred)
-        out = sharpen(student, item.blurred)
-        scores.append((psnr(out, target), ssim(out, target)))
-    return {
-        "psnr": float(np.mean([s[0] for s in scores])),
-        "ssim": float(np.mean([s[1] for s in scores])),
-    }
+def fidelity(scores: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
+    """``{method: {"psnr", "ssim"}}`` of each output measured against the reference method's
+    output (not the ground truth) on ``case``, from ``evaluate_models(..., reference=...)``."""
+    rows = scores[scores["case"] == case]
+    means = rows.groupby("method", sort=False)[["psnr_vs_ref", "ssim_vs_ref"]].mean()
+    return {m: {"psnr": float(r["psnr_vs_ref"]), "ssim": float(r["ssim_vs_ref"])}
+            for m, r in means.iterrows()}  # fmt: skip

@@ -36,3 +36,29 @@ def test_benchmark_is_reused_when_settings_match(tmp_path):
     mtime = marker.stat().st_mtime_ns
     build_benchmark(tmp_path, crop=32, seed=0, max_photos=1)
     assert marker.stat().st_mtime_ns == mtime
+
+
+def test_evaluation_scores_against_a_reference_method_in_one_pass(tmp_path):
+    import math
+
+    import torch
+
+    from pixel_utils.evaluation import evaluate_models, fidelity
+
+    class Brighter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return (x + 0.01).clamp(0, 1)
+
+    build_benchmark(tmp_path, crop=32, seed=0, max_photos=1)
+    model = Brighter()
+    scores = evaluate_models({"blurred": None, "brighter": model}, tmp_path, reference="blurred")
+    assert model.calls == len(BENCHMARK_CASES)  # once per image, not again for the reference
+    fid = fidelity(scores)
+    assert math.isinf(fid["blurred"]["psnr"])
+    assert 35 < fid["brighter"]["psnr"] < 45  # a 0.01 shift ≈ 40 dB against the reference
