@@ -100,3 +100,15 @@ def evaluate(bench_dir, val_crop: int, seed: int = 0, methods=tuple(BASELINES)):
                  "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}
             )  # fmt: skip
     return pd.DataFrame(rows), chosen
+
+
+def time_all(params: dict, psf: np.ndarray, size: tuple[int, int], min_run_time: float = 0.2):
+    """Milliseconds per image of every baseline on a random ``size`` (H, W) colour frame,
+    with the hyper-parameters ``params`` (``{method: params}``) chosen for one case."""
+    from .profiling import time_function
+
+    frame = np.random.default_rng(0).random((*size, 3)).astype(np.float32)
+    return {
+        m: 1e3 * time_function(lambda im, m=m: run(m, im, psf, params[m]), frame, min_run_time)
+        for m in BASELINES
+    }

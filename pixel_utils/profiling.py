@@ -206,3 +206,44 @@ def provenance() -> dict:
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
+
+
+@dataclass
+class SpeedReport:
+    costs: list[ModelCost]  # CPU rows first, then GPU rows when CUDA is present
+    onnx_ms: dict[str, dict[str, float]]  # model → resolution → onnxruntime latency
+    onnx_max_diff: dict[str, float]  # model → max abs difference ONNX vs PyTorch
+
+    def table(self):
+        """:func:`cost_table` with onnxruntime latency and fps columns added."""
+        table = cost_table(self.costs)
+        for name, per_res in self.onnx_ms.items():
+            for res, ms in per_res.items():
+                table.loc[name, f"onnxruntime ms {res}"] = ms
+                table.loc[name, f"onnxruntime fps {res}"] = 1e3 / ms
+        return table
+
+
+def measure_speed(
+    models: dict[str, torch.nn.Module], resolutions: dict[str, tuple[int, int]],
+    min_run_time: float = 1.0, onnx_dir: Path | None = None,
+) -> SpeedReport:  # fmt: skip
+    """Cost of each model on the CPU, on CUDA when present, and (with ``onnx_dir``) exported
+    to ONNX and timed in onnxruntime with the same thread count."""
+    costs = [model_cost(m, name, resolutions=resolutions, min_run_time=min_run_time)
+             for name, m in models.items()]  # fmt: skip
+    if torch.cuda.is_available():
+        for name, model in models.items():
+            gpu = model.to("cuda")
+            costs.append(model_cost(gpu, f"{name} (GPU)", resolutions=resolutions,
+                                    min_run_time=min_run_time))  # fmt: skip
+            model.to("cpu")
+    onnx_ms, onnx_diff = {}, {}
+    if onnx_dir is not None:
+        from .onnx_export import export_onnx, onnx_latency
+
+        for name, model in models.items():
+            path, onnx_diff[name] = export_onnx(model, Path(onnx_dir) / f"{name}.onnx")
+            onnx_ms[name] = {res: 1e3 * onnx_latency(path, *hw, min_run_time=min_run_time)
+                             for res, hw in resolutions.items()}  # fmt: skip
+    return SpeedReport(costs, onnx_ms, onnx_diff)
