@@ -5,7 +5,13 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup report test unit notebooks lint format clean-reports
+# Optional: a folder of your own sharp photos, trained on next to the bundled ones.
+PHOTOS ?=
+# `make weights`: the photo folders the pretrained teacher trains on (the shipped weights used
+# the wallpaper photos that `make wallpapers` links; see pixel_utils/weights/manifest.json).
+WEIGHTS_PHOTOS ?=
+
+.PHONY: setup report weights wallpapers test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -18,8 +24,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 report: setup
-	$(PY) -m pixel_utils.report --profile $(PROFILE)
+	$(PY) -m pixel_utils.report --profile $(PROFILE) $(if $(PHOTOS),-p photo_folder $(PHOTOS))
 	@if [ "$(PROFILE)" = default ]; then $(PY) -m pixel_utils.readme; fi
+
+# Hours on a 2-core CPU (minutes on a GPU); resumable: run it again after an interruption.
+weights: setup
+	$(PY) -m pixel_utils.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
+
+# Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
+# (apt-get install mate-backgrounds plasma-workspace-wallpapers).
+wallpapers: setup
+	$(PY) -c "from pixel_utils.sources import link_wallpapers; print(link_wallpapers('data/photos/wallpapers'))"
 
 test: lint unit notebooks
 

@@ -5,7 +5,9 @@
 * **Wiener deconvolution** and **Richardson–Lucy** are given the *true* PSF (an advantage no
   network here has: they are non-blind). Both work through the FFT, which treats the image as
   periodic; left alone, the jump between opposite borders rings across the image. We therefore
-  reflect-pad by three PSF widths, deconvolve, and crop back.
+  reflect-pad by three PSF widths, deconvolve, and crop back. (The benchmark blurs whole
+  photos and then crops, so the padding is a guess at the unseen surroundings, as it would be
+  for a real photo, not a copy of the benchmark's own border model.)
 
 Their hyper-parameters (unsharp amount, Wiener balance, Richardson–Lucy iterations) are tuned
 per degradation case on the *validation* photos (:func:`tune`), never on the test photos.
@@ -76,20 +78,20 @@ def evaluate(bench_dir, val_crop: int, seed: int = 0, methods=tuple(BASELINES)):
     from tqdm.auto import tqdm
 
     from .benchmark import BENCHMARK_CASES, iter_benchmark
-    from .degradations import degrade
-    from .images import center_crop
+    from .degradations import crop_like, degrade
     from .metrics import ssim
     from .seeding import child_rng
     from .sources import load_photos
 
-    val_photos = [center_crop(p, val_crop) for p in load_photos("val").values()]
+    val_photos = list(load_photos("val").values())
     chosen: dict[str, dict] = {}
     for c, case in enumerate(BENCHMARK_CASES):
         psf = case.spec.kernel()
         pairs = [
-            (degrade(sharp, case.spec, child_rng(seed, 99, c, i))[0], sharp, psf)
-            for i, sharp in enumerate(val_photos)
-        ]
+            (degrade(photo, case.spec, child_rng(seed, 99, c, i), crop=val_crop)[0],
+             crop_like(photo, val_crop), psf)
+            for i, photo in enumerate(val_photos)
+        ]  # fmt: skip
         chosen[case.name] = {m: tune(m, pairs) for m in methods}
     rows = []
     for item in tqdm(list(iter_benchmark(bench_dir)), desc="classical baselines", leave=False):

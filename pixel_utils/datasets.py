@@ -37,14 +37,47 @@ def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_patches(
-    images: list[np.ndarray], size: int, count: int, rng: np.random.Generator
-) -> torch.Tensor:
-    """``count`` random, randomly flipped/rotated ``size``² crops as an NCHW float tensor."""
+    images: list[np.ndarray], size: int, count: int, rng: np.random.Generator,
+    leaves: list[np.ndarray] | None = None, leaves_fraction: float = 0.0,
+) -> torch.Tensor:  # fmt: skip
+    """``count`` random, randomly flipped/rotated ``size``² crops as an NCHW float tensor.
+
+    Each crop comes from ``leaves`` with probability ``leaves_fraction``, else from ``images``.
+    """
     patches = []
     for _ in range(count):
-        image = images[int(rng.integers(len(images)))]
+        pool = leaves if leaves and (not images or rng.random() < leaves_fraction) else images
+        image = pool[int(rng.integers(len(pool)))]
         patches.append(augment(random_crop(image, size, rng), rng))
     return torch.from_numpy(np.ascontiguousarray(np.stack(patches))).permute(0, 3, 1, 2)
+
+
+class DeadLeavesStream:
+    """An endless supply of fresh dead-leaves images: batch ``i`` draws from a pool of ``pool``
+    images that is renewed every ``refresh`` batches, so a long run sees thousands of distinct
+    images and none of them is stored. Pool ``b`` depends only on ``(seed, b)``: a resumed
+    run regenerates exactly the pool it was using."""
+
+    def __init__(self, size: int, pool: int, refresh: int, seed: int, palette=None):
+        self.size, self.pool, self.refresh, self.seed = size, pool, refresh, seed
+        self.palette = palette
+        self._block, self._images = None, []
+
+    def images_for(self, index: int) -> list[np.ndarray]:
+        from .sources import random_dead_leaves
+
+        block = index // self.refresh
+        if block != self._block:
+            self._images = [
+                random_dead_leaves(child_rng(self.seed, 7919, block, j), self.size, self.palette)
+                for j in range(self.pool)
+            ]
+            self._block = block
+        return self._images
+
+    def key(self) -> dict:
+        return {"size": self.size, "pool": self.pool, "refresh": self.refresh,
+                "palette": self.palette is not None}  # fmt: skip
 
 
 class PatchPairDataset(torch.utils.data.Dataset):
@@ -62,8 +95,10 @@ class PatchPairDataset(torch.utils.data.Dataset):
         mix: DegradationMix | None = None,
         seed: int = 0,
         rank: int = 0,
+        leaves: DeadLeavesStream | None = None,
+        leaves_fraction: float = 0.5,
     ):
-        if not images:
+        if not images and leaves is None:
             raise ValueError("PatchPairDataset needs at least one sharp image")
         self.images = images
         self.patch_size = patch_size
@@ -72,6 +107,8 @@ class PatchPairDataset(torch.utils.data.Dataset):
         self.mix = mix or DegradationMix()
         self.seed = seed
         self.rank = rank
+        self.leaves = leaves
+        self.leaves_fraction = leaves_fraction
         self.margin = self.mix.max_kernel_radius()
 
     def __len__(self) -> int:
@@ -82,7 +119,8 @@ class PatchPairDataset(torch.utils.data.Dataset):
             raise IndexError(index)
         rng = child_rng(self.seed, index, self.rank)
         size = self.patch_size + 2 * self.margin
-        big = sample_patches(self.images, size, self.batch_size, rng)
+        leaves = self.leaves.images_for(index) if self.leaves is not None else None
+        big = sample_patches(self.images, size, self.batch_size, rng, leaves, self.leaves_fraction)
         specs = [self.mix.sample(rng) for _ in range(self.batch_size)]
         blurred = degrade_batch(big, specs, rng, crop=self.margin)
         m = self.margin
@@ -90,20 +128,33 @@ class PatchPairDataset(torch.utils.data.Dataset):
         return blurred.float().contiguous(), sharp.float().contiguous()
 
 
-def training_images(profile) -> list[np.ndarray]:
-    """The sharp training set of a profile: the training photos plus its dead-leaves images
-    (generated once under ``data/<profile>/dead_leaves`` by notebook 01, reused after)."""
-    from .paths import data_dir
-    from .sources import cached_dead_leaves, load_photos
+def training_photos(profile, extra_folders=()) -> list[np.ndarray]:
+    """The sharp training photos of a profile: the bundled training split, plus every image in
+    ``profile.photo_folder`` and in ``extra_folders`` (a user's DIV2K/BSD500/own photos).
+
+    Folder photos are shrunk so their short side is at most ``profile.photo_max_side``:
+    downscaling averages away JPEG blocking and sensor noise, so the targets are truly sharp.
+    """
+    from .images import downscale_to
+    from .sources import load_folder, load_photos
 
     photos = list(load_photos("train").values())
-    leaves = cached_dead_leaves(
-        data_dir(profile.name) / "dead_leaves",
-        profile.dead_leaves_count,
-        profile.dead_leaves_size,
-        profile.seed,
-    )
-    return photos + leaves
+    folders = [f for f in (profile.photo_folder, *extra_folders) if f]
+    for folder in folders:
+        for image in load_folder(folder, min_size=profile.patch_size).values():
+            photos.append(downscale_to(image, profile.photo_max_side))
+    return photos
+
+
+def leaves_stream(profile, photos: list[np.ndarray], seed: int) -> DeadLeavesStream:
+    """The profile's dead-leaves stream; its colours are drawn from the training photos."""
+    from .sources import colour_palette
+
+    palette = colour_palette(photos, 4096, child_rng(seed, 4099)) if photos else None
+    return DeadLeavesStream(
+        profile.dead_leaves_size, profile.dead_leaves_pool, profile.dead_leaves_refresh, seed,
+        palette,
+    )  # fmt: skip
 
 
 #: The fixed degradations of the validation set (training-time PSNR/SSIM).
@@ -111,6 +162,7 @@ VALIDATION_SPECS = (
     DegradationSpec("gaussian", {"sigma": 2.0}, 0.01),
     DegradationSpec("gaussian", {"sigma": 3.0}, 0.01),
     DegradationSpec("motion_linear", {"length": 11.0, "angle": 60.0}, 0.01),
+    DegradationSpec("camera_shake", {"size": 19.0, "seed": 1001}, 0.01),
     DegradationSpec("defocus", {"radius": 3.0}, 0.01),
 )
 
@@ -118,14 +170,13 @@ VALIDATION_SPECS = (
 def validation_set(crop: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(degraded, sharp)`` HWC pairs: each validation photo, centre-cropped to ``crop``,
     under each of :data:`VALIDATION_SPECS` (noise drawn from ``(seed, photo, spec)``)."""
-    from .degradations import degrade
-    from .images import center_crop
+    from .degradations import crop_like, degrade
     from .sources import load_photos
 
     pairs = []
-    for i, sharp in enumerate(load_photos("val").values()):
-        sharp = center_crop(sharp, crop)
+    for i, photo in enumerate(load_photos("val").values()):
+        sharp = crop_like(photo, crop)
         for j, spec in enumerate(VALIDATION_SPECS):
-            degraded, _ = degrade(sharp, spec, child_rng(seed, i, j))
+            degraded, _ = degrade(photo, spec, child_rng(seed, i, j), crop=crop)
             pairs.append((degraded, sharp))
     return pairs

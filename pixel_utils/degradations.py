@@ -101,6 +101,55 @@ def trajectory_motion_kernel(length: float, seed: int, inertia: float = 0.7) -> 
     return _splat(dense)
 
 
+def camera_shake_kernel(
+    size: float,
+    seed: int,
+    anxiety: float | None = None,
+    jerk_prob: float = 0.03,
+    speed_var: float = 0.6,
+) -> np.ndarray:
+    """Camera-shake PSF of extent about ``size`` pixels, shaped like measured hand-shake kernels.
+
+    Measured kernels (e.g. Levin et al., 2009: 13–27 px) are thin curved paths, often bending
+    back on themselves, and uneven in brightness because the hand slows down and speeds up
+    during the exposure. This follows Boracchi & Foi's (2012) model: a 2-D random walk whose
+    velocity is perturbed by Gaussian noise (``anxiety``), pulled back towards the start and
+    hit by occasional impulsive jerks (``jerk_prob``); the exposure then samples the path at a
+    randomly varying speed (``speed_var``), so slow stretches collect more light. ``anxiety``
+    ``None`` draws it from the seed. The path is
+    scaled so that its larger side spans ``size`` pixels and bilinearly splatted (thin
+    strokes). ``seed`` fixes everything.
+    """
+    if size < 1:
+        raise ValueError("camera-shake size must be at least 1 pixel")
+    rng = np.random.default_rng(seed)
+    if anxiety is None:  # how wobbly: from a gentle arc to a tangle, drawn per kernel
+        anxiety = float(rng.uniform(0.05, 0.35))
+    n = 96
+    angle = rng.uniform(0, 2 * math.pi)
+    velocity = np.array([math.cos(angle), math.sin(angle)])
+    position = np.zeros(2)
+    path = [position.copy()]
+    for _ in range(n):
+        dv = anxiety * rng.normal(size=2) - 0.02 * anxiety * position
+        if rng.random() < jerk_prob:
+            dv += 2.0 * anxiety * rng.normal(size=2) * np.abs(velocity).sum()
+        velocity = velocity + dv
+        velocity /= np.linalg.norm(velocity) + 1e-12
+        position = position + velocity
+        path.append(position.copy())
+    path = np.array(path)
+    # Exposure: equal time steps along the path at a smoothly varying speed.
+    knots = np.exp(speed_var * rng.normal(size=8))
+    speed = np.interp(np.linspace(0, 7, 4 * n), np.arange(8), knots)
+    arc = np.concatenate([[0.0], np.cumsum(speed)])
+    arc *= n / arc[-1]
+    dense = np.stack([np.interp(arc, np.arange(n + 1), path[:, i]) for i in (0, 1)], axis=1)
+    extent = np.ptp(dense, axis=0).max()
+    dense *= (size - 1) / max(extent, 1e-6)
+    return _splat(dense)
+
+
 def disk_kernel(radius: float) -> np.ndarray:
     """Defocus PSF: a uniform disk of ``radius`` pixels, anti-aliased by 8× supersampling."""
     if radius <= 0:
@@ -120,6 +169,7 @@ KERNELS = {
     "anisotropic": anisotropic_gaussian_kernel,
     "motion_linear": linear_motion_kernel,
     "motion_trajectory": trajectory_motion_kernel,
+    "camera_shake": camera_shake_kernel,
     "defocus": disk_kernel,
 }
 
@@ -129,6 +179,7 @@ BLUR_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "anisotropic": {"sigma_x": (0.5, 4.0), "sigma_y": (0.5, 4.0), "angle": (0.0, 180.0)},
     "motion_linear": {"length": (3.0, 21.0), "angle": (0.0, 180.0)},
     "motion_trajectory": {"length": (5.0, 21.0)},
+    "camera_shake": {"size": (5.0, 29.0)},
     "defocus": {"radius": (1.0, 5.0)},
 }
 
@@ -142,7 +193,7 @@ def make_kernel(kind: str, **params) -> np.ndarray:
 def sample_blur_params(kind: str, rng: np.random.Generator, ranges: dict | None = None) -> dict:
     ranges = ranges or BLUR_RANGES[kind]
     params = {name: float(rng.uniform(lo, hi)) for name, (lo, hi) in ranges.items()}
-    if kind == "motion_trajectory":
+    if kind in ("motion_trajectory", "camera_shake"):
         params["seed"] = int(rng.integers(2**31))
     return params
 
@@ -292,15 +343,44 @@ class DegradationSpec:
         return text
 
 
-def degrade(image, spec: DegradationSpec, rng: np.random.Generator):
-    """Apply ``spec`` to one image; returns the image and the list of records."""
-    out, blur_record = blur(image, spec.blur_kind, **spec.blur_params)
+def degrade(image, spec: DegradationSpec, rng: np.random.Generator, crop: int | None = None):
+    """Apply ``spec`` to one image; returns the image and the list of records.
+
+    With ``crop`` (numpy images only) the *whole photo* is blurred and then centre-cropped to
+    at most ``crop``² before noise and JPEG, as a camera would: the crop's borders hold real
+    blurred content from outside it, not a mirrored copy that a border-aware method could
+    exploit. (Only a margin of the PSF radius around the crop is blurred: the result is the
+    same and much faster.) Use :func:`crop_like` to cut the matching sharp image.
+    """
+    if crop is not None:
+        kernel = spec.kernel()
+        r = kernel.shape[0] // 2
+        h, w = image.shape[:2]
+        (top, left), (th, tw) = _centre_box(h, w, crop)
+        t0, l0 = max(top - r, 0), max(left - r, 0)
+        t1, l1 = min(top + th + r, h), min(left + tw + r, w)
+        blurred = convolve(image[t0:t1, l0:l1], kernel)
+        out = blurred[top - t0 : top - t0 + th, left - l0 : left - l0 + tw]
+        blur_record = Degradation(spec.blur_kind, dict(spec.blur_params), kernel)
+    else:
+        out, blur_record = blur(image, spec.blur_kind, **spec.blur_params)
     out, noise_record = add_noise(out, spec.noise_sigma, rng)
     records = [blur_record, noise_record]
     if spec.jpeg_quality is not None:
         out, jpeg_record = jpeg(out, spec.jpeg_quality)
         records.append(jpeg_record)
     return out, records
+
+
+def _centre_box(h: int, w: int, crop: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    th, tw = min(h, crop), min(w, crop)
+    return ((h - th) // 2, (w - tw) // 2), (th, tw)
+
+
+def crop_like(image: np.ndarray, crop: int) -> np.ndarray:
+    """The centre crop :func:`degrade` cuts with the same ``crop``."""
+    (top, left), (th, tw) = _centre_box(*image.shape[:2], crop)
+    return image[top : top + th, left : left + tw]
 
 
 def degrade_batch(
@@ -328,12 +408,14 @@ class DegradationMix:
     """How training pairs are degraded: blur kinds with weights, each with its ranges, then
     noise σ drawn uniformly from ``noise_sigma`` and JPEG with probability ``jpeg_prob``."""
 
+    # Motion gets a fair share: real photos are blurred by hand shake at least as often as by
+    # focus, and shake is the hardest case to learn.
     blur_weights: dict = field(
         default_factory=lambda: {
-            "gaussian": 0.35,
-            "anisotropic": 0.15,
-            "motion_linear": 0.15,
-            "motion_trajectory": 0.15,
+            "gaussian": 0.2,
+            "anisotropic": 0.1,
+            "motion_linear": 0.1,
+            "camera_shake": 0.4,
             "defocus": 0.2,
         }
     )
@@ -361,6 +443,10 @@ class DegradationMix:
             worst = {name: hi for name, (lo, hi) in ranges.items()}
             if kind == "motion_trajectory":
                 radius = max(radius, int(math.ceil(worst["length"])) + 1)
+                continue
+            if kind == "camera_shake":
+                # Centred on its centroid, an uneven path can reach its full extent to one side.
+                radius = max(radius, int(math.ceil(worst["size"])) + 1)
                 continue
             radius = max(radius, make_kernel(kind, **worst).shape[0] // 2)
         return radius

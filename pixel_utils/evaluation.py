@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .artefacts import atomic_write_json
 from .benchmark import HEADLINE_CASE, iter_benchmark
 from .inference import sharpen
 from .metrics import psnr, ssim
@@ -65,12 +65,7 @@ def headline(summary: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as indented JSON (numpy/pandas numbers converted), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, data)
 
 
 def summary_json(summary: pd.DataFrame) -> dict:

@@ -1,16 +1,19 @@
-"""Shipped weights: the default-profile teacher and distilled student, inside the package.
+"""Shipped weights, inside the package: the pretrained teacher and the distilled student.
 
-``python -m pixel_utils.pretrained --update`` copies the default profile's checkpoints (as
-produced by ``make report``) into ``pixel_utils/weights/`` as slim fp32 weight files with a
-``manifest.json`` (profile, seed, git commit, model config, benchmark metrics). The CLI and
-notebook 05 use them when no fresher checkpoint exists under ``data/default/checkpoints``.
+* ``teacher.pt`` is written by ``make weights`` (:mod:`pixel_utils.pretrain`): hours of
+  training, with its data sources, config, wall time, commit and scores in the manifest.
+* ``student.pt`` is the default report's distilled student (learnt from that teacher):
+  ``python -m pixel_utils.pretrained --update`` copies it from ``data/default/checkpoints``
+  after ``make report``, with its benchmark scores.
+
+The CLI and notebook 05 use them when no fresher student checkpoint exists under
+``data/default/checkpoints``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -20,7 +23,9 @@ from .paths import checkpoints_dir, reports_dir
 from .training import load_checkpoint, model_from_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-CHECKPOINT_NAMES = {"student": "student_distilled.pt", "teacher": "teacher.pt"}
+#: Name → the default report's checkpoint that may be fresher than the shipped file. The
+#: teacher has none: the report's own teacher is the smaller budget one, for teaching.
+CHECKPOINT_NAMES = {"student": "student_distilled.pt", "teacher": None}
 
 
 def shipped_path(name: str) -> Path:
@@ -35,8 +40,12 @@ def resolve_weights(name_or_path: str) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such checkpoint (or use 'student'/'teacher')")
         return path
-    local = checkpoints_dir("default") / CHECKPOINT_NAMES[name_or_path]
     shipped = shipped_path(name_or_path)
+    if CHECKPOINT_NAMES[name_or_path] is None:
+        if not shipped.exists():
+            raise FileNotFoundError(f"{shipped}: missing; run `make weights`")
+        return shipped
+    local = checkpoints_dir("default") / CHECKPOINT_NAMES[name_or_path]
     candidates = [p for p in (local, shipped) if p.exists()]
     if not candidates:
         raise FileNotFoundError(
@@ -78,38 +87,51 @@ def slim_checkpoint(path: Path) -> dict:
 
 
 def update_shipped(profile: str = "default") -> dict:
-    """Copy the profile's final checkpoints into the package and write the manifest."""
-    from .evaluation import write_json
+    """Copy the profile's distilled student into the package and update its manifest entry."""
     from .profiling import provenance
 
     results_path = reports_dir(profile) / "results.json"
     if not results_path.exists():
         raise FileNotFoundError(f"{results_path}: run the full report first (make report)")
     results = json.loads(results_path.read_text())
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    manifest = {"profile": profile, "seed": results["seed"], "provenance": provenance(),
-                "results_commit": results["provenance"]["git_commit"], "models": {}}  # fmt: skip
-    for name, file in CHECKPOINT_NAMES.items():
-        slim = slim_checkpoint(checkpoints_dir(profile) / file)
-        tmp = shipped_path(name).with_suffix(".tmp")
-        torch.save(slim, tmp)
-        os.replace(tmp, shipped_path(name))
-        method = "distilled" if name == "student" else "teacher"
-        manifest["models"][name] = {
-            "file": shipped_path(name).name,
-            "model_name": slim["model_name"],
-            "model_kwargs": slim["model_kwargs"],
-            "steps": slim["step"],
-            "benchmark": {"case": results["headline_case"], **results["headline"][method]},
-            "bytes": shipped_path(name).stat().st_size,
-        }
-    write_json(WEIGHTS_DIR / "manifest.json", manifest)
+    from .artefacts import atomic_torch_save
+
+    slim = slim_checkpoint(checkpoints_dir(profile) / CHECKPOINT_NAMES["student"])
+    path = atomic_torch_save(shipped_path("student"), slim)
+    entry = {
+        "file": path.name,
+        "made_by": f"make report PROFILE={profile} && python -m pixel_utils.pretrained --update",
+        "profile": profile,
+        "seed": results["seed"],
+        "distilled_from": "teacher.pt",
+        "model_name": slim["model_name"],
+        "model_kwargs": slim["model_kwargs"],
+        "steps": slim["step"],
+        "benchmark": {
+            case: {**row["distilled"], "gain_db": row["distilled"]["psnr"] - row["blurred"]["psnr"]}
+            for case, row in results["per_case"].items()
+        },
+        "results_commit": results["provenance"]["git_commit"],
+        "provenance": provenance(),
+        "bytes": path.stat().st_size,
+    }
+    return update_manifest("student", entry)
+
+
+def update_manifest(name: str, entry: dict, out_dir: Path | None = None) -> dict:
+    """Set ``models[name]`` of the weights manifest to ``entry``, keeping the other models."""
+    from .artefacts import atomic_write_json
+
+    path = Path(out_dir or WEIGHTS_DIR) / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    manifest.setdefault("models", {})[name] = entry
+    atomic_write_json(path, manifest)
     return manifest
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update", action="store_true", help="copy data/default checkpoints")
+    parser.add_argument("--update", action="store_true", help="ship the report's student")
     parser.add_argument("--profile", default="default")
     args = parser.parse_args(argv)
     if args.update:

@@ -21,8 +21,16 @@ class Profile:
     name: str
     seed: int = 0
     # --- data synthesis (notebook 01) ---
-    dead_leaves_count: int = 48  # procedural training images
-    dead_leaves_size: int = 256
+    # Dead leaves are generated on the fly: a pool of `dead_leaves_pool` fresh images renewed
+    # every `dead_leaves_refresh` batches, so no fixed set is ever reused for long.
+    dead_leaves_size: int = 192
+    dead_leaves_pool: int = 16
+    dead_leaves_refresh: int = 50
+    dead_leaves_fraction: float = 0.5  # share of training patches cut from dead leaves
+    # A folder of the user's own sharp photos (DIV2K, BSD500, ...), used by notebooks 01-04
+    # and by `make weights` next to the bundled training photos. None: bundled photos only.
+    photo_folder: str | None = None
+    photo_max_side: int = 720  # folder photos are shrunk to this short side (sharper pixels)
     benchmark_crop: int = 384  # test photos are centre-cropped to at most this side
     benchmark_max_photos: int | None = None  # None: every test photo
     patch_size: int = 64
@@ -30,7 +38,12 @@ class Profile:
     val_crop: int = 128  # validation photos are centre-cropped to this
     # --- models ---
     teacher: str = "nafnet"
-    teacher_kwargs: dict = field(default_factory=lambda: {"width": 24})
+    # The same network as the shipped teacher (pretrain_kwargs), so notebook 02 compares minutes
+    # of training with hours, not two architectures.
+    teacher_kwargs: dict = field(
+        default_factory=lambda: {"width": 24, "enc_blocks": (1, 1, 1, 2), "middle_blocks": 1,
+                                 "dec_blocks": (1, 1, 1, 1)}
+    )  # fmt: skip
     student: str = "unshuffle"
     student_kwargs: dict = field(default_factory=lambda: {"scale": 4, "channels": 16, "blocks": 2})
     # --- teacher training (notebook 02) ---
@@ -38,7 +51,20 @@ class Profile:
     teacher_lr: float = 2e-3
     val_every: int = 100
     time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility
+    # --- the shipped, pretrained teacher (`make weights`, hours; not part of the report) ---
+    pretrain_kwargs: dict = field(
+        default_factory=lambda: {"width": 24, "enc_blocks": (1, 1, 1, 2), "middle_blocks": 1,
+                                 "dec_blocks": (1, 1, 1, 1)}
+    )  # fmt: skip
+    pretrain_steps: int = 7000
+    pretrain_lr: float = 1.5e-3
+    pretrain_patch_size: int = 96  # large enough to hold a 29-px shake kernel with context
+    pretrain_batch_size: int = 8
+    pretrain_val_every: int = 250
     # --- distillation (notebook 03) ---
+    # "shipped": distil from the pretrained teacher in pixel_utils/weights (made by
+    # `make weights`); "budget": from the teacher notebook 02 trains within the report.
+    distill_teacher: str = "shipped"
     student_steps: int = 6000
     student_lr: float = 3e-3
     cache_batches: int = 400  # teacher outputs are computed once for this many batches
@@ -57,8 +83,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        dead_leaves_count=4,
-        dead_leaves_size=96,
+        dead_leaves_size=64,
+        dead_leaves_pool=2,
+        dead_leaves_refresh=5,
         benchmark_crop=64,
         benchmark_max_photos=2,
         patch_size=32,
@@ -67,6 +94,16 @@ PROFILES: dict[str, Profile] = {
         teacher_kwargs={"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
         teacher_steps=20,
         val_every=10,
+        pretrain_kwargs={
+            "width": 8,
+            "enc_blocks": (1, 1),
+            "middle_blocks": 1,
+            "dec_blocks": (1, 1),
+        },
+        pretrain_steps=6,
+        pretrain_patch_size=32,
+        pretrain_batch_size=2,
+        pretrain_val_every=3,
         student_steps=20,
         cache_batches=5,
         timing_seconds=0.05,
@@ -75,8 +112,8 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(name="default"),
     "full": Profile(
         name="full",
-        dead_leaves_count=400,
-        dead_leaves_size=512,
+        dead_leaves_pool=32,
+        dead_leaves_size=256,
         benchmark_crop=512,
         patch_size=128,
         batch_size=32,

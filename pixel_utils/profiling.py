@@ -175,6 +175,32 @@ def time_function(fn, image, min_run_time: float = 0.2) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+#: What a report's numbers depend on: the package (profiles included), the notebooks and the
+#: shipped teacher the students are distilled from.
+PIPELINE_SOURCES = ("pixel_utils", "notebooks", "pixel_utils/weights/teacher.pt")
+
+
+def pipeline_sources_hash(root: Path | None = None) -> str:
+    """SHA-256 over the pipeline's sources (every ``.py`` under ``pixel_utils/``, every
+    notebook, the shipped teacher), by relative path and content: equal hashes mean a result
+    was produced by exactly these sources."""
+    import hashlib
+
+    from .paths import repo_root
+
+    root = Path(root or repo_root())
+    files = sorted(
+        [*root.glob("pixel_utils/**/*.py"), *root.glob("notebooks/*.ipynb"),
+         root / "pixel_utils" / "weights" / "teacher.pt"]
+    )  # fmt: skip
+    digest = hashlib.sha256()
+    for path in files:
+        if path.exists() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def provenance() -> dict:
     """What produced a set of numbers: versions, git commit, machine, threads, time."""
     import datetime
@@ -200,7 +226,9 @@ def provenance() -> dict:
                                          "scipy", "pillow", "papermill")},  # fmt: skip
         "python": platform.python_version(),
         "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Only the pipeline's own sources count: the figures a run writes do not make it dirty.
+        "git_dirty": bool(git("status", "--porcelain", "--", *PIPELINE_SOURCES)),
+        "pipeline_sha256": pipeline_sources_hash(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},

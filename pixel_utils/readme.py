@@ -22,7 +22,7 @@ CLASSICAL_NAMES = {"unsharp": "unsharp mask", "wiener": "Wiener (true PSF)",
 
 def slim(results: dict) -> dict:
     """What the README needs, small enough to commit."""
-    keep = ("profile", "seed", "provenance", "headline_case", "headline", "speed",
+    keep = ("profile", "seed", "provenance", "headline_case", "headline", "per_case", "speed",
             "classical_ms", "onnxruntime_ms", "teacher_to_student_speedup")  # fmt: skip
     out = {k: results[k] for k in keep if k in results}
     distill = results.get("distillation") or {}
@@ -41,7 +41,8 @@ def results_markdown(r: dict) -> str:
     rows = [
         ("degraded input", "blurred", None),
         (f"best classical: {CLASSICAL_NAMES[best]}", best, None),
-        ("teacher", "teacher", "teacher"),
+        ("shipped teacher (`make weights`)", "teacher", "teacher"),
+        ("budget teacher (trained in the report)", "budget_teacher", None),
         ("distilled student", "distilled", "student"),
         ("student trained from scratch", "scratch", "student"),
     ]
@@ -52,6 +53,8 @@ def results_markdown(r: dict) -> str:
         "|" + " --- |" * (6 + len(res)),
     ]
     for label, method, model in rows:
+        if method not in head:
+            continue
         h = head[method]
         cost = speed.get(model) if model else None
         params = f"{cost['parameters']:,}" if cost else "–"
@@ -59,6 +62,7 @@ def results_markdown(r: dict) -> str:
         fps = [f"{cost['fps'][x]:.1f}" if cost else "–" for x in res]
         lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {h['gain_db']:+.2f} | "
                      f"{params} | {macs} | " + " | ".join(fps) + " |")  # fmt: skip
+    lines += ["", *per_case_markdown(r)]
     p = r["provenance"]
     machine = p["machine"]
     d = r["distillation"]
@@ -67,8 +71,10 @@ def results_markdown(r: dict) -> str:
         f"Headline case `{r['headline_case']}` (Gaussian σ = 3 + noise 0.01) on the test photos, "
         f"profile `{r['profile']}`, seed {r['seed']}. Speed: fp32, {machine['torch_threads']} "
         f"CPU threads on {machine['processor'] or machine['platform']} "
-        f"({machine['cpu_count']} cores), torch {p['packages']['torch']}, commit "
-        f"`{(p['git_commit'] or 'unknown')[:10]}`.",
+        f"({machine['cpu_count']} cores), torch {p['packages']['torch']}. These numbers come from "
+        f"a `make report` run of commit `{(p['git_commit'] or 'unknown')[:10]}` with pipeline "
+        f"sources `{(p.get('pipeline_sha256') or 'unknown')[:12]}` (a test checks that they are "
+        "this checkout's).",
     ]
     if d.get("share_of_teacher_gain_kept") is not None:
         notes.append(
@@ -82,6 +88,32 @@ def results_markdown(r: dict) -> str:
         rates = ", ".join(f"{1e3 / ms:.1f} fps at {res}" for res, ms in onnx.items())
         notes.append(f"The student exported to ONNX runs at {rates} in onnxruntime.")
     return "\n".join(lines + notes)
+
+
+#: Methods of the per-case gain table, in column order.
+PER_CASE_METHODS = {
+    "wiener": "Wiener (true PSF)",
+    "teacher": "shipped teacher",
+    "budget_teacher": "budget teacher",
+    "distilled": "distilled student",
+}
+
+
+def per_case_markdown(r: dict) -> list[str]:
+    """Gain over the degraded input (dB) for every benchmark case and the main methods."""
+    per_case = r.get("per_case") or {}
+    if not per_case:
+        return []
+    methods = [m for m in PER_CASE_METHODS if m in next(iter(per_case.values()))]
+    lines = [
+        "| case | degraded (dB) | " + " | ".join(PER_CASE_METHODS[m] for m in methods) + " |",
+        "|" + " --- |" * (2 + len(methods)),
+    ]
+    for case, row in per_case.items():
+        base = row["blurred"]["psnr"]
+        gains = " | ".join(f"{row[m]['psnr'] - base:+.2f}" for m in methods)
+        lines.append(f"| `{case}` | {base:.2f} | {gains} |")
+    return ["Gain in PSNR over the degraded input, every benchmark case (test photos):", "", *lines]
 
 
 def update_readme(readme: Path, results: dict) -> str:

@@ -118,6 +118,15 @@ def split_table():
 # ----------------------------------------------------------------------------- dead leaves
 
 
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Zero-mean smooth random field: a ``cells``² Gaussian grid bilinearly upsampled."""
+    from scipy.ndimage import zoom
+
+    grid = rng.normal(size=(cells + 1, cells + 1))
+    field = zoom(grid, (shape[0] / (cells + 1), shape[1] / (cells + 1)), order=1)
+    return field[: shape[0], : shape[1]]
+
+
 def dead_leaves(
     rng: np.random.Generator,
     size: int = 256,
@@ -128,14 +137,17 @@ def dead_leaves(
     texture: float = 0.5,
     shading: float = 0.5,
     supersample: int = 2,
+    palette: np.ndarray | None = None,
 ) -> np.ndarray:
     """A dead-leaves image: opaque shapes dropped one over another until the canvas is covered.
 
-    Radii follow the scale-invariant law p(r) ∝ r^-alpha on [r_min, r_max]; shapes are discs
-    and rotated squares with random colours. With probability ``texture`` a shape carries a
-    sinusoidal texture, with probability ``shading`` a smooth linear brightness gradient.
-    Rendering at ``supersample``× and averaging down gives anti-aliased edges like a real
-    camera's. Returns HWC float32 RGB in [0, 1].
+    Radii follow the scale-invariant law p(r) ∝ r^-alpha on [r_min, r_max]; shapes are discs,
+    ellipses, rotated squares and triangles. Colours are uniform in RGB, or drawn from
+    ``palette`` (an N×3 array of colours, e.g. pixels of natural photos, so the colour
+    statistics are natural). With probability ``texture`` a shape carries a texture (a
+    sinusoid or a smooth noise field), with probability ``shading`` a smooth brightness
+    gradient. Rendering at ``supersample``× and averaging down gives anti-aliased edges like a
+    real camera's. Returns HWC float32 RGB in [0, 1].
     """
     r_max = r_max or size / 3
     ss = supersample
@@ -143,6 +155,12 @@ def dead_leaves(
     canvas = np.zeros((n, n, 3), np.float32)
     covered = np.zeros((n, n), bool)
     n_covered, target = 0, coverage * n * n
+
+    def colour() -> np.ndarray:
+        if palette is None:
+            return rng.random(3).astype(np.float32)
+        return palette[int(rng.integers(len(palette)))].astype(np.float32)
+
     # Inverse-CDF sampling of the truncated power law.
     a = 1 - alpha
     u_lo, u_hi = r_min**a, r_max**a
@@ -157,33 +175,74 @@ def dead_leaves(
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         dx, dy = xx - cx, yy - cy
-        if rng.random() < 0.5:
+        t = rng.uniform(0, math.pi)
+        u = math.cos(t) * dx + math.sin(t) * dy
+        v = -math.sin(t) * dx + math.cos(t) * dy
+        shape = rng.random()
+        if shape < 0.35:
             mask = dx**2 + dy**2 <= radius**2
-        else:
-            t = rng.uniform(0, math.pi / 2)
-            u = np.abs(math.cos(t) * dx + math.sin(t) * dy)
-            v = np.abs(-math.sin(t) * dx + math.cos(t) * dy)
-            mask = np.maximum(u, v) <= radius / math.sqrt(2)
+        elif shape < 0.6:
+            aspect = rng.uniform(0.3, 1.0)
+            mask = u**2 + (v / aspect) ** 2 <= radius**2
+        elif shape < 0.85:
+            mask = np.maximum(np.abs(u), np.abs(v)) <= radius / math.sqrt(2)
+        else:  # triangle: inside three half-planes 120° apart
+            mask = np.ones_like(u, bool)
+            for k in range(3):
+                phi = t + 2 * math.pi * k / 3
+                mask &= math.cos(phi) * dx + math.sin(phi) * dy <= radius / 2
         mask &= ~covered[y0:y1, x0:x1]  # later shapes fall *behind* earlier ones
         if not mask.any():
             continue
-        colour = rng.random(3).astype(np.float32)
-        patch = np.broadcast_to(colour, mask.shape + (3,)).copy()
+        patch = np.broadcast_to(colour(), mask.shape + (3,)).copy()
         if rng.random() < shading:
             g = rng.normal(size=2) / (radius + 1)
             patch *= np.clip(1 + 0.5 * (g[0] * dx + g[1] * dy), 0, 2)[..., None]
         if rng.random() < texture:
-            freq = rng.uniform(0.05, 0.4) / ss
-            t = rng.uniform(0, math.pi)
-            wave = np.sin(2 * math.pi * freq * (math.cos(t) * xx + math.sin(t) * yy))
+            if rng.random() < 0.5:
+                freq = rng.uniform(0.05, 0.4) / ss
+                wave = np.sin(2 * math.pi * freq * u)
+            else:
+                cells = int(rng.integers(2, max(3, int(2 * radius / ss / 2))))
+                wave = _smooth_noise(rng, mask.shape, min(cells, 24))
+                if rng.random() < 0.5:  # a second colour blended by the field
+                    mix = np.clip(0.5 + wave, 0, 1)[..., None]
+                    patch = patch * (1 - mix) + colour() * mix
+                    wave = wave * 0
             patch *= (1 + rng.uniform(0.1, 0.4) * wave)[..., None]
         region = canvas[y0:y1, x0:x1]
         region[mask] = patch[mask]
         covered[y0:y1, x0:x1] |= mask
         n_covered += int(mask.sum())
-    canvas[~covered] = rng.random(3).astype(np.float32)  # background for the last gaps
+    canvas[~covered] = colour()  # background for the last gaps
     canvas = canvas.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return np.clip(canvas, 0, 1).astype(np.float32)
+
+
+def random_dead_leaves(
+    rng: np.random.Generator, size: int, palette: np.ndarray | None = None
+) -> np.ndarray:
+    """A dead-leaves image whose own statistics are drawn at random too (size law, amount of
+    texture and shading, colour source), for an unlimited, varied training stream."""
+    return dead_leaves(
+        rng,
+        size=size,
+        r_min=float(rng.uniform(1.0, 4.0)),
+        r_max=float(size * rng.uniform(0.2, 0.6)),
+        alpha=float(rng.uniform(2.5, 3.5)),
+        texture=float(rng.uniform(0.2, 0.8)),
+        shading=float(rng.uniform(0.2, 0.8)),
+        palette=palette if palette is not None and rng.random() < 0.7 else None,
+    )
+
+
+def colour_palette(images: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` pixel colours drawn at random from ``images``: natural colour statistics."""
+    picks = []
+    for _ in range(count):
+        image = images[int(rng.integers(len(images)))]
+        picks.append(image[int(rng.integers(image.shape[0])), int(rng.integers(image.shape[1]))])
+    return np.asarray(picks, np.float32)
 
 
 def dead_leaves_set(count: int, size: int, seed: int) -> list[np.ndarray]:
@@ -212,6 +271,49 @@ def cached_dead_leaves(folder: str | os.PathLike, count: int, size: int, seed: i
             write_png(f, dead_leaves(np.random.default_rng([seed, i]), size=size))
         meta.write_text(json.dumps(settings))
     return [read_png(f) for f in files]
+
+
+# ----------------------------------------------------------------------------- wallpapers
+
+#: Real photographs among the wallpapers of Debian's ``mate-backgrounds`` and
+#: ``plasma-workspace-wallpapers`` packages (the digital-art wallpapers are left out). An
+#: opt-in training folder for the shipped teacher; never required.
+WALLPAPER_PHOTOS = (
+    *(f"/usr/share/backgrounds/mate/nature/{n}.jpg" for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
+        "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower")),
+    *(f"/usr/share/wallpapers/{n}/contents/images" for n in (
+        "BytheWater", "ColdRipple", "ColorfulCups", "EveningGlow", "FallenLeaf", "Grey",
+        "Kite", "OneStandsOut", "Path", "Volna", "summer_1am")),
+)  # fmt: skip
+
+
+def link_wallpapers(dest: str | os.PathLike) -> Path:
+    """Fill ``dest`` with links to the installed wallpaper photos (the largest size of each
+    Plasma wallpaper); missing packages are named with the command that installs them."""
+    dest = Path(dest)
+    found = []
+    for entry in WALLPAPER_PHOTOS:
+        path = Path(entry)
+        if path.is_dir():
+            sizes = sorted(path.iterdir(), key=lambda p: p.stat().st_size)
+            path = sizes[-1] if sizes else path
+            name = f"{Path(entry).parent.parent.name}{path.suffix}"
+        else:
+            name = path.name
+        if path.is_file():
+            found.append((name, path))
+    if not found:
+        raise FileNotFoundError(
+            "no wallpaper photos installed; run: apt-get install mate-backgrounds "
+            "plasma-workspace-wallpapers"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, path in found:
+        link = dest / name
+        if not link.exists():
+            link.symlink_to(path)
+    return dest
 
 
 # ----------------------------------------------------------------------------- user folders

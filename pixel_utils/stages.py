@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .datasets import PatchPairDataset, training_images, validation_set
+from .datasets import PatchPairDataset, leaves_stream, training_photos, validation_set
 from .degradations import DegradationMix
 from .distillation import (
     CachedBatches,
@@ -29,7 +29,14 @@ def data_key(profile: Profile, mix: DegradationMix) -> dict:
     """Everything about the training data that changes what a model learns."""
     return {
         "seed": profile.seed,
-        "dead_leaves": [profile.dead_leaves_count, profile.dead_leaves_size],
+        "dead_leaves": [
+            profile.dead_leaves_size,
+            profile.dead_leaves_pool,
+            profile.dead_leaves_refresh,
+            profile.dead_leaves_fraction,
+        ],
+        "photo_folder": profile.photo_folder,
+        "photo_max_side": profile.photo_max_side,
         "patch_size": profile.patch_size,
         "batch_size": profile.batch_size,
         "mix": asdict(mix),
@@ -55,13 +62,8 @@ def train_teacher(
 ) -> TrainResult:
     """Train (or reuse) the profile's teacher, checkpointed as ``<checkpoints>/teacher.pt``."""
     mix = DegradationMix()
-    images = training_images(profile)
     steps = profile.teacher_steps
-
-    def make_dataset(rank: int) -> PatchPairDataset:
-        return PatchPairDataset(
-            images, profile.patch_size, profile.batch_size, steps, mix, profile.seed, rank
-        )
+    make_dataset = training_stream(profile, mix, steps)
 
     return train(
         profile.teacher,
@@ -75,6 +77,25 @@ def train_teacher(
         device=device,
         desc="teacher",
     )
+
+
+def training_stream(
+    profile: Profile, mix: DegradationMix, steps: int, seed_offset: int = 0, extra_folders=()
+):
+    """``make_dataset(rank)`` for :func:`~pixel_utils.training.train`: batches cut from the
+    profile's training photos (and ``extra_folders``) and its fresh dead-leaves stream,
+    degraded on the fly."""
+    photos = training_photos(profile, extra_folders)
+    seed = profile.seed + seed_offset
+
+    def make_dataset(rank: int) -> PatchPairDataset:
+        return PatchPairDataset(
+            photos, profile.patch_size, profile.batch_size, steps, mix, seed, rank,
+            leaves=leaves_stream(profile, photos, seed + 1000 * rank),
+            leaves_fraction=profile.dead_leaves_fraction,
+        )  # fmt: skip
+
+    return make_dataset
 
 
 @dataclass
@@ -97,10 +118,7 @@ def prepare_distillation(profile: Profile, teacher: TrainResult) -> DistillSetup
     key = data_key(profile, mix) | {"cache_batches": profile.cache_batches}
     taps = [t for _, t in pairs]
     digest = cache_key(teacher.checkpoint, key, taps)
-    dataset = PatchPairDataset(
-        training_images(profile), profile.patch_size, profile.batch_size,
-        profile.cache_batches, mix, profile.seed + 1,
-    )  # fmt: skip
+    dataset = training_stream(profile, mix, profile.cache_batches, seed_offset=1)(0)
     path = data_dir(profile.name) / "cache" / f"teacher_outputs_{digest}.pt"
     build_teacher_cache(teacher.model, dataset, profile.cache_batches, taps, path)
     return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
@@ -139,12 +157,43 @@ def train_student(
     )
 
 
+def shipped_teacher(device: str | None = None) -> TrainResult:
+    """The pretrained teacher shipped in ``pixel_utils/weights`` (made by ``make weights``),
+    with its validation history and training time from the manifest."""
+    import json
+
+    from .pretrained import WEIGHTS_DIR, shipped_path
+    from .training import model_from_checkpoint
+
+    path = shipped_path("teacher")
+    entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
+    model = model_from_checkpoint(path, device=device)
+    model.float()  # shipped in fp16
+    history = {"loss": [], "val": entry.get("validation_history", [])}
+    seconds = float(entry.get("wall_time_s") or 0.0)
+    return TrainResult(model, history, entry["steps"], seconds, True, path, info=entry)
+
+
+def distillation_teacher(profile: Profile) -> TrainResult:
+    """The teacher the students learn from: the shipped one or the report's budget teacher
+    (``profile.distill_teacher``)."""
+    if profile.distill_teacher == "shipped":
+        return shipped_teacher()
+    if profile.distill_teacher == "budget":
+        return train_teacher(profile)
+    raise ValueError(
+        f"distill_teacher must be 'shipped' or 'budget', not {profile.distill_teacher!r}"
+    )
+
+
 def trained_models(profile: Profile) -> dict[str, nn.Module]:
-    """The profile's teacher, distilled student and scratch student (trained if missing)."""
-    teacher = train_teacher(profile)
+    """The distillation teacher, the report's budget teacher, and the distilled and scratch
+    students (trained if missing)."""
+    teacher = distillation_teacher(profile)
     setup = prepare_distillation(profile, teacher)
     return {
         "teacher": teacher.model,
+        "budget_teacher": train_teacher(profile).model,
         "distilled": train_student(profile, setup, distill=True).model,
         "scratch": train_student(profile, setup, distill=False).model,
     }
@@ -153,16 +202,15 @@ def trained_models(profile: Profile) -> dict[str, nn.Module]:
 def display_models(profile: Profile) -> dict[str, nn.Module]:
     """Teacher and distilled student for looking at results (notebook 05).
 
-    The profile's own checkpoints when they exist; for the default profile without them, the
-    weights shipped in the package (so a fresh clone can open notebook 05 without training);
-    otherwise they are trained.
+    The distillation teacher (the shipped one by default) and the profile's distilled student;
+    for the default profile without a student checkpoint, the shipped student (so a fresh clone
+    can open notebook 05 without training); otherwise the student is trained.
     """
-    from .pretrained import WEIGHTS_DIR, load_pretrained
+    from .pretrained import load_pretrained, shipped_path
 
-    ckpts = checkpoints_dir(profile.name)
-    have_own = (ckpts / "teacher.pt").exists() and (ckpts / "student_distilled.pt").exists()
-    if profile.name == "default" and not have_own and (WEIGHTS_DIR / "manifest.json").exists():
-        print(f"no checkpoints in {ckpts}: using the weights shipped in {WEIGHTS_DIR}")
-        return {"teacher": load_pretrained("teacher"), "student": load_pretrained("student")}
-    models = trained_models(profile)
-    return {"teacher": models["teacher"], "student": models["distilled"]}
+    teacher = distillation_teacher(profile).model
+    own = checkpoints_dir(profile.name) / "student_distilled.pt"
+    if profile.name == "default" and not own.exists() and shipped_path("student").exists():
+        print(f"no {own}: using the shipped student {shipped_path('student')}")
+        return {"teacher": teacher, "student": load_pretrained("student")}
+    return {"teacher": teacher, "student": trained_models(profile)["distilled"]}

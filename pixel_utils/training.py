@@ -29,6 +29,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from .artefacts import atomic_torch_save
 from .inference import pick_device
 from .losses import RECONSTRUCTION_LOSSES
 from .metrics import psnr, ssim
@@ -95,10 +96,7 @@ def reconstruction_loss_fn(name: str) -> Callable:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically: a killed write never leaves a broken file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(path, payload)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

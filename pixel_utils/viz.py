@@ -76,6 +76,27 @@ def training_curves(histories: dict[str, dict], smooth: int = 25):
     return fig
 
 
+def quality_vs_time(runs: dict[str, tuple[list, float, int]]):
+    """Validation PSNR against training wall time, one line per run.
+
+    ``runs`` maps a label to ``(validation history [[step, psnr, ...], ...], wall seconds,
+    steps)``; a step's time is taken as its share of the run's wall time.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, (val, seconds, steps) in runs.items():
+        if not val:
+            continue
+        val = np.array(val, dtype=float)
+        minutes = val[:, 0] / max(steps, 1) * seconds / 60
+        ax.plot(minutes, val[:, 1], marker="o", ms=3, label=label)
+    ax.set(xscale="log", xlabel="training wall time (minutes, log scale)",
+           ylabel="validation PSNR (dB)", title="What training time buys")  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def zoom(image: np.ndarray, center: tuple[float, float] = (0.5, 0.5), size: int = 96) -> np.ndarray:
     """A ``size``×``size`` crop around a relative (y, x) position, for 1:1 pixel comparisons."""
     h, w = image.shape[:2]

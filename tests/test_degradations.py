@@ -132,3 +132,33 @@ def test_mix_samples_every_kind_and_bounds_the_kernel():
 def test_unknown_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown blur kind"):
         D.make_kernel("swirl")
+
+
+def test_camera_shake_kernels_look_like_measured_ones():
+    """Thin, uneven, the requested extent, and fixed by the seed."""
+    for size, seed in ((13, 0), (19, 1), (27, 2)):
+        k = D.camera_shake_kernel(size, seed)
+        assert k.sum() == pytest.approx(1.0)
+        assert np.array_equal(k, D.camera_shake_kernel(size, seed))
+        ys, xs = np.nonzero(k > 1e-6)
+        extent = max(np.ptp(ys), np.ptp(xs)) + 1
+        assert size - 1 <= extent <= size + 2
+        box = (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
+        assert len(ys) / box < 0.65  # a thin path, not a filled blob
+        values = k[k > 1e-6]
+        assert values.max() / np.median(values) > 2  # uneven speed: bright slow stretches
+    assert not np.array_equal(D.camera_shake_kernel(17, 3), D.camera_shake_kernel(17, 4))
+
+
+def test_whole_photo_is_blurred_before_cropping():
+    """degrade(..., crop=) equals blurring the full photo and then cropping, and differs from
+    blurring the crop alone with mirrored borders (what a border-aware method could invert)."""
+    rng = np.random.default_rng(0)
+    photo = rng.random((90, 110, 3)).astype(np.float32)
+    spec = D.DegradationSpec("camera_shake", {"size": 15.0, "seed": 5}, 0.0)
+    out, _ = D.degrade(photo, spec, np.random.default_rng(1), crop=48)
+    full = D.convolve(photo, spec.kernel())
+    assert np.allclose(out, D.crop_like(full, 48), atol=1e-6)
+    mirrored = D.convolve(D.crop_like(photo, 48), spec.kernel())
+    assert np.abs(out - mirrored)[:4].max() > 0.05  # borders hold real outside content
+    assert np.allclose(out[10:-10, 10:-10], mirrored[10:-10, 10:-10], atol=1e-6)

@@ -17,25 +17,30 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 
-@pytest.mark.skipif(not MANIFEST.exists(), reason="no shipped weights yet (make report)")
+@pytest.mark.skipif(not MANIFEST.exists(), reason="no shipped weights yet (make weights)")
 def test_shipped_weights_reproduce_their_manifest(tmp_path):
+    """Each shipped model, run now, scores what its manifest says on the headline case and on
+    camera shake (the benchmark rebuilt from the manifest's profile and seed)."""
+    from pixel_utils.profiles import PROFILES
+
     manifest = json.loads(MANIFEST.read_text())
     total = sum(shipped_path(n).stat().st_size for n in manifest["models"])
     assert total <= 10 * 2**20
-    case_name = next(iter(manifest["models"].values()))["benchmark"]["case"]
-    case = next(c for c in BENCHMARK_CASES if c.name == case_name)
-    from pixel_utils.profiles import PROFILES
-
-    profile = PROFILES[manifest["profile"]]
-    build_benchmark(tmp_path, profile.benchmark_crop, manifest["seed"], cases=(case,))
-    items = list(iter_benchmark(tmp_path, case_name))
     for name, entry in manifest["models"].items():
+        profile = PROFILES[entry["profile"]]
+        cases = tuple(c for c in BENCHMARK_CASES if c.name in ("gauss3", "shake17"))
+        bench = tmp_path / name
+        build_benchmark(bench, profile.benchmark_crop, entry["seed"], cases=cases)
         model = model_from_checkpoint(shipped_path(name))
-        outs = [sharpen(model, it.blurred) for it in items]
-        measured_psnr = np.mean([psnr(o, it.sharp) for o, it in zip(outs, items, strict=True)])
-        measured_ssim = np.mean([ssim(o, it.sharp) for o, it in zip(outs, items, strict=True)])
-        assert measured_psnr == pytest.approx(entry["benchmark"]["psnr"], abs=0.02), name
-        assert measured_ssim == pytest.approx(entry["benchmark"]["ssim"], abs=1e-3), name
+        for case in cases:
+            items = list(iter_benchmark(bench, case.name))
+            outs = [sharpen(model, it.blurred) for it in items]
+            pairs = list(zip(outs, items, strict=True))
+            measured_psnr = np.mean([psnr(o, it.sharp) for o, it in pairs])
+            measured_ssim = np.mean([ssim(o, it.sharp) for o, it in pairs])
+            expected = entry["benchmark"][case.name]
+            assert measured_psnr == pytest.approx(expected["psnr"], abs=0.02), (name, case.name)
+            assert measured_ssim == pytest.approx(expected["ssim"], abs=1e-3), (name, case.name)
 
 
 RESULTS = ROOT / "figures" / "results.json"
@@ -46,3 +51,34 @@ def test_readme_table_is_generated_from_the_results():
     results = json.loads(RESULTS.read_text())
     readme = (ROOT / "README.md").read_text()
     assert readme_results(readme) == results_markdown(results).strip()
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet (make report)")
+def test_committed_results_come_from_these_pipeline_sources():
+    """figures/results.json (and so the README) was produced by exactly the package, notebooks
+    and shipped teacher this checkout holds; any change to them needs a new `make report`."""
+    from pixel_utils.profiling import pipeline_sources_hash
+
+    recorded = json.loads(RESULTS.read_text())["provenance"].get("pipeline_sha256")
+    assert recorded == pipeline_sources_hash(ROOT), (
+        "figures/results.json comes from other pipeline sources than this checkout: "
+        "run `make report` and commit its results"
+    )
+
+
+def test_pipeline_hash_changes_with_any_source(tmp_path):
+    from pixel_utils.profiling import pipeline_sources_hash
+
+    (tmp_path / "pixel_utils").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    module = tmp_path / "pixel_utils" / "a.py"
+    module.write_text("x = 1\n")
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text("{}")
+    before = pipeline_sources_hash(tmp_path)
+    module.write_text("x = 2\n")
+    assert pipeline_sources_hash(tmp_path) != before
+    module.write_text("x = 1\n")
+    assert pipeline_sources_hash(tmp_path) == before
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "f.png").write_bytes(b"figure")  # outputs do not count
+    assert pipeline_sources_hash(tmp_path) == before

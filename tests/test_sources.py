@@ -106,3 +106,26 @@ def test_patch_dataset_is_reproducible_and_shaped():
     assert float((blurred - sharp).abs().mean()) > 0.005  # it is degraded
     with pytest.raises(IndexError):
         ds[4]
+
+
+def test_dead_leaves_stream_is_fresh_and_reproducible():
+    from pixel_utils.datasets import DeadLeavesStream
+
+    stream = DeadLeavesStream(size=48, pool=2, refresh=3, seed=4)
+    first = [im.copy() for im in stream.images_for(0)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, stream.images_for(2), strict=True))
+    later = stream.images_for(3)  # a new block: new images
+    assert not any(np.array_equal(a, b) for a, b in zip(first, later, strict=True))
+    resumed = DeadLeavesStream(size=48, pool=2, refresh=3, seed=4)  # e.g. after a restart
+    assert all(np.array_equal(a, b) for a, b in zip(later, resumed.images_for(4), strict=True))
+
+
+def test_patch_pairs_mix_photos_and_dead_leaves():
+    from pixel_utils.datasets import DeadLeavesStream
+
+    photo = np.full((80, 80, 3), 0.5, np.float32)  # flat: easy to tell from dead leaves
+    stream = DeadLeavesStream(size=64, pool=2, refresh=100, seed=0)
+    ds = PatchPairDataset([photo], 16, 40, 1, seed=0, leaves=stream, leaves_fraction=0.5)
+    _, sharp = ds[0]
+    flat = (sharp.flatten(1).std(dim=1) < 1e-6).float().mean().item()
+    assert 0.2 < flat < 0.8

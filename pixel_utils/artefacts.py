@@ -1,0 +1,38 @@
+"""The one way artefacts are written: atomically (a temp file in the same folder, then a
+rename), so an interrupted write never leaves a half-written checkpoint, JSON or image."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_torch_save(path: str | os.PathLike, payload) -> Path:
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_json(path: str | os.PathLike, data) -> Path:
+    """Indented JSON; numpy/pandas numbers are converted to float."""
+    return atomic_write_text(path, json.dumps(data, indent=1, default=float))

@@ -1,0 +1,203 @@
+"""Pretrain the shipped teacher: ``python -m pixel_utils.pretrain`` (``make weights``).
+
+Hours of training by the project's own loop, on the bundled training photos, any photo
+folders given with ``--photos`` and a fresh dead-leaves stream, under the training blur mix
+(camera shake, defocus, Gaussian, linear motion; noise; JPEG). The run checkpoints every
+``checkpoint_every`` steps under ``data/pretrain/<profile>/`` and resumes where it stopped
+after an interruption (``kill -9`` included): run the same command again. When it finishes,
+``--ship`` writes the slim weights and their manifest (data sources, config, steps, wall
+time, commit, benchmark scores) into ``pixel_utils/weights/``. CUDA is used when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import platform
+from pathlib import Path
+
+import torch
+
+from .degradations import DegradationMix
+from .paths import data_dir
+from .profiles import Profile, resolve_profile
+from .training import TrainConfig, TrainResult, train
+
+
+def pretrain_profile(profile: Profile) -> Profile:
+    """The profile with its pretraining sizes in place of the report's."""
+    return dataclasses.replace(
+        profile,
+        patch_size=profile.pretrain_patch_size,
+        batch_size=profile.pretrain_batch_size,
+        teacher_kwargs=profile.pretrain_kwargs,
+    )
+
+
+def folder_fingerprint(folders) -> list[dict]:
+    """Each photo folder with its file count and a hash of names and sizes (for the manifest
+    and the resume key: a run continues only on the same photos)."""
+    from .sources import _image_files
+
+    out = []
+    for folder in folders:
+        files = _image_files(Path(folder))
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.relative_to(folder)}:{f.stat().st_size}\n".encode())
+        out.append({"folder": str(folder), "files": len(files), "sha256": digest.hexdigest()})
+    return out
+
+
+def checkpoint_path(profile: Profile) -> Path:
+    return data_dir("pretrain") / profile.name / "teacher.pt"
+
+
+def pretrain_teacher(
+    profile: Profile, photo_folders=(), steps: int | None = None, device: str | None = None,
+    retrain: bool = False,
+) -> TrainResult:  # fmt: skip
+    """Train (or resume, or reuse when complete) the profile's pretrained teacher."""
+    from .datasets import validation_set
+    from .stages import data_key, training_stream
+
+    P = pretrain_profile(profile)
+    steps = steps or P.pretrain_steps
+    mix = DegradationMix()
+    config = TrainConfig(
+        steps=steps,
+        lr=P.pretrain_lr,
+        warmup_steps=min(200, max(1, steps // 20)),
+        val_every=P.pretrain_val_every,
+        checkpoint_every=max(1, min(100, steps // 4)),
+        seed=P.seed,
+    )
+    key = data_key(P, mix) | {"photo_folders": folder_fingerprint(photo_folders)}
+    return train(
+        P.teacher,
+        P.teacher_kwargs,
+        training_stream(P, mix, steps, extra_folders=tuple(photo_folders)),
+        config,
+        checkpoint_path(P),
+        val_set=validation_set(P.val_crop, P.seed),
+        data_key=key,
+        retrain=retrain,
+        device=device,
+        desc="pretrain teacher",
+    )
+
+
+def benchmark_scores(model: torch.nn.Module, profile: Profile) -> dict:
+    """Mean PSNR/SSIM and gain per benchmark case (the profile's benchmark, built if absent)."""
+    from .benchmark import build_benchmark
+    from .evaluation import evaluate_models, summarise, summary_json
+    from .paths import benchmark_dir
+
+    bench = benchmark_dir(profile.name)
+    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    scores = evaluate_models({"blurred": None, "teacher": model}, bench)
+    table = summary_json(summarise(scores))
+    return {
+        case: {
+            "blurred_psnr": row["blurred"]["psnr"],
+            "psnr": row["teacher"]["psnr"],
+            "ssim": row["teacher"]["ssim"],
+            "gain_db": row["teacher"]["psnr"] - row["blurred"]["psnr"],
+        }
+        for case, row in table.items()
+    }
+
+
+def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None):
+    """Write the finished teacher into the package (fp16 weights: half the bytes, and the
+    rounding moves outputs by ~1e-4) and record how it was made in the manifest."""
+    from .pretrained import WEIGHTS_DIR, update_manifest
+    from .profiling import provenance
+    from .training import load_checkpoint
+
+    if result.history.get("stopped_early"):
+        raise RuntimeError("the pretraining run stopped early; only finished runs are shipped")
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    ckpt = load_checkpoint(result.checkpoint)
+    if not ckpt["complete"]:
+        raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
+    weights = ckpt["ema"] or ckpt["model"]
+    slim = {
+        "format": ckpt["format"],
+        "model_name": ckpt["model_name"],
+        "model_kwargs": ckpt["model_kwargs"],
+        "config": ckpt["config"],
+        "data": ckpt["data"],
+        "step": ckpt["step"],
+        "complete": True,
+        "model": {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
+        "ema": None,
+    }
+    from .artefacts import atomic_torch_save
+
+    path = atomic_torch_save(out_dir / "teacher.pt", slim)
+    model = result.model.float().cpu().eval()
+    entry = {
+        "file": path.name,
+        "profile": profile.name,
+        "seed": profile.seed,
+        "made_by": f"python -m pixel_utils.pretrain --profile {profile.name}"
+        + "".join(f" --photos {f}" for f in photo_folders)
+        + f" --steps {ckpt['step']} --ship",
+        "model_name": ckpt["model_name"],
+        "model_kwargs": ckpt["model_kwargs"],
+        "steps": ckpt["step"],
+        "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
+        "device": str(result.model.parameters().__next__().device),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "train_config": ckpt["config"],
+        "data": {
+            "bundled_photos": "the scikit-image/matplotlib training split (sources.PHOTO_SPLITS)",
+            "photo_folders": folder_fingerprint(photo_folders),
+            "dead_leaves": "fresh stream (datasets.DeadLeavesStream)",
+            "degradations": dataclasses.asdict(DegradationMix()),
+            **ckpt["data"],
+        },
+        "validation_history": ckpt["history"]["val"],
+        "benchmark": benchmark_scores(model, profile),
+        "provenance": provenance(),
+        "bytes": path.stat().st_size,
+    }
+    update_manifest("teacher", entry, out_dir)
+    return entry
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="profile name (default: $PIXEL_PROFILE)")
+    parser.add_argument(
+        "--photos", action="append", default=[], metavar="DIR",
+        help="a folder of sharp photos to train on as well (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=None, help="override the profile's steps")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if any)")
+    parser.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--ship", action="store_true",
+        help="when finished, write the weights and manifest into pixel_utils/weights/",
+    )  # fmt: skip
+    parser.add_argument("--out", default=None, help="where --ship writes (default: the package)")
+    args = parser.parse_args(argv)
+    profile = resolve_profile(args.profile)
+    for folder in args.photos:
+        if not Path(folder).is_dir():
+            parser.error(f"--photos {folder}: not a folder")
+    result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain)
+    last = result.history["val"][-1] if result.history["val"] else None
+    print(f"pretrained teacher: {result.step} steps, {result.seconds / 60:.1f} min"
+          + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
+    if args.ship:
+        entry = ship(result, profile, args.photos, args.out)
+        print(f"shipped {entry['file']}: {entry['benchmark']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

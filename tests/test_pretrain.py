@@ -1,0 +1,65 @@
+"""`make weights` in miniature: the smoke pretraining resumes after kill -9 and ships weights
+with a manifest that says how they were made."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixel_utils.training import load_checkpoint, model_from_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def _command(root: Path, out: Path, steps: int, ship: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "pixel_utils.pretrain", "--profile", "smoke", "--steps",
+           str(steps), "--device", "cpu", "--out", str(out)]  # fmt: skip
+    return cmd + (["--ship"] if ship else [])
+
+
+def test_pretraining_resumes_after_kill_and_ships(tmp_path):
+    env = os.environ | {"PIXEL_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "weights"
+    ckpt = tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt"
+    steps = 400
+    proc = subprocess.Popen(
+        _command(tmp_path, out, steps, ship=False), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ckpt.exists(), "no checkpoint written before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert not load_checkpoint(ckpt)["complete"] and 0 < killed_at < steps
+
+    done = subprocess.run(_command(tmp_path, out, steps, ship=True), env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming {ckpt} from step {killed_at}" in done.stdout
+    final = load_checkpoint(ckpt)
+    assert final["complete"] and final["step"] == steps
+    # The loss history is continuous across the kill: one entry per step, no gap, no repeat.
+    assert [s for s, _ in final["history"]["loss"]] == list(range(1, steps + 1))
+
+    manifest = json.loads((out / "manifest.json").read_text())["models"]["teacher"]
+    assert manifest["steps"] == steps
+    assert "--profile smoke" in manifest["made_by"]
+    assert (
+        manifest["provenance"]["git_commit"] is None
+        or len(manifest["provenance"]["git_commit"]) == 40
+    )
+    assert set(manifest["benchmark"]) >= {"gauss3", "shake17", "shake25"}
+    shipped = model_from_checkpoint(out / "teacher.pt")
+    x = torch.rand(1, 3, 40, 40)
+    trained = model_from_checkpoint(ckpt)
+    # fp16 storage moves outputs by far less than a grey level.
+    assert (shipped.float()(x) - trained(x)).abs().max() < 2e-3
