@@ -11,7 +11,10 @@ PHOTOS ?=
 # the wallpaper photos that `make wallpapers` links; see pixel_utils/weights/manifest.json).
 WEIGHTS_PHOTOS ?=
 
-.PHONY: setup report weights wallpapers test unit notebooks lint format clean-reports
+# The browser tests run unless this is set to 1 (then they are skipped, and say so).
+PIXEL_SKIP_BROWSER ?=
+
+.PHONY: setup report weights wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -38,8 +41,11 @@ wallpapers: setup
 
 test: lint unit notebooks
 
-unit: setup
-	PIXEL_PROFILE=smoke $(PY) -m pytest tests
+browser:
+	@if [ "$(PIXEL_SKIP_BROWSER)" != 1 ]; then bash .ci/install-chromium; fi
+
+unit: setup browser
+	PIXEL_PROFILE=smoke PIXEL_SKIP_BROWSER=$(PIXEL_SKIP_BROWSER) $(PY) -m pytest tests
 
 notebooks: setup
 	PIXEL_PROFILE=smoke $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks

@@ -17,17 +17,18 @@ from .metrics import psnr, ssim
 
 def evaluate_models(
     methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
-    reference: str | None = None,
+    reference: str | None = None, cases: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """PSNR/SSIM of every method on every benchmark image (``None``: the degraded input).
 
     Returns a long table with columns ``method, case, photo, psnr, ssim``. Each image is read
     once and passed through every method once. With ``reference`` (a method name, e.g. the
     teacher) each output is also scored against that method's output, in columns
-    ``psnr_vs_ref, ssim_vs_ref``: how faithfully a student imitates its teacher.
+    ``psnr_vs_ref, ssim_vs_ref``: how faithfully a student imitates its teacher. ``cases``
+    restricts the evaluation to those benchmark cases.
     """
     rows = []
-    items = list(iter_benchmark(bench_dir))
+    items = [it for it in iter_benchmark(bench_dir) if cases is None or it.case in cases]
     for item in tqdm(items, desc="benchmark", leave=False):
         outputs = {
             label: item.blurred if model is None else sharpen(model, item.blurred)
@@ -60,6 +61,59 @@ def headline(summary: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
             "gain_db": float(row[("psnr", method)] - base),
         }
         for method in row["psnr"].index
+    }
+
+
+def ci95(values) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t; NaN
+    for fewer than two values). Over benchmark images it says how much the mean would move
+    with other photos of the same kind."""
+    import numpy as np
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def headline_ci(scores: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
+    """95% CIs over the images of ``case``: of each method's mean PSNR, and of its gain over
+    the degraded input (paired by image, so photo-to-photo difficulty cancels)."""
+    rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
+                                                      values="psnr")  # fmt: skip
+    out = {}
+    for method in rows.columns:
+        gain = rows[method] - rows["blurred"] if "blurred" in rows else rows[method] * float("nan")
+        out[method] = {"psnr_ci95": ci95(rows[method]), "gain_ci95": ci95(gain),
+                       "images": int(rows[method].notna().sum())}  # fmt: skip
+    return out
+
+
+def kd_comparison(
+    scores: pd.DataFrame, pairs: list[tuple[str, str]], case: str = HEADLINE_CASE
+) -> dict:
+    """Distilled − scratch PSNR on ``case``, paired by image and by seed.
+
+    ``pairs`` lists ``(distilled method, scratch method)``, one pair per seed (same student,
+    data stream, steps and seed within a pair). The mean is over images and seeds; the 95% CI
+    over images uses each image's difference averaged over seeds, the CI over seeds each seed's
+    difference averaged over images.
+    """
+    rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
+                                                      values="psnr")  # fmt: skip
+    diffs = pd.DataFrame({a: rows[a] - rows[b] for a, b in pairs})
+    per_image, per_seed = diffs.mean(axis=1), diffs.mean(axis=0)
+    mean, half = float(diffs.to_numpy().mean()), ci95(per_image)
+    return {
+        "case": case,
+        "mean_db": mean,
+        "ci95_over_images": half,
+        "ci95_over_seeds": ci95(per_seed),
+        "ci_excludes_zero": bool(abs(mean) > half) if half == half else False,
+        "per_seed_db": {a: float(v) for a, v in per_seed.items()},
+        "images": int(len(per_image)),
+        "seeds": len(pairs),
     }
 
 

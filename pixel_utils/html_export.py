@@ -1,11 +1,13 @@
-"""Offline HTML copies of the executed notebooks, with working widgets.
+"""Offline HTML copies of the executed notebooks, with working widgets and equations.
 
-nbconvert embeds the saved widget state, but by default loads the widget renderer and
-require.js from a CDN, which fails offline. ``make setup`` stores the two JavaScript files from
-the npm registry's ``@jupyter-widgets/html-manager`` and ``requirejs`` packages under
-``.venv/share/pixel-kd/widgets`` (:func:`install_widget_assets`); :func:`export_html` copies
-them next to the HTML and points nbconvert at those local copies, so the kernel-free swipe
-slider of notebook 05 works from a file with no network.
+nbconvert embeds the saved widget state, but by default loads the widget renderer, require.js
+and MathJax from a CDN, which fails offline. ``make setup`` stores the two JavaScript files from
+the npm registry's ``@jupyter-widgets/html-manager`` and ``requirejs`` packages, and the parts of
+MathJax 2 that render TeX as HTML (``mathjax`` package: the loader, the TeX input, the CommonHTML
+output and its web fonts), under ``.venv/share/pixel-kd/widgets`` (:func:`install_widget_assets`);
+:func:`export_html` copies them next to the HTML and points nbconvert at those local copies, so
+the kernel-free swipe slider of notebook 05 and every formula work from a file with no network.
+Mermaid (diagrams in Markdown) is never loaded: the notebooks have none.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
 REQUIREJS = "requirejs@2.3.8"
 ASSETS = {"embed-amd.js": (HTML_MANAGER, "package/dist/embed-amd.js"),
           "require.js": (REQUIREJS, "package/require.js")}  # fmt: skip
+MATHJAX = "mathjax@2.7.9"  # the version family nbconvert's templates configure
+#: The members of the MathJax package that TeX → CommonHTML rendering needs (about 3 MB of 21).
+MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "extensions/", "jax/input/TeX/",
+                 "jax/output/CommonHTML/", "jax/element/", "fonts/HTML-CSS/TeX/woff/")  # fmt: skip
+MATHJAX_URL = "widgets/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 
 
 def assets_dir() -> Path:
@@ -30,22 +37,36 @@ def assets_dir() -> Path:
 def install_widget_assets() -> Path:
     """Fetch the two files once with ``npm pack`` (an install-time step, never at run time)."""
     target = assets_dir()
-    if all((target / name).exists() for name in ASSETS):
+    if all((target / name).exists() for name in ASSETS) and (target / "mathjax").is_dir():
         return target
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is needed once to fetch the widget renderer for offline HTML")
     target.mkdir(parents=True, exist_ok=True)
+
+    def pack(package: str, tmp: str) -> Path:
+        packed = subprocess.run(
+            [npm, "pack", package, "--silent"], cwd=tmp, check=True, capture_output=True,
+            text=True,
+        )  # fmt: skip
+        return Path(tmp) / packed.stdout.strip().splitlines()[-1]
+
     with tempfile.TemporaryDirectory() as tmp:
         for name, (package, member) in ASSETS.items():
-            packed = subprocess.run(
-                [npm, "pack", package, "--silent"], cwd=tmp, check=True, capture_output=True,
-                text=True,
-            )  # fmt: skip
-            out = packed.stdout.strip().splitlines()[-1]
-            with tarfile.open(Path(tmp) / out) as tar:
+            with tarfile.open(pack(package, tmp)) as tar:
                 source = tar.extractfile(member)
                 (target / name).write_bytes(source.read())
+        staging = target / ".mathjax.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(pack(MATHJAX, tmp)) as tar:
+            for member in tar.getmembers():
+                name = member.name.removeprefix("package/")
+                if member.isfile() and name.startswith(MATHJAX_PARTS):
+                    out = staging / name
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(tar.extractfile(member).read())
+        shutil.rmtree(target / "mathjax", ignore_errors=True)
+        staging.rename(target / "mathjax")
     return target
 
 
@@ -59,8 +80,13 @@ def export_html(notebook: Path, out_dir: Path) -> Path:
     local.mkdir(exist_ok=True)
     for name in ASSETS:
         shutil.copy(assets_dir() / name, local / name)
+    if not (local / "mathjax").is_dir():
+        shutil.copytree(assets_dir() / "mathjax", local / "mathjax")
     exporter = HTMLExporter(
-        widget_renderer_url="widgets/embed-amd.js", require_js_url="widgets/require.js"
+        widget_renderer_url="widgets/embed-amd.js",
+        require_js_url="widgets/require.js",
+        mathjax_url=MATHJAX_URL,
+        mermaid_js_url="widgets/mermaid-not-bundled.mjs",  # never fetched: no diagrams
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     path = out_dir / f"{notebook.stem}.html"

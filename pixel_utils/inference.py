@@ -19,13 +19,53 @@ def pick_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _d4(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """One of the 8 flips/rotations of an ``N×C×H×W`` tensor."""
+    return torch.rot90(x.flip(-1) if flip else x, k, (-2, -1))
+
+
+def _d4_inverse(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    x = torch.rot90(x, -k, (-2, -1))
+    return x.flip(-1) if flip else x
+
+
+def _run(model: torch.nn.Module, x: torch.Tensor, ensemble: bool) -> torch.Tensor:
+    """``model(x)``, or with ``ensemble`` the mean over the 8 flips/rotations of ``x`` of the
+    model's output with the transform undone (geometric self-ensemble, ×8 the cost)."""
+    if not ensemble:
+        return model(x)
+    total = None
+    for flip in (False, True):
+        for k in range(4):
+            y = _d4_inverse(model(_d4(x, k, flip)), k, flip).float()
+            total = y if total is None else total + y
+    return total / 8
+
+
+class SelfEnsemble(torch.nn.Module):
+    """``model`` wrapped so that every call is its ×8 geometric self-ensemble: usable wherever
+    a model is (evaluation, tiling, the CLI)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.stride = getattr(model, "stride", 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _run(self.model, x, ensemble=True)
+
+
 @torch.no_grad()
-def sharpen(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    """Sharpen one HWC float image with ``model`` (on the model's device); returns HWC."""
+def sharpen(model: torch.nn.Module, image: np.ndarray, ensemble: bool = False) -> np.ndarray:
+    """Sharpen one HWC float image with ``model`` (on the model's device); returns HWC.
+
+    ``ensemble=True`` averages the outputs for the 8 flips/rotations of the image (each
+    transform undone), at 8 times the cost.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = model(to_tensor(image).to(device))
+    out = _run(model, to_tensor(image).to(device), ensemble)
     model.train(was_training)
     return to_numpy(out)
 
@@ -55,7 +95,11 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
 
 @torch.no_grad()
 def sharpen_tiled(
-    model: torch.nn.Module, image: np.ndarray, tile: int = 512, overlap: int = 64
+    model: torch.nn.Module,
+    image: np.ndarray,
+    tile: int = 512,
+    overlap: int = 64,
+    ensemble: bool = False,
 ) -> np.ndarray:
     """Sharpen an image of any size tile by tile, with memory bounded by the tile size.
 
@@ -63,7 +107,10 @@ def sharpen_tiled(
     interior tile edges (:func:`_blend_ramp`), so no seam shows. For a model whose receptive
     field radius is below ``overlap // 4`` the result equals whole-image inference up to float
     rounding. Models with global operations (NAFNet's channel attention pools the whole
-    input) see each tile's statistics instead, which differs slightly but still shows no seam.
+    input) see each tile's statistics instead, which differs slightly but still shows no seam;
+    with TLC (:func:`~pixel_utils.models.set_test_time_window`) and tiles larger than the
+    pooling window, they see local statistics that mostly agree with whole-image inference.
+    ``ensemble=True`` runs each tile through the ×8 geometric self-ensemble (see :func:`sharpen`).
     """
     stride = getattr(model, "stride", 1)
     if tile % stride or overlap % stride:
@@ -87,7 +134,7 @@ def sharpen_tiled(
         for left in _tile_starts(W, tile_w, tile_w - overlap):
             wx = _blend_ramp(tile_w, overlap, left == 0, left + tile_w == W)
             patch = padded[top : top + tile_h, left : left + tile_w]
-            result = to_numpy(model(to_tensor(patch).to(device)))
+            result = to_numpy(_run(model, to_tensor(patch).to(device), ensemble))
             wt = (wy[:, None] * wx[None, :])[..., None].astype(np.float32)
             out[top : top + tile_h, left : left + tile_w] += result * wt
             weight[top : top + tile_h, left : left + tile_w] += wt

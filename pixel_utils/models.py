@@ -23,6 +23,9 @@ Models:
   gated-dconv feed-forward; Zamir et al., 2022).
 
 Pick one with :func:`build_model` (``name`` → class, keyword arguments passed through).
+
+For full-size photos, :func:`set_test_time_window` switches NAFNet's global-pooling channel
+attention to TLC's local pooling over a window the size of the training patches.
 """
 
 from __future__ import annotations
@@ -86,15 +89,71 @@ class SimpleGate(nn.Module):
         return a * b
 
 
+def local_mean(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """Mean of ``x`` over a ``window`` (kh, kw) around each pixel, same shape as ``x``.
+
+    Computed with an integral image (two cumulative sums, O(1) per pixel) over the windows
+    that lie fully inside the map; the result is replicate-padded back to full size, so pixels
+    within half a window of the border share the mean of the nearest full window (TLC's border
+    clamping). A window at least as large as the map in one dimension uses the full extent
+    there; one at least as large in both gives exactly the global mean.
+    """
+    h, w = x.shape[-2:]
+    kh, kw = min(int(window[0]), h), min(int(window[1]), w)
+    if kh >= h and kw >= w:
+        return F.adaptive_avg_pool2d(x, 1).expand_as(x)
+    # Centre on the global mean and accumulate in float32 (at least): the cumulative sums of a
+    # full-size map are large, and their differences would otherwise lose precision.
+    mean = x.mean((-2, -1), keepdim=True)
+    centred = (x - mean).to(torch.promote_types(x.dtype, torch.float32))
+    s = F.pad(centred.cumsum(-2).cumsum(-1), (1, 0, 1, 0))
+    box = s[..., kh:, kw:] - s[..., :-kh, kw:] - s[..., kh:, :-kw] + s[..., :-kh, :-kw]
+    box = box / (kh * kw)
+    dh, dw = h - box.shape[-2], w - box.shape[-1]
+    box = F.pad(box, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
+    return box.to(x.dtype) + mean
+
+
+class LocalMeanPool(nn.Module):
+    """The pooling of NAFNet's channel attention, with TLC (Chu et al., ECCV 2022).
+
+    ``window=None`` (training, default) is global average pooling to ``N×C×1×1``. At test time
+    :func:`set_test_time_window` sets ``window = (kh, kw)``: each pixel then gets the mean over
+    a local window about the size the block saw in training (:func:`local_mean`), so a
+    full-size photo sees the same statistic as a training patch. On maps no larger than the
+    window the output is the global mean, as before.
+    """
+
+    def __init__(self, window: tuple[int, int] | None = None):
+        super().__init__()
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.window is None:
+            return F.adaptive_avg_pool2d(x, 1)
+        h, w = x.shape[-2:]
+        if self.window[0] >= h and self.window[1] >= w:
+            return F.adaptive_avg_pool2d(x, 1)
+        return local_mean(x, self.window)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}"
+
+
 class NAFBlock(nn.Module):
+    """NAFNet block. ``stride`` is the block's downsampling factor in its U-Net (set by
+    :class:`_UNet`), used by :func:`set_test_time_window`."""
+
     def __init__(self, c: int, expand: int = 2, ffn_expand: int = 2):
         super().__init__()
         dw = c * expand
+        self.stride = 1
         self.norm1 = LayerNorm2d(c)
         self.conv1 = nn.Conv2d(c, dw, 1)
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.gate = SimpleGate()
-        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        # Index 0 pools, index 1 is the conv: checkpoint keys stay ``sca.1.weight``/``sca.1.bias``.
+        self.sca = nn.Sequential(LocalMeanPool(), nn.Conv2d(dw // 2, dw // 2, 1))
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
         self.norm2 = LayerNorm2d(c)
         self.conv4 = nn.Conv2d(c, c * ffn_expand, 1)
@@ -146,6 +205,18 @@ class _UNet(SharpeningNet):
             c //= 2
             self.decoders.append(nn.Sequential(*[block(c) for _ in range(n)]))
         self.ending = nn.Conv2d(width, 3, 3, padding=1)
+        for block, stride in self.blocks_with_stride():
+            if isinstance(block, NAFBlock):
+                block.stride = stride
+
+    def blocks_with_stride(self):
+        """``(block, stride)`` for every block of the encoders, middle and decoders."""
+        n = len(self.encoders)
+        for i, enc in enumerate(self.encoders):
+            yield from ((b, 2**i) for b in enc)
+        yield from ((b, 2**n) for b in self.middle)
+        for j, dec in enumerate(self.decoders):
+            yield from ((b, 2 ** (n - 1 - j)) for b in dec)
 
     def body(self, x):
         feats = {}
@@ -322,6 +393,29 @@ def build_model(name: str, **kwargs) -> SharpeningNet:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+def set_test_time_window(model: nn.Module, train_size: int | None, factor: float = 1.5) -> int:
+    """Switch the channel attention of a NAFNet U-Net to TLC's local pooling, or back.
+
+    Each :class:`NAFBlock` at stride ``s`` gets a pooling window of
+    ``round(factor * train_size / s)`` pixels of its feature map (TLC uses 1.5 × the training
+    patch size); ``train_size=None`` restores global pooling. Returns the number of blocks
+    changed; models without NAFNet blocks are left unchanged (0).
+    """
+    if not isinstance(model, _UNet):
+        return 0
+    changed = 0
+    for block, stride in model.blocks_with_stride():
+        if not isinstance(block, NAFBlock) or not isinstance(block.sca[0], LocalMeanPool):
+            continue
+        if train_size is None:
+            block.sca[0].window = None
+        else:
+            k = max(1, round(factor * train_size / stride))
+            block.sca[0].window = (k, k)
+        changed += 1
+    return changed
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -88,15 +88,16 @@ def pretrain_teacher(
     )
 
 
-def benchmark_scores(model: torch.nn.Module, profile: Profile) -> dict:
-    """Mean PSNR/SSIM and gain per benchmark case (the profile's benchmark, built if absent)."""
+def benchmark_scores(model: torch.nn.Module, profile: Profile, cases=None) -> dict:
+    """Mean PSNR/SSIM and gain per benchmark case (the profile's benchmark, built if absent),
+    for every case or only ``cases``."""
     from .benchmark import build_benchmark
     from .evaluation import evaluate_models, summarise, summary_json
     from .paths import benchmark_dir
 
     bench = benchmark_dir(profile.name)
     build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
-    scores = evaluate_models({"blurred": None, "teacher": model}, bench)
+    scores = evaluate_models({"blurred": None, "teacher": model}, bench, cases=cases)
     table = summary_json(summarise(scores))
     return {
         case: {
@@ -109,12 +110,33 @@ def benchmark_scores(model: torch.nn.Module, profile: Profile) -> dict:
     }
 
 
+#: The cases the test-time options are measured on (the ensemble costs 8 teacher runs each).
+OPTION_CASES = ("gauss3", "shake17", "shake25", "defocus4")
+
+
+def test_time_options(path: Path, profile: Profile, scores: dict) -> dict:
+    """What TLC (on by default) and the ×8 self-ensemble (optional) change, in dB per case:
+    ``tlc_gain_db`` is TLC against global pooling, ``ensemble_gain_db`` the ensemble (with TLC)
+    against a single pass."""
+    from .inference import SelfEnsemble
+    from .training import model_from_checkpoint
+
+    cases = tuple(c for c in OPTION_CASES if c in scores)
+    plain = benchmark_scores(model_from_checkpoint(path, tlc=False), profile, cases)
+    ensemble = benchmark_scores(SelfEnsemble(model_from_checkpoint(path)), profile, cases)
+    return {
+        "tlc_gain_db": {c: scores[c]["psnr"] - plain[c]["psnr"] for c in cases},
+        "ensemble_x8_gain_db": {c: ensemble[c]["psnr"] - scores[c]["psnr"] for c in cases},
+        "ensemble_x8_psnr": {c: ensemble[c]["psnr"] for c in cases},
+    }
+
+
 def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None):
     """Write the finished teacher into the package (fp16 weights: half the bytes, and the
     rounding moves outputs by ~1e-4) and record how it was made in the manifest."""
     from .pretrained import WEIGHTS_DIR, update_manifest
     from .profiling import provenance
-    from .training import load_checkpoint
+    from .training import load_checkpoint, model_from_checkpoint
 
     if result.history.get("stopped_early"):
         raise RuntimeError("the pretraining run stopped early; only finished runs are shipped")
@@ -137,7 +159,10 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
     from .artefacts import atomic_torch_save
 
     path = atomic_torch_save(out_dir / "teacher.pt", slim)
-    model = result.model.float().cpu().eval()
+    # Scored exactly as users will run it: the shipped fp16 file, loaded the standard way.
+    model = model_from_checkpoint(path)
+    scores = benchmark_scores(model, profile)
+    options = test_time_options(path, profile, scores)
     entry = {
         "file": path.name,
         "profile": profile.name,
@@ -161,7 +186,8 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
             **ckpt["data"],
         },
         "validation_history": ckpt["history"]["val"],
-        "benchmark": benchmark_scores(model, profile),
+        "benchmark": scores,
+        "test_time_options": options,
         "provenance": provenance(),
         "bytes": path.stat().st_size,
     }

@@ -28,6 +28,20 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 CHECKPOINT_NAMES = {"student": "student_distilled.pt", "teacher": None}
 
 
+SERVED_STUDENT = "student_int8.onnx"
+
+
+def served_student_path() -> Path | None:
+    """The shipped student file the CLI and widgets run by default: the int8 ONNX model when
+    the report measured it faster than PyTorch (recorded in the manifest), else None."""
+    manifest = WEIGHTS_DIR / "manifest.json"
+    if not manifest.exists():
+        return None
+    entry = json.loads(manifest.read_text()).get("models", {}).get("student", {})
+    path = WEIGHTS_DIR / entry.get("served", "")
+    return path if entry.get("served", "").endswith(".onnx") and path.exists() else None
+
+
 def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
@@ -94,10 +108,19 @@ def update_shipped(profile: str = "default") -> dict:
     if not results_path.exists():
         raise FileNotFoundError(f"{results_path}: run the full report first (make report)")
     results = json.loads(results_path.read_text())
-    from .artefacts import atomic_torch_save
+    import shutil
+
+    from .artefacts import atomic_torch_save, atomic_write
 
     slim = slim_checkpoint(checkpoints_dir(profile) / CHECKPOINT_NAMES["student"])
     path = atomic_torch_save(shipped_path("student"), slim)
+    int8 = checkpoints_dir(profile) / "student_distilled_int8.onnx"
+    served = WEIGHTS_DIR / SERVED_STUDENT
+    atomic_write(served, lambda tmp: shutil.copyfile(int8, tmp))
+    # Serve int8 where the report measured it faster than PyTorch fp32 at every resolution.
+    torch_ms = results["speed"]["student"]["latency_ms"]
+    int8_ms = results["served_int8_ms"]
+    faster = all(int8_ms[r] < torch_ms[r] for r in int8_ms)
     entry = {
         "file": path.name,
         "made_by": f"make report PROFILE={profile} && python -m pixel_utils.pretrained --update",
@@ -111,6 +134,9 @@ def update_shipped(profile: str = "default") -> dict:
             case: {**row["distilled"], "gain_db": row["distilled"]["psnr"] - row["blurred"]["psnr"]}
             for case, row in results["per_case"].items()
         },
+        "served": SERVED_STUDENT if faster else path.name,
+        "served_ms": {"int8_onnxruntime": int8_ms, "pytorch_fp32": torch_ms},
+        "int8_calibration": "16 batches of degraded training patches (stages.served_student)",
         "results_commit": results["provenance"]["git_commit"],
         "provenance": provenance(),
         "bytes": path.stat().st_size,

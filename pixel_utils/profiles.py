@@ -56,7 +56,7 @@ class Profile:
         default_factory=lambda: {"width": 24, "enc_blocks": (1, 1, 1, 2), "middle_blocks": 1,
                                  "dec_blocks": (1, 1, 1, 1)}
     )  # fmt: skip
-    pretrain_steps: int = 7000
+    pretrain_steps: int = 5500
     pretrain_lr: float = 1.5e-3
     pretrain_patch_size: int = 96  # large enough to hold a 29-px shake kernel with context
     pretrain_batch_size: int = 8
@@ -65,7 +65,7 @@ class Profile:
     # "shipped": distil from the pretrained teacher in pixel_utils/weights (made by
     # `make weights`); "budget": from the teacher notebook 02 trains within the report.
     distill_teacher: str = "shipped"
-    student_steps: int = 6000
+    student_steps: int = 4000
     student_lr: float = 3e-3
     cache_batches: int = 400  # teacher outputs are computed once for this many batches
     distill_weights: dict = field(
@@ -73,6 +73,7 @@ class Profile:
                                  "frequency": 0.0}
     )  # fmt: skip
     feature_taps: str = "last"  # "last": the student's deepest tap only; "all": every match
+    kd_seeds: int = 3  # distilled and scratch students are each trained with this many seeds
     # --- speed measurements ---
     timing_seconds: float = 1.0  # minimum run time of each latency measurement
     speed_resolutions: dict = field(
@@ -105,6 +106,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_batch_size=2,
         pretrain_val_every=3,
         student_steps=20,
+        kd_seeds=2,
         cache_batches=5,
         timing_seconds=0.05,
         speed_resolutions={"72×128": (72, 128), "108×192": (108, 192)},

@@ -23,7 +23,8 @@ CLASSICAL_NAMES = {"unsharp": "unsharp mask", "wiener": "Wiener (true PSF)",
 def slim(results: dict) -> dict:
     """What the README needs, small enough to commit."""
     keep = ("profile", "seed", "provenance", "headline_case", "headline", "per_case", "speed",
-            "classical_ms", "onnxruntime_ms", "teacher_to_student_speedup")  # fmt: skip
+            "headline_ci", "classical_ms", "onnxruntime_ms", "served_int8_ms",
+            "teacher_to_student_speedup")  # fmt: skip
     out = {k: results[k] for k in keep if k in results}
     distill = results.get("distillation") or {}
     out["distillation"] = {k: distill.get(k) for k in
@@ -43,11 +44,12 @@ def results_markdown(r: dict) -> str:
         (f"best classical: {CLASSICAL_NAMES[best]}", best, None),
         ("shipped teacher (`make weights`)", "teacher", "teacher"),
         ("budget teacher (trained in the report)", "budget_teacher", None),
-        ("distilled student", "distilled", "student"),
+        ("distilled student, PyTorch fp32", "distilled", "student"),
+        ("distilled student, served (int8, onnxruntime)", "distilled_int8", "served"),
         ("student trained from scratch", "scratch", "student"),
     ]
     lines = [
-        "| method | PSNR (dB) | SSIM | gain (dB) | parameters | GMAC/MP | "
+        "| method | PSNR (dB) | SSIM | gain (dB, 95% CI over images) | parameters | GMAC/MP | "
         + " | ".join(f"fps {x}" for x in res)
         + " |",
         "|" + " --- |" * (6 + len(res)),
@@ -56,11 +58,15 @@ def results_markdown(r: dict) -> str:
         if method not in head:
             continue
         h = head[method]
-        cost = speed.get(model) if model else None
+        cost = speed.get("student" if model == "served" else model) if model else None
         params = f"{cost['parameters']:,}" if cost else "–"
         macs = f"{cost['gmacs_per_megapixel']:.1f}" if cost else "–"
         fps = [f"{cost['fps'][x]:.1f}" if cost else "–" for x in res]
-        lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {h['gain_db']:+.2f} | "
+        if model == "served":
+            fps = [f"{1e3 / r['served_int8_ms'][x]:.1f}" for x in res]
+        ci = r.get("headline_ci", {}).get(method, {})
+        gain = f"{h['gain_db']:+.2f}" + (f" ± {ci['gain_ci95']:.2f}" if ci.get("gain_ci95") else "")
+        lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {gain} | "
                      f"{params} | {macs} | " + " | ".join(fps) + " |")  # fmt: skip
     lines += ["", *per_case_markdown(r)]
     p = r["provenance"]

@@ -3,6 +3,7 @@ load (or, if missing, produce) what earlier ones made."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -126,12 +127,18 @@ def prepare_distillation(profile: Profile, teacher: TrainResult) -> DistillSetup
 
 def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
-    device: str | None = None,
+    device: str | None = None, seed: int | None = None,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
-    loss weights) or from scratch (ground truth only). Same data, steps, seed and budget."""
+    loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
+
+    ``seed`` (default: the profile's) sets the initial weights and the order and flips of the
+    cached batches; other seeds than the profile's get their own checkpoint, ``..._s<seed>``.
+    """
     steps = profile.student_steps
+    seed = profile.seed if seed is None else seed
     name = "student_distilled" if distill else "student_scratch"
+    suffix = "" if seed == profile.seed else f"_s{seed}"
     loss_fn, adapters, key = None, None, dict(setup.data_key)
     if distill:
         weights = DistillWeights(**profile.distill_weights)
@@ -141,20 +148,46 @@ def train_student(
         )
         loss_fn = DistillationLoss(setup.teacher, weights, adapters)
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
+    config = dataclasses.replace(train_config(profile, steps, profile.student_lr), seed=seed)
     return train(
         profile.student,
         profile.student_kwargs,
-        lambda rank: CachedBatches(setup.cache, steps, profile.seed + rank, with_teacher=distill),
-        train_config(profile, profile.student_steps, profile.student_lr),
-        checkpoints_dir(profile.name) / f"{name}.pt",
+        lambda rank: CachedBatches(setup.cache, steps, seed + rank, with_teacher=distill),
+        config,
+        checkpoints_dir(profile.name) / f"{name}{suffix}.pt",
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=key,
         loss_fn=loss_fn,
         extra=adapters,
         retrain=retrain,
         device=device,
-        desc=name.replace("_", " "),
+        desc=name.replace("_", " ") + (f" (seed {seed})" if suffix else ""),
     )
+
+
+def served_student(profile: Profile, student: TrainResult) -> Path:
+    """The student as it is served: exported to ONNX and statically quantised to int8, with
+    activation ranges calibrated on degraded training patches (never on test photos).
+
+    Written next to the student checkpoint as ``<name>_int8.onnx`` with a ``.json`` sidecar
+    holding the hash of the checkpoint it came from; reused while that hash matches.
+    """
+    import json
+
+    from .artefacts import atomic_write_json
+    from .distillation import _sha256_file
+    from .onnx_export import export_onnx, quantize_int8
+
+    out = student.checkpoint.with_name(f"{student.checkpoint.stem}_int8.onnx")
+    sidecar = out.with_suffix(".json")
+    source = _sha256_file(student.checkpoint)
+    if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == {"source": source}:
+        return out
+    fp32, _ = export_onnx(student.model, out.with_name(f"{student.checkpoint.stem}.onnx"))
+    calibration = training_stream(profile, DegradationMix(), 16, seed_offset=2)(0)
+    quantize_int8(fp32, out, [calibration[i][0].numpy() for i in range(len(calibration))])
+    atomic_write_json(sidecar, {"source": source})
+    return out
 
 
 def shipped_teacher(device: str | None = None) -> TrainResult:
@@ -187,14 +220,18 @@ def distillation_teacher(profile: Profile) -> TrainResult:
 
 
 def trained_models(profile: Profile) -> dict[str, nn.Module]:
-    """The distillation teacher, the report's budget teacher, and the distilled and scratch
-    students (trained if missing)."""
+    """The distillation teacher, the report's budget teacher, the distilled student (PyTorch
+    fp32 and served int8) and the scratch student (trained if missing)."""
+    from .onnx_export import OnnxModel
+
     teacher = distillation_teacher(profile)
     setup = prepare_distillation(profile, teacher)
+    distilled = train_student(profile, setup, distill=True)
     return {
         "teacher": teacher.model,
         "budget_teacher": train_teacher(profile).model,
-        "distilled": train_student(profile, setup, distill=True).model,
+        "distilled": distilled.model,
+        "distilled_int8": OnnxModel(served_student(profile, distilled)),
         "scratch": train_student(profile, setup, distill=False).model,
     }
 

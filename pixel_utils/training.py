@@ -33,7 +33,7 @@ from .artefacts import atomic_torch_save
 from .inference import pick_device
 from .losses import RECONSTRUCTION_LOSSES
 from .metrics import psnr, ssim
-from .models import build_model
+from .models import build_model, set_test_time_window
 from .seeding import set_seed
 
 CHECKPOINT_FORMAT = 1
@@ -115,10 +115,21 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return ckpt
 
 
-def model_from_checkpoint(path: str | os.PathLike, use_ema: bool = True, device=None) -> nn.Module:
-    """Rebuild the model a checkpoint describes and load its (EMA) weights, in eval mode."""
+def model_from_checkpoint(
+    path: str | os.PathLike, use_ema: bool = True, device=None, tlc: bool = True
+) -> nn.Module:
+    """Rebuild the model a checkpoint describes and load its (EMA) weights, in eval mode.
+
+    With ``tlc`` (the default), global channel-attention pooling is replaced by local pooling
+    over 1.5× the training patch (TLC, :func:`~pixel_utils.models.set_test_time_window`), so a
+    full-size photo is seen with the statistics the network learnt on. Inputs no larger than
+    that window are unaffected.
+    """
     ckpt = load_checkpoint(path)
     model = build_model(ckpt["model_name"], **ckpt["model_kwargs"])
+    patch = (ckpt.get("data") or {}).get("patch_size")
+    if tlc and patch:
+        set_test_time_window(model, int(patch))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"]
     try:
         model.load_state_dict(state)

@@ -58,6 +58,8 @@ def test_pretraining_resumes_after_kill_and_ships(tmp_path):
         or len(manifest["provenance"]["git_commit"]) == 40
     )
     assert set(manifest["benchmark"]) >= {"gauss3", "shake17", "shake25"}
+    options = manifest["test_time_options"]
+    assert set(options["tlc_gain_db"]) == set(options["ensemble_x8_gain_db"]) >= {"gauss3"}
     shipped = model_from_checkpoint(out / "teacher.pt")
     x = torch.rand(1, 3, 40, 40)
     trained = model_from_checkpoint(ckpt)

@@ -1,0 +1,49 @@
+"""Confidence intervals of the headline numbers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from pixel_utils.evaluation import ci95, headline_ci
+
+
+def test_ci95_matches_the_t_interval():
+    # mean 2, sd 1, n 3: t(0.975, 2) = 4.3027 → 4.3027 / sqrt(3)
+    assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(ci95([1.0]))
+    assert ci95([5.0, 5.0, 5.0]) == 0
+
+
+def test_gain_interval_is_paired_by_image():
+    """Photos differ a lot in difficulty, the gain hardly: the paired gain CI is narrow."""
+    rows = []
+    for photo, base in (("a", 20.0), ("b", 25.0), ("c", 30.0), ("d", 22.0)):
+        rows.append({"method": "blurred", "case": "gauss3", "photo": photo, "psnr": base})
+        rows.append({"method": "net", "case": "gauss3", "photo": photo, "psnr": base + 2.0})
+    rows.append({"method": "net", "case": "other", "photo": "a", "psnr": 99.0})  # ignored
+    ci = headline_ci(pd.DataFrame(rows), "gauss3")
+    assert ci["net"]["images"] == 4
+    assert ci["net"]["gain_ci95"] == pytest.approx(0.0)
+    assert ci["net"]["psnr_ci95"] > 3
+
+
+def test_kd_comparison_pairs_by_image_and_seed():
+    from pixel_utils.evaluation import kd_comparison
+
+    rows = []
+    for photo, base in (("a", 20.0), ("b", 28.0), ("c", 24.0)):
+        for seed, (margin, wobble) in enumerate(((0.3, 0.0), (0.5, 0.1), (0.4, -0.1))):
+            tag = "" if seed == 0 else f"_s{seed}"
+            rows.append({"method": f"scratch{tag}", "case": "gauss3", "photo": photo,
+                         "psnr": base + wobble})  # fmt: skip
+            rows.append({"method": f"distilled{tag}", "case": "gauss3", "photo": photo,
+                         "psnr": base + wobble + margin})  # fmt: skip
+    pairs = [("distilled", "scratch"), ("distilled_s1", "scratch_s1"),
+             ("distilled_s2", "scratch_s2")]  # fmt: skip
+    out = kd_comparison(pd.DataFrame(rows), pairs, "gauss3")
+    assert out["mean_db"] == pytest.approx(0.4)
+    assert out["ci95_over_images"] == pytest.approx(0.0, abs=1e-9)  # same margin on every image
+    assert out["ci95_over_seeds"] > 0.2  # but it varies by seed
+    assert out["per_seed_db"]["distilled_s1"] == pytest.approx(0.5)
+    assert out["seeds"] == 3 and out["images"] == 3
