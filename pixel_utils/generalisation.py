@@ -42,7 +42,7 @@ def evaluate_folder(
 def main(argv=None) -> int:
     from .pretrained import load_pretrained
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("folder", help="a folder of sharp photos (read only)")
     parser.add_argument(
         "--models", default="teacher,student",

@@ -101,3 +101,51 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def write_index(report_dir: Path, figures: Path) -> Path:
+    """``report_dir/html/index.html``: the headline results table, the key figures (copied
+    next to it) and a link to every exported notebook, readable offline."""
+    import html
+    import json
+
+    out = report_dir / "html"
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = report_dir / "results.json"
+    table = "<p>No results.json yet: run notebook 04.</p>"
+    if results_path.exists():
+        from .readme import results_markdown, slim
+
+        rows = [r for r in results_markdown(slim(json.loads(results_path.read_text())))
+                .splitlines() if r.startswith("|")]  # fmt: skip
+        cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows if "---" not in r]
+        head, *body = cells or [[]]
+        table = "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+        for r in body:
+            table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+        table += "</table>"
+    key = ("04_quality_vs_speed.png", "02_quality_vs_time.png", "04_gain_by_case.png",
+           "05_crops_headline.png", "03_kd_gain_over_training.png")  # fmt: skip
+    shown = []
+    (out / "figures").mkdir(exist_ok=True)
+    for name in key:
+        if (figures / name).exists():
+            shutil.copy(figures / name, out / "figures" / name)
+            shown.append(f'<figure><img src="figures/{name}" alt="{name}" style="max-width:100%">'
+                         f"<figcaption>{name}</figcaption></figure>")  # fmt: skip
+    links = "".join(
+        f'<li><a href="{p.name}">{html.escape(p.stem)}</a></li>'
+        for p in sorted(out.glob("[0-9][0-9]_*.html"))
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Image sharpening by knowledge "
+        "distillation: report</title><style>body{font-family:sans-serif;max-width:70em;"
+        "margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
+        "</style></head><body><h1>Image sharpening by knowledge distillation</h1>"
+        f"<h2>Results</h2>{table}<h2>Notebooks</h2><ul>{links}</ul><h2>Key figures</h2>"
+        + "".join(shown)
+        + "</body></html>"
+    )
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -5,7 +5,8 @@ Conventions used across the package:
 * numpy images are ``HWC`` float32 RGB in ``[0, 1]``;
 * torch tensors are ``NCHW`` (or ``CHW`` for one image) float32 RGB in ``[0, 1]``.
 
-Files are read with Pillow: EXIF orientation is applied, grey and palette images become RGB,
+Files are read with Pillow (16-bit PNGs with pypng, TIFFs with tifffile, since Pillow reduces
+16-bit RGB to 8 bits): EXIF orientation is applied, grey and palette images become RGB,
 16-bit images keep their precision, and an alpha channel is dropped (training and metrics work
 on RGB). Anything that cannot be read raises :class:`ImageReadError` naming the file and why.
 """
@@ -159,6 +160,18 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + th, left : left + tw]
 
 
+def downscale_to(image: np.ndarray, max_short_side: int | None) -> np.ndarray:
+    """Shrink (anti-aliased) so the short side is at most ``max_short_side``; never enlarges."""
+    h, w = image.shape[:2]
+    if not max_short_side or min(h, w) <= max_short_side:
+        return image
+    from skimage.transform import resize
+
+    scale = max_short_side / min(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return resize(image, size, order=1, anti_aliasing=True).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- full fidelity
 
 
@@ -195,10 +208,110 @@ def _read_png16(path: Path) -> ImageFile | None:
     return ImageFile(np.ascontiguousarray(rgb), alpha, 16, grey, "PNG")
 
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in _TIFF_MAGIC
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply a TIFF/EXIF orientation (1-8) to an H×W(×C) array, as ``ImageOps.exif_transpose``."""
+    ops = {
+        2: lambda a: a[:, ::-1],  # mirror left-right
+        3: lambda a: a[::-1, ::-1],  # rotate 180°
+        4: lambda a: a[::-1],  # mirror top-bottom
+        5: lambda a: a.swapaxes(0, 1),  # transpose
+        6: lambda a: np.rot90(a, -1),  # rotate 90° clockwise
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transverse
+        8: lambda a: np.rot90(a, 1),  # rotate 90° anticlockwise
+    }
+    op = ops.get(orientation)
+    return arr if op is None else np.ascontiguousarray(op(arr))
+
+
+def _read_tiff(path: Path) -> ImageFile | None:
+    """8- and 16-bit grey or RGB TIFFs (optionally with unassociated alpha) through tifffile,
+    which keeps 16-bit colour (Pillow reduces it to 8 bits). Other layouts (palette, CMYK,
+    1-bit, float, premultiplied alpha, ...) return None and are left to Pillow. So are
+    compressions that tifffile cannot decode without the optional ``imagecodecs`` package (LZW,
+    JPEG, ...), except for 16-bit colour, where Pillow would silently lose the low 8 bits."""
+    import tifffile
+    from tifffile import EXTRASAMPLE, PHOTOMETRIC, TIFF
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            colour_planes = {PHOTOMETRIC.MINISBLACK: 1, PHOTOMETRIC.RGB: 3}.get(page.photometric)
+            if (
+                colour_planes is None
+                or page.dtype not in (np.uint8, np.uint16)
+                or page.axes not in ("YX", "YXS", "SYX")
+            ):
+                return None
+            if page.compression not in TIFF.DECOMPRESSORS or (
+                page.predictor != 1 and page.predictor not in TIFF.PREDICTORS
+            ):
+                if page.dtype == np.uint16 and colour_planes == 3:
+                    raise ImageReadError(
+                        f"{path}: 16-bit colour TIFF compressed with "
+                        f"{page.compression.name}, which needs the imagecodecs package to be "
+                        "read at full depth (pip install imagecodecs)"
+                    )
+                return None
+            extras = page.samplesperpixel - colour_planes
+            kinds = tuple(page.extrasamples)
+            if extras < 0 or len(kinds) != extras or EXTRASAMPLE.ASSOCALPHA in kinds[:1]:
+                return None
+            arr = page.asarray()
+            tag = page.tags.get("Orientation")
+            orientation = int(tag.value) if tag is not None else 1
+    except ImageReadError:
+        raise
+    except (tifffile.TiffFileError, ValueError, OSError) as err:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+    if page.axes == "YX":
+        arr = arr[..., None]
+    elif page.axes == "SYX":
+        arr = np.moveaxis(arr, 0, -1)
+    arr = _orient(arr, orientation)
+    top = 65535.0 if arr.dtype == np.uint16 else 255.0
+    colour = arr[..., :colour_planes].astype(np.float32) / top
+    alpha = None
+    if extras and kinds[0] == EXTRASAMPLE.UNASSALPHA:
+        alpha = arr[..., colour_planes].astype(np.float32) / top
+    grey = colour_planes == 1
+    rgb = np.repeat(colour, 3, axis=2) if grey else colour
+    bits = 16 if arr.dtype == np.uint16 else 8
+    return ImageFile(np.ascontiguousarray(rgb), alpha, bits, grey, "TIFF")
+
+
+def _write_tiff(path: str, colour: np.ndarray, bits: int) -> None:
+    """Write H×W×{1,2,3,4} (grey, grey+alpha, RGB, RGBA) as a lossless Deflate TIFF."""
+    import tifffile
+
+    arr = to_uint16(colour) if bits == 16 else to_uint8(colour)
+    planes = arr.shape[2]
+    tifffile.imwrite(
+        path,
+        arr[..., 0] if planes == 1 else arr,
+        photometric="minisblack" if planes in (1, 2) else "rgb",
+        planarconfig=None if planes == 1 else "contig",
+        extrasamples=("unassalpha",) if planes in (2, 4) else None,
+        compression="zlib",
+        predictor=True,
+    )
+
+
 def read_image_file(path: str | os.PathLike) -> ImageFile:
     """Read ``path`` keeping bit depth, alpha and grey-ness (EXIF orientation applied)."""
     path = Path(path)
     _check_file(path)
+    if _is_tiff(path):
+        deep = _read_tiff(path)
+        if deep is not None:
+            return deep
     try:
         with Image.open(path) as im:
             fmt = im.format or path.suffix.lstrip(".").upper()
@@ -231,7 +344,9 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
     os.close(fd)
     os.chmod(tmp, 0o644)
     try:
-        if like.bits == 16 and like.format == "PNG":
+        if like.format == "TIFF":
+            _write_tiff(tmp, colour, like.bits)
+        elif like.bits == 16 and like.format == "PNG":
             import png
 
             h, w, planes = colour.shape

@@ -196,7 +196,7 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--profile", default=None, help="profile name (default: $PIXEL_PROFILE)")
     parser.add_argument(
         "--photos", action="append", default=[], metavar="DIR",

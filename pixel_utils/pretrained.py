@@ -23,9 +23,8 @@ from .paths import checkpoints_dir, reports_dir
 from .training import load_checkpoint, model_from_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-#: Name → the default report's checkpoint that may be fresher than the shipped file. The
-#: teacher has none: the report's own teacher is the smaller budget one, for teaching.
-CHECKPOINT_NAMES = {"student": "student_distilled.pt", "teacher": None}
+#: The default report's checkpoint that ``--update`` ships as the student.
+CHECKPOINT_NAMES = {"student": "student_distilled.pt"}
 
 
 SERVED_STUDENT = "student_int8.onnx"
@@ -46,40 +45,54 @@ def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
+#: The named models the CLI, widgets and notebooks can ask for. The choice is explicit: a
+#: name always means the same file, whatever exists on disk or was written last.
+MODEL_CHOICES = {
+    "student": "the served student: shipped int8 ONNX where the report measured it faster, "
+    "else the shipped PyTorch student",
+    "student-fp32": "the shipped distilled student in PyTorch fp32",
+    "teacher": "the shipped pretrained teacher (make weights)",
+    "report-student": "your `make report` run's distilled student (data/default/checkpoints)",
+    "report-teacher": "your `make report` run's budget teacher (data/default/checkpoints)",
+}
+
+
 def resolve_weights(name_or_path: str) -> Path:
-    """``student``/``teacher`` → the fresher of the local checkpoint and the shipped weights;
-    anything else is a checkpoint path."""
-    if name_or_path not in CHECKPOINT_NAMES:
+    """A name of :data:`MODEL_CHOICES` → its file; anything else must be an existing ``.pt``
+    checkpoint or ``.onnx`` file. Missing files are errors that say how to make them."""
+    if name_or_path not in MODEL_CHOICES:
         path = Path(name_or_path)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such checkpoint (or use 'student'/'teacher')")
+            names = ", ".join(MODEL_CHOICES)
+            raise FileNotFoundError(f"{path}: no such model file (or use one of: {names})")
         return path
-    shipped = shipped_path(name_or_path)
-    if CHECKPOINT_NAMES[name_or_path] is None:
-        if not shipped.exists():
-            raise FileNotFoundError(f"{shipped}: missing; run `make weights`")
-        return shipped
-    local = checkpoints_dir("default") / CHECKPOINT_NAMES[name_or_path]
-    candidates = [p for p in (local, shipped) if p.exists()]
-    if not candidates:
-        raise FileNotFoundError(
-            f"no {name_or_path} weights: neither {local} nor {shipped} exists; run `make report`"
-        )
-    if local.exists() and not load_checkpoint(local).get("complete", True):
-        candidates.remove(local)  # a run still in progress
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    if name_or_path == "student":
+        served = served_student_path()
+        return served if served is not None else resolve_weights("student-fp32")
+    if name_or_path.startswith("report-"):
+        kind = name_or_path.removeprefix("report-")
+        path = checkpoints_dir("default") / ("teacher.pt" if kind == "teacher" else
+                                             "student_distilled.pt")  # fmt: skip
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; run `make report` first")
+        if not load_checkpoint(path).get("complete", True):
+            raise FileNotFoundError(f"{path}: that training run has not finished yet")
+        return path
+    shipped = shipped_path("student" if name_or_path == "student-fp32" else "teacher")
+    if not shipped.exists():
+        raise FileNotFoundError(f"{shipped}: missing; run `make weights` / `make report`")
+    return shipped
 
 
 def load_pretrained(name_or_path: str = "student", device=None) -> torch.nn.Module:
-    """A model by name (``student``/``teacher``), checkpoint path, or exported ``.onnx`` file
+    """A model by name (:data:`MODEL_CHOICES`), checkpoint path, or exported ``.onnx`` file
     (run by onnxruntime on the CPU)."""
-    if str(name_or_path).endswith(".onnx"):
+    path = resolve_weights(str(name_or_path))
+    if path.suffix == ".onnx":
         from .onnx_export import OnnxModel
 
-        if not Path(name_or_path).exists():
-            raise FileNotFoundError(f"{name_or_path}: no such ONNX file")
-        return OnnxModel(name_or_path)
-    return model_from_checkpoint(resolve_weights(name_or_path), device=device)
+        return OnnxModel(path)
+    return model_from_checkpoint(path, device=device).float()
 
 
 def slim_checkpoint(path: Path) -> dict:
@@ -156,7 +169,7 @@ def update_manifest(name: str, entry: dict, out_dir: Path | None = None) -> dict
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--update", action="store_true", help="ship the report's student")
     parser.add_argument("--profile", default="default")
     args = parser.parse_args(argv)

@@ -138,7 +138,7 @@ def readme_results(readme_text: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--profile", default="default")
     args = parser.parse_args(argv)
     source = reports_dir(args.profile) / "results.json"

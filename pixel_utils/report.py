@@ -102,6 +102,10 @@ def run_report(
         record_path.write_text(json.dumps(completed, indent=1))
         print(f"[{profile}] {path.name}: {seconds:.1f} s", flush=True)
         _export_html(out_dir / path.name, out_dir / "html")
+    from .html_export import write_index
+    from .paths import figures_dir
+
+    print(f"[{profile}] index: {write_index(out_dir, figures_dir(profile))}", flush=True)
     timings["total"] = round(sum(timings.values()), 1)
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"[{profile}] total: {timings['total']:.1f} s  (timings in {out_dir / 'timings.json'})")
@@ -109,7 +113,7 @@ def run_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")

@@ -23,6 +23,7 @@ from .distillation import (
 from .models import build_model
 from .paths import checkpoints_dir, data_dir
 from .profiles import Profile
+from .seeding import set_seed
 from .training import TrainConfig, TrainResult, train
 
 
@@ -141,6 +142,7 @@ def train_student(
     suffix = "" if seed == profile.seed else f"_s{seed}"
     loss_fn, adapters, key = None, None, dict(setup.data_key)
     if distill:
+        set_seed(seed)  # the adapters' initial weights must not depend on what ran before
         weights = DistillWeights(**profile.distill_weights)
         student = build_model(profile.student, **profile.student_kwargs)
         adapters = FeatureAdapters(

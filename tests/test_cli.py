@@ -1,12 +1,14 @@
 import hashlib
+import importlib
 
 import numpy as np
 import png
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
-from pixel_utils.cli import main
+from pixel_utils.cli import fit_tiles, main
 from pixel_utils.images import read_image_file
 from pixel_utils.models import build_model
 from pixel_utils.training import CHECKPOINT_FORMAT, save_checkpoint
@@ -122,3 +124,114 @@ def test_cli_runs_an_exported_onnx_model_like_pytorch(tmp_path, checkpoint):
     a = np.asarray(Image.open(tmp_path / "a" / "p.png"), np.int16)
     b = np.asarray(Image.open(tmp_path / "b" / "p.png"), np.int16)
     assert np.abs(a - b).max() <= 1
+
+
+def test_cli_keeps_16_bit_tiffs_16_bit(tmp_path, checkpoint):
+    rng = np.random.default_rng(4)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    deep = (rng.random((30, 41, 3)) * 65535).astype(np.uint16)
+    tifffile.imwrite(src / "deep.tif", deep, photometric="rgb")
+    grey = (rng.random((30, 41)) * 65535).astype(np.uint16)
+    tifffile.imwrite(src / "grey.tiff", grey, photometric="minisblack")
+    rgba = (rng.random((30, 41, 4)) * 65535).astype(np.uint16)
+    tifffile.imwrite(src / "rgba.tif", rgba, photometric="rgb", extrasamples=("unassalpha",))
+    tifffile.imwrite(src / "eight.tif", (deep >> 8).astype(np.uint8), photometric="rgb")
+    assert main([str(src), "-o", str(out), "--model", checkpoint]) == 0
+    result = tifffile.imread(out / "deep.tif")
+    assert result.dtype == np.uint16 and result.shape == deep.shape
+    assert np.any(result % 257)  # not 8-bit values stretched to 16 bits
+    assert len(np.unique(result)) > 256
+    assert not np.array_equal(result, deep)  # it went through the model
+    with tifffile.TiffFile(out / "grey.tiff") as tif:
+        page = tif.pages.first
+        assert page.dtype == np.uint16 and page.shape == (30, 41)  # grey stays grey
+        assert np.any(page.asarray() % 257)
+    result = tifffile.imread(out / "rgba.tif")
+    assert result.dtype == np.uint16 and result.shape == (30, 41, 4)
+    assert np.array_equal(result[..., 3], rgba[..., 3])  # alpha passed through bit for bit
+    result = tifffile.imread(out / "eight.tif")
+    assert result.dtype == np.uint8 and result.shape == deep.shape
+
+
+@pytest.mark.parametrize(
+    "tile, overlap, stride, expected",
+    [(256, 128, 4, (256, 128)), (250, 62, 4, (252, 64)), (250, 250, 8, (256, 248)),
+     (0, 128, 8, (0, 128)), (3, 1, 4, (4, 0))],
+)  # fmt: skip
+def test_fit_tiles_rounds_up_to_the_stride(tile, overlap, stride, expected):
+    assert fit_tiles(tile, overlap, stride) == expected
+
+
+def test_tile_not_a_multiple_of_the_stride_is_rounded_up(tmp_path, checkpoint, capsys):
+    """The tiny model has stride 4: a 250-pixel tile used to abort the whole batch."""
+    rng = np.random.default_rng(1)
+    for name in ("big.png", "other.png"):
+        Image.fromarray((rng.random((300, 420, 3)) * 255).astype(np.uint8)).save(tmp_path / name)
+    code = main([str(tmp_path / "big.png"), str(tmp_path / "other.png"), "-o", str(tmp_path / "t"),
+                 "--model", checkpoint, "--tile", "250", "--overlap", "62"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "rounded to --tile 252 --overlap 64" in err and "stride 4" in err
+    assert main([str(tmp_path / "big.png"), "-o", str(tmp_path / "w"), "--model", checkpoint,
+                 "--tile", "0"]) == 0  # fmt: skip
+    a = np.asarray(Image.open(tmp_path / "t" / "big.png"), np.int16)
+    b = np.asarray(Image.open(tmp_path / "w" / "big.png"), np.int16)
+    assert np.abs(a - b).max() <= 1
+    assert (tmp_path / "t" / "other.png").exists()
+
+
+def test_small_tile_gets_a_smaller_default_overlap(tmp_path, checkpoint, capsys):
+    Image.fromarray(np.zeros((70, 90, 3), np.uint8)).save(tmp_path / "p.png")
+    assert main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--model", checkpoint,
+                 "--tile", "64"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o2"), "--model", checkpoint,
+              "--tile", "64", "--overlap", "64"])  # fmt: skip
+    assert exc.value.code == 2
+    assert "must be smaller than --tile" in capsys.readouterr().err
+
+
+HELP_MODULES = [
+    pytest.param("pixel_utils.cli", [[], ["export"]], id="cli"),
+    *(
+        pytest.param(name, [[]], id=name.rsplit(".", 1)[1])
+        for name in ("pixel_utils.report", "pixel_utils.pretrain", "pixel_utils.generalisation",
+                     "pixel_utils.pretrained", "pixel_utils.readme")
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("module, prefixes", HELP_MODULES)
+def test_help_has_no_rst_double_back_ticks(module, prefixes, capsys):
+    try:
+        entry = importlib.import_module(module).main
+    except ImportError as err:  # pragma: no cover - an optional module that does not import
+        pytest.skip(f"{module} does not import: {err}")
+    for prefix in prefixes:
+        with pytest.raises(SystemExit) as exc:
+            entry([*prefix, "--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert "usage:" in text
+        assert "``" not in text, text
+
+
+def test_packaging_metadata_installs_without_deprecation_warnings():
+    """SPDX ``license = "MIT"`` (setuptools >= 77), not the deprecated TOML table."""
+    import tomllib
+    import warnings
+    from pathlib import Path
+
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text())
+    assert config["project"]["license"] == "MIT"
+    assert "setuptools>=77" in config["build-system"]["requires"]
+    assert "tifffile" in config["project"]["dependencies"]  # 16-bit TIFFs depend on it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_configuration(Distribution(), pyproject)
+    assert not [w for w in caught if "license" in str(w.message).lower()]

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -57,3 +58,23 @@ def test_resume_skips_completed_notebooks_and_restarts_at_the_failure(tmp_path, 
     assert set(timings) == {"02_b", "03_c", "total"}  # 01 was complete: skipped
     assert (nbs / "a.txt").read_text() == "x" and (nbs / "c.txt").read_text() == "x"
     assert set(report.run_report("smoke", timeout=120, resume=True)) == {"total"}
+
+
+def test_report_index_links_notebooks_and_shows_results(tmp_path):
+    import shutil
+
+    from pixel_utils.html_export import write_index
+
+    root = Path(__file__).resolve().parent.parent
+    report_dir, figures = tmp_path / "report", tmp_path / "figures"
+    (report_dir / "html").mkdir(parents=True)
+    figures.mkdir()
+    shutil.copy(root / "figures" / "results.json", report_dir / "results.json")
+    (report_dir / "html" / "01_dataset_synthesis.html").write_text("<html></html>")
+    (figures / "04_quality_vs_speed.png").write_bytes(b"\x89PNG fake")
+    index = write_index(report_dir, figures).read_text()
+    results = json.loads((report_dir / "results.json").read_text())
+    assert '<a href="01_dataset_synthesis.html">' in index
+    assert "<table>" in index and f"{results['headline']['teacher']['psnr']:.2f}" in index
+    assert (report_dir / "html" / "figures" / "04_quality_vs_speed.png").exists()
+    assert "http" not in index  # nothing to fetch

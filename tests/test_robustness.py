@@ -126,6 +126,70 @@ def test_cli_folder_without_images(tmp_path, tiny_checkpoint, capsys):
     assert "folder contains no images" in capsys.readouterr().err
 
 
+def _three_pictures(folder):
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        Image.fromarray(np.full((16, 20, 3), 40 * i, np.uint8)).save(folder / name)
+
+
+def test_a_write_failure_does_not_abort_the_batch(tmp_path, tiny_checkpoint, capsys):
+    """An output path that is an existing folder: that file fails, the others are written."""
+    _three_pictures(tmp_path / "in")
+    out = tmp_path / "out"
+    (out / "b.png").mkdir(parents=True)  # in the way of b.png's result
+    code = cli([str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_checkpoint),
+                "--overwrite"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert any("b.png: cannot write" in line and "Is a directory" in line
+               for line in err.splitlines())  # fmt: skip
+    assert "1 failed" in err and "sharpened 2 image(s)" in err
+    assert (out / "a.png").is_file() and (out / "c.png").is_file() and (out / "b.png").is_dir()
+    assert not [p for p in out.rglob("*.tmp")]  # no temporary files left behind
+
+
+def test_permission_denied_on_one_output_does_not_abort_the_batch(
+    tmp_path, tiny_checkpoint, capsys, monkeypatch
+):
+    """Simulated, so it also holds when the tests run as root (who may write anywhere)."""
+    from pixel_utils import cli as cli_module
+
+    real_write = cli_module.write_image_file
+
+    def write(path, rgb, like):
+        if path.name == "a.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_write(path, rgb, like)
+
+    monkeypatch.setattr(cli_module, "write_image_file", write)
+    _three_pictures(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli([str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert any("a.png" in line and "Permission denied" in line for line in err.splitlines())
+    assert "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "c.png"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_output_folder_is_reported_per_file(tmp_path, tiny_checkpoint, capsys):
+    _three_pictures(tmp_path / "in")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub").mkdir()
+    Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(tmp_path / "in" / "sub" / "d.png")
+    (out / "sub").chmod(0o555)
+    try:
+        code = cli([str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_checkpoint)])
+    finally:
+        (out / "sub").chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 1 and "1 failed" in err
+    assert any("d.png" in line and "Permission denied" in line for line in err.splitlines())
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "sub"]
+
+
 def test_bad_checkpoints_are_named_and_explained(tmp_path, tiny_checkpoint):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(tiny_checkpoint.read_bytes()[:500])

@@ -36,3 +36,39 @@ def test_int8_student_stays_close_to_fp32(tmp_path):
     fp32_id, _ = export_onnx(model, tmp_path / "id.onnx")
     ident = quantize_int8(fp32_id, tmp_path / "id_int8.onnx", [ds[i][0].numpy() for i in range(2)])
     assert (OnnxModel(ident)(x) - x).abs().max() < 1e-6
+
+
+def test_model_names_always_mean_the_same_file(tmp_path, monkeypatch):
+    """The CLI's choice of weights is explicit: no modification-time races."""
+    import json
+    import os
+
+    import pytest
+
+    from pixel_utils import pretrained
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    for name in ("student.pt", "teacher.pt", "student_int8.onnx"):
+        (weights / name).write_bytes(b"x")
+    manifest = {"models": {"student": {"served": "student_int8.onnx"}}}
+    (weights / "manifest.json").write_text(json.dumps(manifest))
+    assert pretrained.resolve_weights("student") == weights / "student_int8.onnx"
+    assert pretrained.resolve_weights("student-fp32") == weights / "student.pt"
+    assert pretrained.resolve_weights("teacher") == weights / "teacher.pt"
+    # A fresher local checkpoint changes nothing: names are not resolved by date.
+    local = tmp_path / "data" / "default" / "checkpoints"
+    local.mkdir(parents=True)
+    (local / "student_distilled.pt").write_bytes(b"x")
+    os.utime(weights / "student.pt", (0, 0))
+    assert pretrained.resolve_weights("student-fp32") == weights / "student.pt"
+    # When the report found int8 slower, the served student is the PyTorch one.
+    manifest["models"]["student"]["served"] = "student.pt"
+    (weights / "manifest.json").write_text(json.dumps(manifest))
+    assert pretrained.resolve_weights("student") == weights / "student.pt"
+    with pytest.raises(FileNotFoundError, match="make report"):
+        pretrained.resolve_weights("report-teacher")
+    with pytest.raises(FileNotFoundError, match="student-fp32"):
+        pretrained.resolve_weights(str(tmp_path / "nope.pt"))
