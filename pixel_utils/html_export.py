@@ -86,7 +86,9 @@ def export_html(notebook: Path, out_dir: Path) -> Path:
         widget_renderer_url="widgets/embed-amd.js",
         require_js_url="widgets/require.js",
         mathjax_url=MATHJAX_URL,
-        mermaid_js_url="widgets/mermaid-not-bundled.mjs",  # never fetched: no diagrams
+        # Mermaid renders diagrams in Markdown; the notebooks have none, so it is never fetched.
+        mermaid_js_url="widgets/mermaid-not-bundled.mjs",
+        mermaid_layout_elk_js_url="widgets/mermaid-not-bundled.mjs",
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     path = out_dir / f"{notebook.stem}.html"
