@@ -134,7 +134,7 @@ def test_time_options(path: Path, profile: Profile, scores: dict) -> dict:
 def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None):
     """Write the finished teacher into the package (fp16 weights: half the bytes, and the
     rounding moves outputs by ~1e-4) and record how it was made in the manifest."""
-    from .pretrained import WEIGHTS_DIR, update_manifest
+    from .pretrained import WEIGHTS_DIR, slim_checkpoint, update_manifest
     from .profiling import provenance
     from .training import load_checkpoint, model_from_checkpoint
 
@@ -144,18 +144,7 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
     ckpt = load_checkpoint(result.checkpoint)
     if not ckpt["complete"]:
         raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
-    weights = ckpt["ema"] or ckpt["model"]
-    slim = {
-        "format": ckpt["format"],
-        "model_name": ckpt["model_name"],
-        "model_kwargs": ckpt["model_kwargs"],
-        "config": ckpt["config"],
-        "data": ckpt["data"],
-        "step": ckpt["step"],
-        "complete": True,
-        "model": {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
-        "ema": None,
-    }
+    slim = slim_checkpoint(result.checkpoint, half=True)
     from .artefacts import atomic_torch_save
 
     path = atomic_torch_save(out_dir / "teacher.pt", slim)

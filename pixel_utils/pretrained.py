@@ -95,11 +95,14 @@ def load_pretrained(name_or_path: str = "student", device=None) -> torch.nn.Modu
     return model_from_checkpoint(path, device=device).float()
 
 
-def slim_checkpoint(path: Path) -> dict:
-    """Only what inference needs: model name, kwargs, the (EMA) weights, the config."""
+def slim_checkpoint(path: Path, half: bool = False) -> dict:
+    """Only what inference needs: model name, kwargs, the (EMA) weights, the config. With
+    ``half`` the weights are stored in fp16 (half the bytes; they load into an fp32 model)."""
     ckpt = load_checkpoint(path)
     weights = ckpt["ema"] if ckpt.get("ema") else ckpt["model"]
     build_model(ckpt["model_name"], **ckpt["model_kwargs"]).load_state_dict(weights)  # check
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     return {
         "format": ckpt["format"],
         "model_name": ckpt["model_name"],

@@ -47,7 +47,7 @@ class Profile:
     student: str = "unshuffle"
     student_kwargs: dict = field(default_factory=lambda: {"scale": 4, "channels": 16, "blocks": 2})
     # --- teacher training (notebook 02) ---
-    teacher_steps: int = 1500  # ≈ 12 min on a 2-core CPU
+    teacher_steps: int = 1200  # ≈ 9 min on a 2-core CPU
     teacher_lr: float = 2e-3
     val_every: int = 100
     time_cap_minutes: float = 25.0  # safety net only: budgets are in steps, for reproducibility

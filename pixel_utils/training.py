@@ -256,6 +256,7 @@ def train(
             extra.load_state_dict(ckpt["extra"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step, history, elapsed = ckpt["step"], ckpt["history"], ckpt["elapsed_s"]
+        history.pop("stopped_early", None)  # this call carries on from where that one stopped
         if ckpt["complete"]:
             final = ema.module if ema is not None else model
             return TrainResult(final.eval(), history, start_step, elapsed, True, checkpoint, extra)
@@ -336,6 +337,8 @@ def train(
     bar.close()
     done = min(step + 1, config.steps) if config.steps > start_step else start_step
     if rank == 0 and checkpoint:
-        save_checkpoint(checkpoint, payload(done, complete=True))
+        # A run cut short by the time cap is saved as incomplete: never reused as finished,
+        # resumed by the next call instead.
+        save_checkpoint(checkpoint, payload(done, complete=done >= config.steps))
     final = ema.module if ema is not None else model
     return TrainResult(final.eval(), history, done, elapsed, False, checkpoint, extra)

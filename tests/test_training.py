@@ -161,3 +161,20 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_run_stopped_by_the_time_cap_is_not_finished(images, tmp_path):
+    """Cut short by the wall-time cap: saved incomplete, never reused, resumed next time."""
+    ckpt = tmp_path / "capped.pt"
+    capped = TrainConfig(steps=30, warmup_steps=1, val_every=100, ema_decay=None,
+                         time_budget_s=0.0)  # fmt: skip
+    first = train("unshuffle", TINY, _dataset(images, 30), capped, ckpt)
+    assert "stopped_early" in first.history and first.step == 1
+    saved = load_checkpoint(ckpt)
+    assert not saved["complete"] and saved["step"] == 1
+    # The cap is not part of the run's identity: without it the same run carries on.
+    uncapped = TrainConfig(steps=30, warmup_steps=1, val_every=100, ema_decay=None)
+    second = train("unshuffle", TINY, _dataset(images, 30), uncapped, ckpt)
+    assert not second.reused and second.step == 30 and "stopped_early" not in second.history
+    assert [s for s, _ in second.history["loss"]] == list(range(1, 31))
+    assert load_checkpoint(ckpt)["complete"]
