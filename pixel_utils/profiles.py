@@ -80,6 +80,37 @@ class Profile:
         default_factory=lambda: {"720p": (720, 1280), "1080p": (1080, 1920)}
     )
 
+    @property
+    def run_name(self) -> str:
+        """See :func:`run_name`."""
+        return run_name(self)
+
+
+def _overrides(profile: Profile) -> dict:
+    """The fields of ``profile`` that differ from the named profile it was resolved from."""
+    base = dataclasses.asdict(PROFILES[profile.name])
+    return {k: v for k, v in dataclasses.asdict(profile).items() if base[k] != v}
+
+
+def run_name(profile: Profile) -> str:
+    """The run's identity: the profile's name, plus a short hash of its overrides if any.
+
+    Everything a run writes (data, checkpoints, reports) lives under this name, so a run with
+    ``-p teacher_steps 3000`` never overwrites the plain ``default`` run's artefacts.
+    """
+    import hashlib
+    import json
+
+    changes = _overrides(profile)
+    if not changes:
+        return profile.name
+    digest = hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode())
+    return f"{profile.name}-{digest.hexdigest()[:8]}"
+
+
+def is_profile_field(name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(Profile)}
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(

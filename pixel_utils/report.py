@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .paths import ensure_dir, notebooks_dir, reports_dir
-from .profiles import DEFAULT_PROFILE, PROFILES
+from .profiles import DEFAULT_PROFILE, PROFILES, is_profile_field, resolve_profile
 
 
 def numbered_notebooks(folder: Path | None = None) -> list[Path]:
@@ -66,6 +66,24 @@ def _fingerprint(path: Path, parameters: dict) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def split_parameters(parameters: dict, notebooks: list[Path]) -> dict:
+    """Runner parameters → what every notebook of the run receives: profile fields go into
+    one ``overrides`` dict (so all notebooks resolve the same profile, hence the same run and
+    artefacts); the other names must be declared in some notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    overrides = {k: v for k, v in parameters.items() if is_profile_field(k)}
+    others = {k: v for k, v in parameters.items() if not is_profile_field(k)}
+    declared = set().union(*(pm.inspect_notebook(str(p)) for p in notebooks)) if others else set()
+    unknown = sorted(set(others) - declared)
+    if unknown:
+        raise NotebookFailed(
+            f"unknown parameter(s) {unknown}: neither a profile field (pixel_utils/profiles.py) "
+            "nor declared in a notebook's parameters cell"
+        )
+    return {"overrides": overrides, **others}
+
+
 def run_report(
     profile: str = DEFAULT_PROFILE,
     only: list[str] | None = None,
@@ -76,13 +94,16 @@ def run_report(
     """Run the notebooks in order. With ``resume``, notebooks that already completed with the
     same source and parameters (recorded in ``completed.json``) are skipped up to the first one
     that did not, e.g. after a failure or an interruption."""
-    out_dir = ensure_dir(reports_dir(profile))
-    parameters = parameters or {}
     notebooks = numbered_notebooks()
+    parameters = split_parameters(parameters or {}, notebooks)
+    run = resolve_profile(profile, **parameters["overrides"]).run_name
+    out_dir = ensure_dir(reports_dir(run))
     if only:
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
     if not notebooks:
         raise NotebookFailed(f"no notebooks to run in {notebooks_dir()}")
+    if run != profile:
+        print(f"[{profile}] run {run}: overrides {parameters['overrides']}", flush=True)
     record_path = out_dir / "completed.json"
     completed = json.loads(record_path.read_text()) if record_path.exists() else {}
     timings: dict[str, float] = {}
@@ -105,7 +126,7 @@ def run_report(
     from .html_export import write_index
     from .paths import figures_dir
 
-    print(f"[{profile}] index: {write_index(out_dir, figures_dir(profile))}", flush=True)
+    print(f"[{run}] index: {write_index(out_dir, figures_dir(run))}", flush=True)
     timings["total"] = round(sum(timings.values()), 1)
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"[{profile}] total: {timings['total']:.1f} s  (timings in {out_dir / 'timings.json'})")

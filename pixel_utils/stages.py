@@ -24,7 +24,13 @@ from .models import build_model
 from .paths import checkpoints_dir, data_dir
 from .profiles import Profile
 from .seeding import set_seed
-from .training import TrainConfig, TrainResult, train
+from .training import ArtefactMissing, TrainConfig, TrainResult, train
+
+#: What to run when an evaluation stage finds an artefact missing.
+RUN_NOTEBOOK = {
+    "02": "run notebook 02 (python -m pixel_utils.report --only 02) with the same profile",
+    "03": "run notebook 03 (python -m pixel_utils.report --only 03) with the same profile",
+}
 
 
 def data_key(profile: Profile, mix: DegradationMix) -> dict:
@@ -60,24 +66,26 @@ def train_config(profile: Profile, steps: int, lr: float) -> TrainConfig:
 
 
 def train_teacher(
-    profile: Profile, retrain: bool = False, device: str | None = None
+    profile: Profile, retrain: bool = False, device: str | None = None, load_only: bool = False
 ) -> TrainResult:
-    """Train (or reuse) the profile's teacher, checkpointed as ``<checkpoints>/teacher.pt``."""
+    """Train (or reuse) the profile's budget teacher, ``<checkpoints>/teacher.pt``; with
+    ``load_only`` only load it (an error naming notebook 02 if it is missing)."""
     mix = DegradationMix()
     steps = profile.teacher_steps
-    make_dataset = training_stream(profile, mix, steps)
+    make_dataset = training_stream(profile, mix, steps) if not load_only else None
 
     return train(
         profile.teacher,
         profile.teacher_kwargs,
         make_dataset,
         train_config(profile, profile.teacher_steps, profile.teacher_lr),
-        checkpoints_dir(profile.name) / "teacher.pt",
+        checkpoints_dir(profile.run_name) / "teacher.pt",
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=data_key(profile, mix),
         retrain=retrain,
         device=device,
         desc="teacher",
+        load_only=RUN_NOTEBOOK["02"] if load_only else None,
     )
 
 
@@ -110,8 +118,11 @@ class DistillSetup:
     data_key: dict
 
 
-def prepare_distillation(profile: Profile, teacher: TrainResult) -> DistillSetup:
-    """Match feature taps and cache the teacher's outputs on a fixed set of batches."""
+def prepare_distillation(
+    profile: Profile, teacher: TrainResult, load_only: bool = False
+) -> DistillSetup:
+    """Match feature taps and cache the teacher's outputs on a fixed set of batches (with
+    ``load_only``, only work out which cache the students were trained on)."""
     student = build_model(profile.student, **profile.student_kwargs)
     pairs = match_taps(student.feature_info(), teacher.model.feature_info())
     if profile.feature_taps == "last" and pairs:
@@ -120,15 +131,16 @@ def prepare_distillation(profile: Profile, teacher: TrainResult) -> DistillSetup
     key = data_key(profile, mix) | {"cache_batches": profile.cache_batches}
     taps = [t for _, t in pairs]
     digest = cache_key(teacher.checkpoint, key, taps)
-    dataset = training_stream(profile, mix, profile.cache_batches, seed_offset=1)(0)
-    path = data_dir(profile.name) / "cache" / f"teacher_outputs_{digest}.pt"
-    build_teacher_cache(teacher.model, dataset, profile.cache_batches, taps, path)
+    path = data_dir(profile.run_name) / "cache" / f"teacher_outputs_{digest}.pt"
+    if not load_only and not path.exists():
+        dataset = training_stream(profile, mix, profile.cache_batches, seed_offset=1)(0)
+        build_teacher_cache(teacher.model, dataset, profile.cache_batches, taps, path)
     return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
 
 
 def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
-    device: str | None = None, seed: int | None = None,
+    device: str | None = None, seed: int | None = None, load_only: bool = False,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
     loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
@@ -156,7 +168,7 @@ def train_student(
         profile.student_kwargs,
         lambda rank: CachedBatches(setup.cache, steps, seed + rank, with_teacher=distill),
         config,
-        checkpoints_dir(profile.name) / f"{name}{suffix}.pt",
+        checkpoints_dir(profile.run_name) / f"{name}{suffix}.pt",
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=key,
         loss_fn=loss_fn,
@@ -164,10 +176,11 @@ def train_student(
         retrain=retrain,
         device=device,
         desc=name.replace("_", " ") + (f" (seed {seed})" if suffix else ""),
+        load_only=RUN_NOTEBOOK["03"] if load_only else None,
     )
 
 
-def served_student(profile: Profile, student: TrainResult) -> Path:
+def served_student(profile: Profile, student: TrainResult, load_only: bool = False) -> Path:
     """The student as it is served: exported to ONNX and statically quantised to int8, with
     activation ranges calibrated on degraded training patches (never on test photos).
 
@@ -185,6 +198,8 @@ def served_student(profile: Profile, student: TrainResult) -> Path:
     source = _sha256_file(student.checkpoint)
     if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == {"source": source}:
         return out
+    if load_only:
+        raise ArtefactMissing(f"{out}: missing or made from another student; {RUN_NOTEBOOK['03']}")
     fp32, _ = export_onnx(student.model, out.with_name(f"{student.checkpoint.stem}.onnx"))
     calibration = training_stream(profile, DegradationMix(), 16, seed_offset=2)(0)
     quantize_int8(fp32, out, [calibration[i][0].numpy() for i in range(len(calibration))])
@@ -209,32 +224,33 @@ def shipped_teacher(device: str | None = None) -> TrainResult:
     return TrainResult(model, history, entry["steps"], seconds, True, path, info=entry)
 
 
-def distillation_teacher(profile: Profile) -> TrainResult:
+def distillation_teacher(profile: Profile, load_only: bool = False) -> TrainResult:
     """The teacher the students learn from: the shipped one or the report's budget teacher
     (``profile.distill_teacher``)."""
     if profile.distill_teacher == "shipped":
         return shipped_teacher()
     if profile.distill_teacher == "budget":
-        return train_teacher(profile)
+        return train_teacher(profile, load_only=load_only)
     raise ValueError(
         f"distill_teacher must be 'shipped' or 'budget', not {profile.distill_teacher!r}"
     )
 
 
-def trained_models(profile: Profile) -> dict[str, nn.Module]:
+def trained_models(profile: Profile, load_only: bool = False) -> dict[str, nn.Module]:
     """The distillation teacher, the report's budget teacher, the distilled student (PyTorch
-    fp32 and served int8) and the scratch student (trained if missing)."""
+    fp32 and served int8) and the scratch student: trained if missing, or with ``load_only``
+    (evaluation) only loaded, with an error naming the notebook to run if one is missing."""
     from .onnx_export import OnnxModel
 
-    teacher = distillation_teacher(profile)
-    setup = prepare_distillation(profile, teacher)
-    distilled = train_student(profile, setup, distill=True)
+    teacher = distillation_teacher(profile, load_only)
+    setup = prepare_distillation(profile, teacher, load_only)
+    distilled = train_student(profile, setup, distill=True, load_only=load_only)
     return {
         "teacher": teacher.model,
-        "budget_teacher": train_teacher(profile).model,
+        "budget_teacher": train_teacher(profile, load_only=load_only).model,
         "distilled": distilled.model,
-        "distilled_int8": OnnxModel(served_student(profile, distilled)),
-        "scratch": train_student(profile, setup, distill=False).model,
+        "distilled_int8": OnnxModel(served_student(profile, distilled, load_only)),
+        "scratch": train_student(profile, setup, distill=False, load_only=load_only).model,
     }
 
 
@@ -243,13 +259,14 @@ def display_models(profile: Profile) -> dict[str, nn.Module]:
 
     The distillation teacher (the shipped one by default) and the profile's distilled student;
     for the default profile without a student checkpoint, the shipped student (so a fresh clone
-    can open notebook 05 without training); otherwise the student is trained.
+    can open notebook 05 without training); otherwise the profile's student is loaded (an error
+    names notebook 03 if it is missing).
     """
     from .pretrained import load_pretrained, shipped_path
 
     teacher = distillation_teacher(profile).model
-    own = checkpoints_dir(profile.name) / "student_distilled.pt"
-    if profile.name == "default" and not own.exists() and shipped_path("student").exists():
+    own = checkpoints_dir(profile.run_name) / "student_distilled.pt"
+    if profile.run_name == "default" and not own.exists() and shipped_path("student").exists():
         print(f"no {own}: using the shipped student {shipped_path('student')}")
         return {"teacher": teacher, "student": load_pretrained("student")}
-    return {"teacher": teacher, "student": trained_models(profile)["distilled"]}
+    return {"teacher": teacher, "student": trained_models(profile, load_only=True)["distilled"]}

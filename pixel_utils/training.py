@@ -39,6 +39,10 @@ from .seeding import set_seed
 CHECKPOINT_FORMAT = 1
 
 
+class ArtefactMissing(FileNotFoundError):
+    """A stage that only loads found no matching, complete artefact."""
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -208,8 +212,13 @@ def train(
     retrain: bool = False,
     device: str | None = None,
     desc: str = "train",
+    load_only: str | None = None,
 ) -> TrainResult:
     """Train ``model_name(**model_kwargs)`` for ``config.steps`` steps.
+
+    With ``load_only`` (a hint such as ``"run notebook 02"``) nothing is trained: a complete
+    checkpoint with the same key is loaded, and anything else raises :class:`ArtefactMissing`
+    naming the checkpoint, what is wrong with it and the hint.
 
     ``make_dataset(rank)`` returns a Dataset whose item ``i`` is batch ``i`` (see
     :class:`~pixel_utils.datasets.PatchPairDataset`); at least ``config.steps`` items long.
@@ -245,9 +254,14 @@ def train(
     if checkpoint and checkpoint.exists() and not retrain:
         ckpt = load_checkpoint(checkpoint, map_location=device)
         if ckpt.get("key") != key:
+            if load_only:
+                raise ArtefactMissing(f"{checkpoint}: made with other settings; {load_only}")
             if rank == 0:
                 print(f"{checkpoint}: settings changed since it was written; training afresh")
             ckpt = None
+    if load_only and (ckpt is None or not ckpt["complete"]):
+        why = "missing" if ckpt is None else f"unfinished (step {ckpt['step']} of {config.steps})"
+        raise ArtefactMissing(f"{checkpoint}: {why}; {load_only}")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         if ema is not None and ckpt.get("ema_state"):

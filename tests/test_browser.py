@@ -44,6 +44,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
+    from pixel_utils import stages
+    from pixel_utils.profiles import resolve_profile
+
+    # Notebook 05 only loads what notebooks 02-03 trained: make (or reuse) the smoke models.
+    stages.trained_models(resolve_profile("smoke"))
     root = tmp_path / "lab"
     (root / "notebooks").mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / "05_visual_comparisons.ipynb", root / "notebooks")

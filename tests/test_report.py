@@ -78,3 +78,31 @@ def test_report_index_links_notebooks_and_shows_results(tmp_path):
     assert "<table>" in index and f"{results['headline']['teacher']['psnr']:.2f}" in index
     assert (report_dir / "html" / "figures" / "04_quality_vs_speed.png").exists()
     assert "http" not in index  # nothing to fetch
+
+
+def test_a_runs_parameters_reach_every_notebook_and_key_its_artefacts(tmp_path, monkeypatch):
+    """`-p student_steps 7` reaches every notebook as one `overrides` dict, and the run writes
+    under its own name, so it never overwrites the plain profile's artefacts."""
+    from pixel_utils.profiles import resolve_profile
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for name in ("01_a", "02_b", "03_c"):
+        _notebook(nbs / f"{name}.ipynb", "pass")
+    calls = []
+    monkeypatch.setattr(report, "run_notebook",
+                        lambda path, profile, out_dir, timeout, params:
+                        calls.append((path.name, out_dir, params)) or 0.0)  # fmt: skip
+    monkeypatch.setattr(report, "_export_html", lambda executed, html_dir: None)
+    report.run_report("smoke", parameters={"student_steps": 7})
+    run = resolve_profile("smoke", student_steps=7).run_name
+    assert run != "smoke"
+    assert [c[0] for c in calls] == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+    assert all(params == {"overrides": {"student_steps": 7}} for _, _, params in calls)
+    assert all(out_dir == tmp_path / "reports" / run for _, out_dir, _ in calls)
+    calls.clear()
+    report.run_report("smoke", only=["02"])
+    assert calls == [("02_b.ipynb", tmp_path / "reports" / "smoke", {"overrides": {}})]
+    with pytest.raises(report.NotebookFailed, match="teacher_step"):
+        report.run_report("smoke", parameters={"teacher_step": 3})  # a typo is caught

@@ -178,3 +178,25 @@ def test_a_run_stopped_by_the_time_cap_is_not_finished(images, tmp_path):
     assert not second.reused and second.step == 30 and "stopped_early" not in second.history
     assert [s for s, _ in second.history["loss"]] == list(range(1, 31))
     assert load_checkpoint(ckpt)["complete"]
+
+
+def test_evaluation_only_loads_and_names_the_notebook_to_run(tmp_path, monkeypatch):
+    from pixel_utils import stages
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import ArtefactMissing
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    with pytest.raises(ArtefactMissing, match="missing; run notebook 03"):
+        stages.trained_models(resolve_profile("smoke"), load_only=True)
+    with pytest.raises(ArtefactMissing, match="missing; run notebook 02"):
+        stages.train_teacher(resolve_profile("smoke"), load_only=True)
+    assert not (tmp_path / "data" / "smoke" / "checkpoints").exists()  # nothing was trained
+    # A checkpoint made with other settings is not silently replaced either.
+    p = resolve_profile("smoke", teacher_steps=2)
+    stages.train_teacher(p)
+    ckpt = tmp_path / "data" / p.run_name / "checkpoints" / "teacher.pt"
+    target = tmp_path / "data" / "smoke" / "checkpoints" / "teacher.pt"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(ckpt.read_bytes())
+    with pytest.raises(ArtefactMissing, match="other settings"):
+        stages.train_teacher(resolve_profile("smoke"), load_only=True)
