@@ -41,7 +41,7 @@ def run_notebook(path: Path, profile: str, out_dir: Path, timeout: int, paramete
             kernel_name="python3",
             cwd=str(path.parent),
             execution_timeout=timeout,
-            progress_bar=False,
+            progress_bar={"desc": path.stem, "leave": False},  # cells done, elapsed, ETA
             log_output=False,
         )
     except PapermillExecutionError as err:
