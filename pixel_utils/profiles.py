@@ -74,6 +74,9 @@ class Profile:
     )  # fmt: skip
     feature_taps: str = "last"  # "last": the student's deepest tap only; "all": every match
     kd_seeds: int = 3  # distilled and scratch students are each trained with this many seeds
+    # --- where it runs: "cpu" keeps a CPU report on the CPU even where a GPU exists; None picks
+    # CUDA when present (then speed tables gain GPU rows, labelled as such) ---
+    device: str | None = "cpu"
     # --- speed measurements ---
     timing_seconds: float = 1.0  # minimum run time of each latency measurement
     speed_resolutions: dict = field(
@@ -159,6 +162,7 @@ PROFILES: dict[str, Profile] = {
         cache_batches=5000,
         val_every=2000,
         time_cap_minutes=24 * 60,
+        device=None,
     ),
 }
 

@@ -254,13 +254,14 @@ class SpeedReport:
 
 def measure_speed(
     models: dict[str, torch.nn.Module], resolutions: dict[str, tuple[int, int]],
-    min_run_time: float = 1.0, onnx_dir: Path | None = None,
+    min_run_time: float = 1.0, onnx_dir: Path | None = None, gpu: bool = False,
 ) -> SpeedReport:  # fmt: skip
-    """Cost of each model on the CPU, on CUDA when present, and (with ``onnx_dir``) exported
-    to ONNX and timed in onnxruntime with the same thread count."""
-    costs = [model_cost(m, name, resolutions=resolutions, min_run_time=min_run_time)
+    """Cost of each model on the CPU, with ``gpu`` also on CUDA (rows named ``"<model> (GPU)"``,
+    only when CUDA is present), and (with ``onnx_dir``) exported to ONNX and timed in
+    onnxruntime with the same thread count. Every row records its device and threads."""
+    costs = [model_cost(m.cpu(), name, resolutions=resolutions, min_run_time=min_run_time)
              for name, m in models.items()]  # fmt: skip
-    if torch.cuda.is_available():
+    if gpu and torch.cuda.is_available():
         for name, model in models.items():
             gpu = model.to("cuda")
             costs.append(model_cost(gpu, f"{name} (GPU)", resolutions=resolutions,

@@ -20,6 +20,7 @@ from .distillation import (
     cache_key,
     match_taps,
 )
+from .inference import pick_device
 from .models import build_model
 from .paths import checkpoints_dir, data_dir
 from .profiles import Profile
@@ -83,7 +84,7 @@ def train_teacher(
         val_set=validation_set(profile.val_crop, profile.seed),
         data_key=data_key(profile, mix),
         retrain=retrain,
-        device=device,
+        device=device or profile.device,
         desc="teacher",
         load_only=RUN_NOTEBOOK["02"] if load_only else None,
     )
@@ -134,7 +135,10 @@ def prepare_distillation(
     path = data_dir(profile.run_name) / "cache" / f"teacher_outputs_{digest}.pt"
     if not load_only and not path.exists():
         dataset = training_stream(profile, mix, profile.cache_batches, seed_offset=1)(0)
-        build_teacher_cache(teacher.model, dataset, profile.cache_batches, taps, path)
+        build_teacher_cache(
+            teacher.model, dataset, profile.cache_batches, taps, path,
+            device=pick_device(profile.device),
+        )  # fmt: skip
     return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
 
 
@@ -174,7 +178,7 @@ def train_student(
         loss_fn=loss_fn,
         extra=adapters,
         retrain=retrain,
-        device=device,
+        device=device or profile.device,
         desc=name.replace("_", " ") + (f" (seed {seed})" if suffix else ""),
         load_only=RUN_NOTEBOOK["03"] if load_only else None,
     )

@@ -47,3 +47,18 @@ def test_kd_comparison_pairs_by_image_and_seed():
     assert out["ci95_over_seeds"] > 0.2  # but it varies by seed
     assert out["per_seed_db"]["distilled_s1"] == pytest.approx(0.5)
     assert out["seeds"] == 3 and out["images"] == 3
+
+
+def test_cpu_report_stays_on_cpu_and_rows_name_their_device():
+    import torch
+
+    from pixel_utils.models import build_model
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.profiling import measure_speed
+
+    assert resolve_profile("default").device == "cpu" and resolve_profile("smoke").device == "cpu"
+    assert resolve_profile("full").device is None  # CUDA when present
+    model = build_model("unshuffle", scale=4, channels=8, blocks=1)
+    report = measure_speed({"student": model}, {"t": (16, 16)}, min_run_time=0.01)
+    assert [c.name for c in report.costs] == ["student"]  # GPU rows only when asked for
+    assert report.costs[0].device == "cpu" and report.costs[0].threads == torch.get_num_threads()
