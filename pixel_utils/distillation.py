@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .artefacts import atomic_torch_save
 from .datasets import sample_patches
 from .losses import RECONSTRUCTION_LOSSES
 from .seeding import child_rng
@@ -211,26 +212,35 @@ def build_teacher_cache(
     if path.exists():
         return path
     freeze(teacher).to(device)
-    store = {"inputs": [], "sharp": [], "teacher": [], "features": {t: [] for t in taps}}
+    payload: dict = {"features": {}}
     for i in tqdm(range(batches), desc="teacher cache"):
         inputs, sharp = dataset[i]
-        out, feats = teacher(inputs.to(device), return_features=True)
-        store["inputs"].append(inputs.half())
-        store["sharp"].append(sharp.half())
-        store["teacher"].append(out.clamp(0, 1).cpu().half())
+        with torch.no_grad():
+            out, feats = teacher(inputs.to(device), return_features=True)
+        rows = {"inputs": inputs, "sharp": sharp, "teacher": out.clamp(0, 1)}
+        if i == 0:  # preallocate once: memory stays at one copy of the cache, not two
+            for name, t in rows.items():
+                payload[name] = torch.empty((batches, *t.shape), dtype=torch.float16)
+            for t in taps:
+                payload["features"][t] = torch.empty((batches, *feats[t].shape),
+                                                     dtype=torch.float16)  # fmt: skip
+        for name, t in rows.items():
+            payload[name][i] = t.cpu().half()
         for t in taps:
-            store["features"][t].append(feats[t].cpu().half())
-    payload = {
-        "inputs": torch.stack(store["inputs"]),
-        "sharp": torch.stack(store["sharp"]),
-        "teacher": torch.stack(store["teacher"]),
-        "features": {t: torch.stack(v) for t, v in store["features"].items()},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+            payload["features"][t][i] = feats[t].cpu().half()
+    atomic_torch_save(path, payload)
     return path
+
+
+def cache_bytes(profile, feature_shapes: dict[str, tuple[int, int]] | None = None) -> int:
+    """Bytes of a profile's teacher cache (fp16): inputs, targets and teacher outputs, plus
+    the cached features, ``{tap: (channels, stride)}``. The cache is memory-mapped when the
+    students train, so this bounds both its disk size and what it can pin in RAM."""
+    pixels = profile.batch_size * profile.patch_size**2
+    per_batch = 3 * 3 * pixels
+    for channels, stride in (feature_shapes or {}).values():
+        per_batch += channels * pixels // stride**2
+    return 2 * per_batch * profile.cache_batches
 
 
 def _dihedral(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
@@ -247,7 +257,9 @@ class CachedBatches(torch.utils.data.Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, length: int, seed: int = 0, with_teacher=True):
-        self.data = torch.load(path, weights_only=True)
+        # Memory-mapped: the pages are read as batches are served, so RAM is not bounded by the
+        # cache's size (a full-profile cache is several GB).
+        self.data = torch.load(path, weights_only=True, mmap=True)
         self.count = self.data["inputs"].shape[0]
         self.length = length
         self.seed = seed

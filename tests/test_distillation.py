@@ -125,3 +125,39 @@ def test_teacher_cache_roundtrip_and_key(tmp_path):
         next(teacher.parameters()).add_(1.0)
     save_checkpoint(ckpt, {"format": 1, "model": teacher.state_dict()})
     assert cache_key(ckpt, {"a": 1}, ["mid"]) != k1
+
+
+def test_every_profiles_teacher_cache_is_bounded():
+    """The cache is memory-mapped, so its size bounds disk and pinned RAM: at most 8 GiB for
+    any profile (the `full` profile once asked for ~90 GB, stacked in RAM)."""
+    from pixel_utils.distillation import cache_bytes, match_taps
+    from pixel_utils.models import build_model
+    from pixel_utils.profiles import PROFILES
+
+    for profile in PROFILES.values():
+        student = build_model(profile.student, **profile.student_kwargs)
+        teacher = build_model(profile.teacher, **profile.pretrain_kwargs)  # the shipped one
+        info = teacher.feature_info()
+        pairs = match_taps(student.feature_info(), info)
+        if profile.feature_taps == "last":
+            pairs = pairs[-1:]
+        size = cache_bytes(profile, {t: info[t] for _, t in pairs})
+        assert 0 < size <= 8 * 2**30, (profile.name, size / 2**30)
+
+
+def test_cache_is_memory_mapped_and_matches_what_the_teacher_made(tmp_path):
+    import torch
+
+    from pixel_utils.distillation import CachedBatches, build_teacher_cache
+    from pixel_utils.models import build_model
+
+    teacher = build_model("nafnet", width=8, enc_blocks=(1,), middle_blocks=1, dec_blocks=(1,))
+    images = [dead_leaves(np.random.default_rng(0), size=48)]
+    ds = PatchPairDataset(images, 16, 2, 3, seed=0)
+    path = build_teacher_cache(teacher, ds, 3, ["enc0"], tmp_path / "c.pt")
+    cached = CachedBatches(path, 3, seed=0)
+    assert cached.data["inputs"].shape == (3, 2, 3, 16, 16)
+    with torch.no_grad():
+        expected = teacher(ds[1][0]).clamp(0, 1).half()
+    assert torch.equal(cached.data["teacher"][1], expected)
+    assert torch.equal(cached.data["inputs"][2], ds[2][0].half())
