@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights sweep wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ report: setup
 # Hours on a 2-core CPU (minutes on a GPU); resumable: run it again after an interruption.
 weights: setup
 	$(PY) -m pixel_utils.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
+
+# The student design space (about an hour on a 2-core CPU): figures/student_sweep.json,
+# student_pareto.png and kd_pays.png, with the commit they ran on.
+sweep: setup
+	$(PY) -m pixel_utils.sweep --profile $(PROFILE) $(SWEEP_ARGS)
 
 # Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
 # (apt-get install mate-backgrounds plasma-workspace-wallpapers).

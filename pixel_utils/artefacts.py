@@ -3,6 +3,7 @@ rename), so an interrupted write never leaves a half-written checkpoint, JSON or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -36,3 +37,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, data) -> Path:
     """Indented JSON; numpy/pandas numbers are converted to float."""
     return atomic_write_text(path, json.dumps(data, indent=1, default=float))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

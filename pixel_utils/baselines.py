@@ -74,12 +74,9 @@ def evaluate(bench_dir, val_crop: int, seed: int = 0, methods=tuple(BASELINES)):
     """Tune every baseline per benchmark case on the validation photos, then score it on the
     test photos. Returns ``(scores, params)``: a long table like
     :func:`pixel_utils.evaluation.evaluate_models` and ``{case: {method: params}}``."""
-    import pandas as pd
-    from tqdm.auto import tqdm
 
-    from .benchmark import BENCHMARK_CASES, iter_benchmark
+    from .benchmark import BENCHMARK_CASES
     from .degradations import crop_like, degrade
-    from .metrics import ssim
     from .seeding import child_rng
     from .sources import load_photos
 
@@ -93,15 +90,13 @@ def evaluate(bench_dir, val_crop: int, seed: int = 0, methods=tuple(BASELINES)):
             for i, photo in enumerate(val_photos)
         ]  # fmt: skip
         chosen[case.name] = {m: tune(m, pairs) for m in methods}
-    rows = []
-    for item in tqdm(list(iter_benchmark(bench_dir)), desc="classical baselines", leave=False):
-        for m in methods:
-            out = run(m, item.blurred, item.kernel, chosen[item.case][m])
-            rows.append(
-                {"method": m, "case": item.case, "photo": item.photo,
-                 "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}
-            )  # fmt: skip
-    return pd.DataFrame(rows), chosen
+    from .evaluation import score_benchmark
+
+    def method(m):
+        return lambda item: run(m, item.blurred, item.kernel, chosen[item.case][m])
+
+    scores = score_benchmark({m: method(m) for m in methods}, bench_dir, desc="classical baselines")
+    return scores, chosen
 
 
 def time_all(params: dict, psf: np.ndarray, size: tuple[int, int], min_run_time: float = 0.2):

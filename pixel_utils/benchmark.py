@@ -9,7 +9,6 @@ only on the profile seed and the two names, so rebuilding gives byte-identical f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
@@ -18,11 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .artefacts import atomic_write_text
+from .artefacts import atomic_write_text, sha256_file
 from .degradations import DegradationSpec, crop_like, degrade
 from .images import read_png, write_png
+from .progress import tqdm
 from .sources import PHOTO_SPLITS, load_photo
 
 
@@ -73,10 +72,6 @@ HEADLINE_CASE = "gauss3"
 def _pair_seed(seed: int, photo: str, case: str) -> int:
     # crc32 is stable across Python runs (hash() of a str is not).
     return int(seed) * 1_000_003 + zlib.crc32(f"{photo}/{case}".encode())
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_benchmark(
@@ -141,7 +136,7 @@ def build_benchmark(
                     "kernel": str(_kernel_path(out_dir, case.name).relative_to(out_dir)),
                     "noise_seed": noise_seed,
                     "shape": list(sharp.shape),
-                    "sha256": _sha256(blurred_file),
+                    "sha256": sha256_file(blurred_file),
                 }
             )
     manifest = {"settings": settings, "entries": entries}
@@ -190,14 +185,10 @@ def iter_benchmark(
 
 def score_degraded(bench_dir: str | os.PathLike):
     """Mean PSNR/SSIM of the degraded inputs against the sharp photos, one row per case."""
-    import pandas as pd
-
-    from .metrics import psnr, ssim
+    from .evaluation import score_benchmark
 
     labels = {c.name: c.label for c in BENCHMARK_CASES}
-    rows = [
-        (labels.get(it.case, it.case), psnr(it.blurred, it.sharp), ssim(it.blurred, it.sharp))
-        for it in iter_benchmark(bench_dir)
-    ]
-    table = pd.DataFrame(rows, columns=["case", "PSNR (dB)", "SSIM"])
-    return table.groupby("case", sort=False).mean()
+    scores = score_benchmark({"blurred": lambda item: item.blurred}, bench_dir, desc="degraded")
+    table = scores.assign(case=scores["case"].map(lambda c: labels.get(c, c)))
+    table = table.rename(columns={"psnr": "PSNR (dB)", "ssim": "SSIM"})
+    return table.groupby("case", sort=False)[["PSNR (dB)", "SSIM"]].mean()

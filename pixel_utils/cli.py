@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .images import IMAGE_SUFFIXES, ImageReadError, read_image_file, write_image_file
 from .inference import pick_device, sharpen, sharpen_tiled
 from .pretrained import MODEL_CHOICES, load_pretrained
+from .progress import tqdm
 
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .artefacts import atomic_torch_save
+from .artefacts import atomic_torch_save, sha256_file
 from .datasets import sample_patches
 from .losses import RECONSTRUCTION_LOSSES
+from .progress import tqdm
 from .seeding import child_rng
 
 
@@ -176,18 +176,10 @@ class DistillationLoss:
 # ----------------------------------------------------------------------------- the cache
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(teacher_checkpoint: str | os.PathLike, data_key: dict, taps: list[str]) -> str:
     """A short hash of the teacher's weights, the data settings and the cached taps."""
     payload = {
-        "teacher": _sha256_file(Path(teacher_checkpoint)),
+        "teacher": sha256_file(teacher_checkpoint),
         "data": data_key,
         "taps": sorted(taps),
     }

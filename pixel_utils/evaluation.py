@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .artefacts import atomic_write_json
-from .benchmark import HEADLINE_CASE, iter_benchmark
+from .benchmark import HEADLINE_CASE, BenchmarkItem, iter_benchmark
 from .inference import sharpen
 from .metrics import psnr, ssim
+from .progress import tqdm
 
 
-def evaluate_models(
-    methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
-    reference: str | None = None, cases: tuple[str, ...] | None = None,
+def score_benchmark(
+    methods: dict[str, Callable[[BenchmarkItem], np.ndarray]], bench_dir: str | os.PathLike,
+    reference: str | None = None, cases: tuple[str, ...] | None = None, desc: str = "benchmark",
 ) -> pd.DataFrame:  # fmt: skip
-    """PSNR/SSIM of every method on every benchmark image (``None``: the degraded input).
+    """The one scoring loop: PSNR/SSIM of every method on every benchmark item.
 
-    Returns a long table with columns ``method, case, photo, psnr, ssim``. Each image is read
-    once and passed through every method once. With ``reference`` (a method name, e.g. the
-    teacher) each output is also scored against that method's output, in columns
-    ``psnr_vs_ref, ssim_vs_ref``: how faithfully a student imitates its teacher. ``cases``
-    restricts the evaluation to those benchmark cases.
+    ``methods`` maps a label to a function of a :class:`~pixel_utils.benchmark.BenchmarkItem`
+    returning its HWC output (networks, classical methods with the true PSF, or the degraded
+    input itself). Returns a long table with columns ``method, case, photo, psnr, ssim``; each
+    image is read once and passed through every method once. With ``reference`` (a method
+    label, e.g. the teacher) each output is also scored against that method's output, in
+    columns ``psnr_vs_ref, ssim_vs_ref``. ``cases`` restricts the items to those cases.
     """
     rows = []
     items = [it for it in iter_benchmark(bench_dir) if cases is None or it.case in cases]
-    for item in tqdm(items, desc="benchmark", leave=False):
-        outputs = {
-            label: item.blurred if model is None else sharpen(model, item.blurred)
-            for label, model in methods.items()
-        }
+    for item in tqdm(items, desc=desc, leave=False):
+        outputs = {label: method(item) for label, method in methods.items()}
         for label, out in outputs.items():
             row = {"method": label, "case": item.case, "photo": item.photo,
                    "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}  # fmt: skip
@@ -42,6 +42,22 @@ def evaluate_models(
                 row["ssim_vs_ref"] = ssim(out, outputs[reference])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def evaluate_models(
+    methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
+    reference: str | None = None, cases: tuple[str, ...] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """:func:`score_benchmark` for networks (``None``: the degraded input itself): each runs
+    through :func:`~pixel_utils.inference.sharpen`, so whole photos are tiled like the CLI's."""
+
+    def as_method(model):
+        if model is None:
+            return lambda item: item.blurred
+        return lambda item: sharpen(model, item.blurred)
+
+    methods = {label: as_method(model) for label, model in methods.items()}
+    return score_benchmark(methods, bench_dir, reference=reference, cases=cases)
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:

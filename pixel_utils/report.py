@@ -29,9 +29,17 @@ class NotebookFailed(RuntimeError):
 
 
 def run_notebook(path: Path, profile: str, out_dir: Path, timeout: int, parameters: dict) -> float:
+    import os
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from .progress import PROGRESS_ENV
+
+    # The kernel inherits this: its training and evaluation bars (with ETA) print to this
+    # terminal, below the runner's own cell bar, instead of into the executed notebook.
+    before = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "terminal"
     start = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -49,6 +57,11 @@ def run_notebook(path: Path, profile: str, out_dir: Path, timeout: int, paramete
             f"{path.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
             f"{err.ename}: {err.evalue}\n  executed copy: {out_dir / path.name}"
         ) from None
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
     return time.perf_counter() - start
 
 

@@ -265,7 +265,7 @@ def cached_dead_leaves(folder: str | os.PathLike, count: int, size: int, seed: i
     fresh = not (meta.exists() and json.loads(meta.read_text()) == settings)
     if fresh or not all(f.exists() for f in files):
         folder.mkdir(parents=True, exist_ok=True)
-        from tqdm.auto import tqdm
+        from .progress import tqdm
 
         for i, f in enumerate(tqdm(files, desc="dead leaves")):
             write_png(f, dead_leaves(np.random.default_rng([seed, i]), size=size))

@@ -122,19 +122,23 @@ class DistillSetup:
 def prepare_distillation(
     profile: Profile, teacher: TrainResult, load_only: bool = False
 ) -> DistillSetup:
-    """Match feature taps and cache the teacher's outputs on a fixed set of batches (with
-    ``load_only``, only work out which cache the students were trained on)."""
+    """Match feature taps and cache the teacher's outputs on a fixed set of batches of
+    ``distill_patch_size`` patches (with ``load_only``, only work out which cache the students
+    were trained on). Features are cached only when the feature loss is on."""
     student = build_model(profile.student, **profile.student_kwargs)
-    pairs = match_taps(student.feature_info(), teacher.model.feature_info())
-    if profile.feature_taps == "last" and pairs:
-        pairs = pairs[-1:]
+    pairs = []
+    if profile.distill_weights.get("feature", 0) > 0:
+        pairs = match_taps(student.feature_info(), teacher.model.feature_info())
+        if profile.feature_taps == "last" and pairs:
+            pairs = pairs[-1:]
     mix = DegradationMix()
-    key = data_key(profile, mix) | {"cache_batches": profile.cache_batches}
+    patches = dataclasses.replace(profile, patch_size=profile.distill_patch_size)
+    key = data_key(patches, mix) | {"cache_batches": profile.cache_batches}
     taps = [t for _, t in pairs]
     digest = cache_key(teacher.checkpoint, key, taps)
     path = data_dir(profile.run_name) / "cache" / f"teacher_outputs_{digest}.pt"
     if not load_only and not path.exists():
-        dataset = training_stream(profile, mix, profile.cache_batches, seed_offset=1)(0)
+        dataset = training_stream(patches, mix, profile.cache_batches, seed_offset=1)(0)
         build_teacher_cache(
             teacher.model, dataset, profile.cache_batches, taps, path,
             device=pick_device(profile.device),
@@ -193,13 +197,12 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
     """
     import json
 
-    from .artefacts import atomic_write_json
-    from .distillation import _sha256_file
+    from .artefacts import atomic_write_json, sha256_file
     from .onnx_export import export_onnx, quantize_int8
 
     out = student.checkpoint.with_name(f"{student.checkpoint.stem}_int8.onnx")
     sidecar = out.with_suffix(".json")
-    source = _sha256_file(student.checkpoint)
+    source = sha256_file(student.checkpoint)
     if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == {"source": source}:
         return out
     if load_only:

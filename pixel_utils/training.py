@@ -27,13 +27,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from .artefacts import atomic_torch_save
 from .inference import pick_device
 from .losses import RECONSTRUCTION_LOSSES
 from .metrics import psnr, ssim
 from .models import build_model, set_test_time_window
+from .progress import tqdm
 from .seeding import set_seed
 
 CHECKPOINT_FORMAT = 1
@@ -280,6 +280,9 @@ def train(
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model)
+        if extra is not None:  # DDP only syncs the model: start every rank's extra from rank 0's
+            for tensor in extra.state_dict().values():
+                dist.broadcast(tensor, src=0)
     loss_fn = loss_fn or reconstruction_loss_fn(config.loss)
     dataset = make_dataset(rank)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -323,6 +326,13 @@ def train(
             raise TrainingDiverged(f"{desc}: loss became {loss.item()} at step {step}{where}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1 and extra is not None:
+            # The distillation adapters live outside DDP, so average their gradients here too;
+            # otherwise each rank's adapters drift apart while the student stays in sync.
+            for param in extra.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad)
+                    param.grad /= world
         if config.grad_clip:
             nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()

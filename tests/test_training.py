@@ -135,20 +135,39 @@ DDP_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, torch, torch.distributed as dist
     from pixel_utils.datasets import PatchPairDataset
+    from pixel_utils.distillation import DistillationLoss, DistillWeights, FeatureAdapters
+    from pixel_utils.distillation import match_taps
+    from pixel_utils.models import build_model
     from pixel_utils.sources import dead_leaves
     from pixel_utils.training import TrainConfig, train
     images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(3)]
     cfg = TrainConfig(steps=5, warmup_steps=1, val_every=100, ema_decay=None)
-    result = train("unshuffle", {"scale": 2, "channels": 8, "blocks": 1},
-                   lambda rank: PatchPairDataset(images, 24, 4, 5, seed=0, rank=rank), cfg, None)
+    data = lambda rank: PatchPairDataset(images, 24, 4, 5, seed=0, rank=rank)
+    student_kwargs = {"scale": 2, "channels": 8, "blocks": 1}
+    result = train("unshuffle", student_kwargs, data, cfg, None)
     rank = dist.get_rank()
     torch.save(result.model.state_dict(), f"{sys.argv[1]}/rank{rank}.pt")
+    # Distillation with feature adapters, which live outside the DDP-wrapped student. Each
+    # rank starts them from different weights: training must bring them (and keep them) equal.
+    torch.manual_seed(0)
+    teacher = build_model("unshuffle", scale=2, channels=8, blocks=2)
+    student = build_model("unshuffle", **student_kwargs)
+    pairs = match_taps(student.feature_info(), teacher.feature_info())
+    torch.manual_seed(100 + rank)
+    adapters = FeatureAdapters(student.feature_info(), teacher.feature_info(), pairs)
+    loss = DistillationLoss(teacher, DistillWeights(feature=1.0), adapters)
+    kd = train("unshuffle", student_kwargs, data, cfg, None, loss_fn=loss, extra=adapters)
+    state = {**kd.model.state_dict()}
+    state.update({"adapter." + k: v for k, v in adapters.state_dict().items()})
+    torch.save(state, f"{sys.argv[1]}/kd_rank{rank}.pt")
     dist.destroy_process_group()
     """
 )
 
 
 def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    """Plain training and distillation with feature adapters: both gloo ranks end with the
+    same student and the same adapters."""
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -156,11 +175,13 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    for name in ("rank{}.pt", "kd_rank{}.pt"):
+        a = torch.load(tmp_path / name.format(0), weights_only=True)
+        b = torch.load(tmp_path / name.format(1), weights_only=True)
+        assert a.keys() == b.keys()
+        assert any(k.startswith("adapter.") for k in a) == name.startswith("kd")
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
 
 
 def test_a_run_stopped_by_the_time_cap_is_not_finished(images, tmp_path):
