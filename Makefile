@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights sweep wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights student sweep wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -23,26 +23,32 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pixel_utils.html_export || echo "warning: no npm; executed notebooks will not be exported to offline HTML"
+	$(PY) -m pixel_utils.report.html_export || echo "warning: no npm; executed notebooks will not be exported to offline HTML"
 	touch $(STAMP)
 
 report: setup
 	$(PY) -m pixel_utils.report --profile $(PROFILE) $(if $(PHOTOS),-p photo_folder $(PHOTOS))
-	@if [ "$(PROFILE)" = default ]; then $(PY) -m pixel_utils.readme; fi
+	@if [ "$(PROFILE)" = default ]; then $(PY) -m pixel_utils.report.readme; fi
 
 # Hours on a 2-core CPU (minutes on a GPU); resumable: run it again after an interruption.
 weights: setup
-	$(PY) -m pixel_utils.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
+	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
+
+# The shipped student (about 20 min on a 2-core CPU; resumable): the default student and recipe
+# distilled from the shipped teacher for 12,000 steps on 1,200 teacher-labelled batches.
+student: setup
+	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
 
 # The student design space (about an hour on a 2-core CPU): figures/student_sweep.json,
 # student_pareto.png and kd_pays.png, with the commit they ran on.
+SWEEP_ARGS ?= --steps 2000
 sweep: setup
-	$(PY) -m pixel_utils.sweep --profile $(PROFILE) $(SWEEP_ARGS)
+	$(PY) -m pixel_utils.training.sweep --profile $(PROFILE) $(SWEEP_ARGS)
 
 # Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
 # (apt-get install mate-backgrounds plasma-workspace-wallpapers).
 wallpapers: setup
-	$(PY) -c "from pixel_utils.sources import link_wallpapers; print(link_wallpapers('data/photos/wallpapers'))"
+	$(PY) -c "from pixel_utils.data.sources import link_wallpapers; print(link_wallpapers('data/photos/wallpapers'))"
 
 test: lint unit notebooks
 

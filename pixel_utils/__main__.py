@@ -1,3 +1,3 @@
-from .cli import main
+from pixel_utils.app.cli import main
 
 raise SystemExit(main())

@@ -52,7 +52,7 @@ def rng():
 @pytest.fixture
 def photo():
     """A small real photo crop (HWC float32 RGB)."""
-    from pixel_utils.images import center_crop
-    from pixel_utils.sources import load_photo
+    from pixel_utils.data.images import center_crop
+    from pixel_utils.data.sources import load_photo
 
     return center_crop(load_photo("astronaut"), 96)

@@ -2,8 +2,13 @@ import json
 
 import numpy as np
 
-from pixel_utils.benchmark import BENCHMARK_CASES, HEADLINE_CASE, build_benchmark, iter_benchmark
-from pixel_utils.metrics import psnr
+from pixel_utils.data.benchmark import (
+    BENCHMARK_CASES,
+    HEADLINE_CASE,
+    build_benchmark,
+    iter_benchmark,
+)
+from pixel_utils.evaluation.metrics import psnr
 
 
 def _files(folder):
@@ -43,7 +48,7 @@ def test_evaluation_scores_against_a_reference_method_in_one_pass(tmp_path):
 
     import torch
 
-    from pixel_utils.evaluation import evaluate_models, fidelity
+    from pixel_utils.evaluation.scoring import evaluate_models, fidelity
 
     class Brighter(torch.nn.Module):
         def __init__(self):

@@ -44,8 +44,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    from pixel_utils import stages
     from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import stages
 
     # Notebook 05 only loads what notebooks 02-03 trained: make (or reuse) the smoke models.
     stages.trained_models(resolve_profile("smoke"))
@@ -156,10 +156,10 @@ def test_exported_html_swipe_works_offline(tmp_path):
     from nbclient import NotebookClient
     from playwright.sync_api import sync_playwright
 
-    from pixel_utils.html_export import assets_dir, export_html
+    from pixel_utils.report.html_export import assets_dir, export_html
 
     if not (assets_dir() / "embed-amd.js").exists():
-        pytest.skip("widget JavaScript not installed (python -m pixel_utils.html_export)")
+        pytest.skip("widget JavaScript not installed (python -m pixel_utils.report.html_export)")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -171,7 +171,7 @@ def test_exported_html_swipe_works_offline(tmp_path):
             "Wiener: $$\\hat X = \\frac{K^*}{|K|^2 + \\lambda}\\,Y$$ with $\\lambda > 0$."
         ),
         nbformat.v4.new_code_cell(
-            "import numpy as np\nfrom pixel_utils.widgets import static_swipe\n"
+            "import numpy as np\nfrom pixel_utils.report.widgets import static_swipe\n"
             "static_swipe(np.zeros((32, 48, 3)), np.ones((32, 48, 3)), frames=5)"
         ),
     ]

@@ -8,10 +8,10 @@ import tifffile
 import torch
 from PIL import Image
 
-from pixel_utils.cli import fit_tiles, main
-from pixel_utils.images import read_image_file
-from pixel_utils.models import build_model
-from pixel_utils.training import CHECKPOINT_FORMAT, save_checkpoint
+from pixel_utils.app.cli import fit_tiles, main
+from pixel_utils.data.images import read_image_file
+from pixel_utils.models.networks import build_model
+from pixel_utils.training.loop import CHECKPOINT_FORMAT, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -193,11 +193,12 @@ def test_small_tile_gets_a_smaller_default_overlap(tmp_path, checkpoint, capsys)
 
 
 HELP_MODULES = [
-    pytest.param("pixel_utils.cli", [[], ["export"]], id="cli"),
+    pytest.param("pixel_utils.app.cli", [[], ["export"]], id="cli"),
     *(
         pytest.param(name, [[]], id=name.rsplit(".", 1)[1])
-        for name in ("pixel_utils.report", "pixel_utils.pretrain", "pixel_utils.generalisation",
-                     "pixel_utils.pretrained", "pixel_utils.readme")
+        for name in ("pixel_utils.report.runner", "pixel_utils.training.pretrain",
+                     "pixel_utils.evaluation.generalisation", "pixel_utils.app.pretrained",
+                     "pixel_utils.report.readme", "pixel_utils.training.sweep")
     ),
 ]  # fmt: skip
 

@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 from scipy.special import jn_zeros
 
-from pixel_utils import deconvolution as dc
-from pixel_utils.degradations import disk_kernel, gaussian_kernel, linear_motion_kernel
-from pixel_utils.evaluation import headline_ci
+from pixel_utils.data.degradations import disk_kernel, gaussian_kernel, linear_motion_kernel
+from pixel_utils.evaluation import deconvolution as dc
+from pixel_utils.evaluation.scoring import headline_ci
 
 
 def test_otf_is_true_circular_convolution(rng):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixel_utils import degradations as D
-from pixel_utils.metrics import psnr
+from pixel_utils.data import degradations as D
+from pixel_utils.evaluation.metrics import psnr
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from pixel_utils.datasets import PatchPairDataset
-from pixel_utils.distillation import (
+from pixel_utils.data.datasets import PatchPairDataset
+from pixel_utils.data.sources import dead_leaves
+from pixel_utils.models.networks import build_model
+from pixel_utils.training.distillation import (
     BlurredOnlyDataset,
     CachedBatches,
     DistillationLoss,
@@ -16,9 +18,7 @@ from pixel_utils.distillation import (
     match_taps,
     response_loss,
 )
-from pixel_utils.models import build_model
-from pixel_utils.sources import dead_leaves
-from pixel_utils.training import TrainConfig, save_checkpoint, train
+from pixel_utils.training.loop import TrainConfig, save_checkpoint, train
 from tests.test_models import SMALL
 
 STUDENTS = ["unshuffle", "sepconv", "rescnn"]
@@ -130,9 +130,9 @@ def test_teacher_cache_roundtrip_and_key(tmp_path):
 def test_every_profiles_teacher_cache_is_bounded():
     """The cache is memory-mapped, so its size bounds disk and pinned RAM: at most 8 GiB for
     any profile (the `full` profile once asked for ~90 GB, stacked in RAM)."""
-    from pixel_utils.distillation import cache_bytes, match_taps
-    from pixel_utils.models import build_model
+    from pixel_utils.models.networks import build_model
     from pixel_utils.profiles import PROFILES
+    from pixel_utils.training.distillation import cache_bytes, match_taps
 
     for profile in PROFILES.values():
         student = build_model(profile.student, **profile.student_kwargs)
@@ -148,8 +148,8 @@ def test_every_profiles_teacher_cache_is_bounded():
 def test_cache_is_memory_mapped_and_matches_what_the_teacher_made(tmp_path):
     import torch
 
-    from pixel_utils.distillation import CachedBatches, build_teacher_cache
-    from pixel_utils.models import build_model
+    from pixel_utils.models.networks import build_model
+    from pixel_utils.training.distillation import CachedBatches, build_teacher_cache
 
     teacher = build_model("nafnet", width=8, enc_blocks=(1,), middle_blocks=1, dec_blocks=(1,))
     images = [dead_leaves(np.random.default_rng(0), size=48)]

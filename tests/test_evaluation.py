@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from pixel_utils.evaluation import ci95, headline_ci
+from pixel_utils.evaluation.scoring import ci95, headline_ci
 
 
 def test_ci95_matches_the_t_interval():
@@ -29,7 +29,7 @@ def test_gain_interval_is_paired_by_image():
 
 
 def test_kd_comparison_pairs_by_image_and_seed():
-    from pixel_utils.evaluation import kd_comparison
+    from pixel_utils.evaluation.scoring import kd_comparison
 
     rows = []
     for photo, base in (("a", 20.0), ("b", 28.0), ("c", 24.0)):
@@ -52,9 +52,9 @@ def test_kd_comparison_pairs_by_image_and_seed():
 def test_cpu_report_stays_on_cpu_and_rows_name_their_device():
     import torch
 
-    from pixel_utils.models import build_model
+    from pixel_utils.evaluation.cost import measure_speed
+    from pixel_utils.models.networks import build_model
     from pixel_utils.profiles import resolve_profile
-    from pixel_utils.profiling import measure_speed
 
     assert resolve_profile("default").device == "cpu" and resolve_profile("smoke").device == "cpu"
     assert resolve_profile("full").device is None  # CUDA when present

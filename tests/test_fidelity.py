@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from pixel_utils.images import ImageReadError, read_image_file, write_image_file
+from pixel_utils.data.images import ImageReadError, read_image_file, write_image_file
 
 
 def _round_trip(tmp_path, array, **kw):

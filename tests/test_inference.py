@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from pixel_utils.inference import sharpen, sharpen_tiled
-from pixel_utils.models import build_model
-from pixel_utils.sources import load_photo
+from pixel_utils.data.sources import load_photo
+from pixel_utils.evaluation.inference import sharpen, sharpen_tiled
+from pixel_utils.models.networks import build_model
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from pixel_utils.metrics import psnr, ssim
+from pixel_utils.evaluation.metrics import psnr, ssim
 
 
 def _closed_form_psnr(a, b) -> float:

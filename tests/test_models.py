@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pixel_utils.models import MODELS, build_model, count_parameters
-from pixel_utils.profiling import count_macs
+from pixel_utils.evaluation.cost import count_macs
+from pixel_utils.models.networks import MODELS, build_model, count_parameters
 
 # Small configurations of every model so the suite stays fast; the defaults are checked once.
 SMALL = {
@@ -70,7 +70,7 @@ def test_default_student_is_much_cheaper_than_default_teacher():
 
 
 def test_unshuffle_as_a_convolution_is_exactly_pixel_unshuffle():
-    from pixel_utils.models import Unshuffle
+    from pixel_utils.models.networks import Unshuffle
 
     x = torch.rand(2, 3, 16, 24)
     as_conv = torch.nn.functional.conv2d(x, Unshuffle(4).weight, stride=4)
@@ -79,7 +79,7 @@ def test_unshuffle_as_a_convolution_is_exactly_pixel_unshuffle():
 
 @pytest.mark.parametrize("inner", [0, 1])
 def test_reparameterised_student_fuses_into_plain_convs_with_the_same_output(inner):
-    from pixel_utils.models import RepConv, fuse_reparameterised
+    from pixel_utils.models.networks import RepConv, fuse_reparameterised
 
     torch.manual_seed(0)
     model = build_model("unshuffle", scale=4, channels=8, blocks=2, inner_blocks=inner,

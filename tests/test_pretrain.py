@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixel_utils.training import load_checkpoint, model_from_checkpoint
+from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
 
 pytestmark = pytest.mark.slow
 
 
 def _command(root: Path, out: Path, steps: int, ship: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "pixel_utils.pretrain", "--profile", "smoke", "--steps",
+    cmd = [sys.executable, "-m", "pixel_utils.training.pretrain", "--profile", "smoke", "--steps",
            str(steps), "--device", "cpu", "--out", str(out)]  # fmt: skip
     return cmd + (["--ship"] if ship else [])
 
@@ -65,3 +65,26 @@ def test_pretraining_resumes_after_kill_and_ships(tmp_path):
     trained = model_from_checkpoint(ckpt)
     # fp16 storage moves outputs by far less than a grey level.
     assert (shipped.float()(x) - trained(x)).abs().max() < 2e-3
+
+
+def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monkeypatch):
+    from pixel_utils.app.onnx_export import OnnxModel
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out = tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert entry["steps"] == resolve_profile("smoke").pretrain_student_steps
+    assert "--student" in entry["made_by"] and "--cache-batches 6" in entry["made_by"]
+    assert set(entry["benchmark"]) == set(entry["benchmark_int8"])
+    ms = entry["served_ms"]
+    faster = all(ms["int8_onnxruntime"][r] < ms["pytorch_fp32"][r] for r in ms["pytorch_fp32"])
+    assert entry["served"] == ("student_int8.onnx" if faster else "student.pt")
+    x = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        fp32 = model_from_checkpoint(out / "student.pt")(x)
+    int8 = OnnxModel(out / "student_int8.onnx")(x)
+    assert fp32.shape == int8.shape == x.shape
+    assert (fp32 - int8).abs().mean() < 0.02  # the same student, quantised

@@ -63,3 +63,20 @@ def test_network_is_blocked_for_the_test_process():
 
     with pytest.raises(NetworkBlocked), socket.socket() as s:
         s.connect(("93.184.216.34", 80))
+
+
+def test_the_package_is_grouped_by_concern_and_every_module_imports():
+    """The folder list reads as the architecture, and no module was left with a stale import."""
+    import importlib
+    import pkgutil
+
+    import pixel_utils
+
+    root = Path(pixel_utils.__file__).parent
+    groups = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    assert groups == {"data", "models", "training", "evaluation", "report", "app"}
+    loose = {p.stem for p in root.glob("*.py")} - {"__init__", "__main__"}
+    assert loose == {"profiles", "paths", "seeding", "artefacts", "progress", "provenance"}
+    for info in pkgutil.walk_packages([str(root)], prefix="pixel_utils."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)

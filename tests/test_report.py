@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pixel_utils import report
+from pixel_utils.report import runner as report
 
 
 def _notebook(path, *sources):
@@ -75,7 +75,7 @@ def test_resume_skips_completed_notebooks_and_restarts_at_the_failure(tmp_path, 
 def test_report_index_links_notebooks_and_shows_results(tmp_path):
     import shutil
 
-    from pixel_utils.html_export import write_index
+    from pixel_utils.report.html_export import write_index
 
     root = Path(__file__).resolve().parent.parent
     report_dir, figures = tmp_path / "report", tmp_path / "figures"

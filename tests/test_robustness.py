@@ -19,10 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pixel_utils.cli import main as cli
-from pixel_utils.images import ImageReadError, read_image_file
-from pixel_utils.models import build_model
-from pixel_utils.training import (
+from pixel_utils.app.cli import main as cli
+from pixel_utils.data.images import ImageReadError, read_image_file
+from pixel_utils.models.networks import build_model
+from pixel_utils.training.loop import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
     model_from_checkpoint,
@@ -152,7 +152,7 @@ def test_permission_denied_on_one_output_does_not_abort_the_batch(
     tmp_path, tiny_checkpoint, capsys, monkeypatch
 ):
     """Simulated, so it also holds when the tests run as root (who may write anywhere)."""
-    from pixel_utils import cli as cli_module
+    from pixel_utils.app import cli as cli_module
 
     real_write = cli_module.write_image_file
 
@@ -222,7 +222,7 @@ def test_huge_image_is_tiled_with_bounded_memory(tmp_path, tiny_checkpoint):
         Image.fromarray(img).save("{tmp_path}/huge.png", compress_level=1)
         del img
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        from pixel_utils.cli import main
+        from pixel_utils.app.cli import main
         code = main(["{tmp_path}/huge.png", "-o", "{tmp_path}/out", "--model", "{tiny_checkpoint}",
                      "--tile", "1024", "--overlap", "128"])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -256,7 +256,7 @@ def test_tiled_inference_never_feeds_the_network_more_than_a_tile():
             sizes.append(x.shape[-2] * x.shape[-1])
             return self.net(x)
 
-    from pixel_utils.inference import sharpen_tiled
+    from pixel_utils.evaluation.inference import sharpen_tiled
 
     image = np.random.default_rng(0).random((1500, 2100, 3), dtype=np.float32)
     out = sharpen_tiled(Recording().eval(), image, tile=256, overlap=64)
@@ -266,9 +266,9 @@ def test_tiled_inference_never_feeds_the_network_more_than_a_tile():
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time, numpy as np, torch
-    from pixel_utils.datasets import PatchPairDataset
-    from pixel_utils.sources import dead_leaves
-    from pixel_utils import training
+    from pixel_utils.data.datasets import PatchPairDataset
+    from pixel_utils.data.sources import dead_leaves
+    from pixel_utils.training import loop as training
     images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(2)]
     mode = sys.argv[2]
     if mode == "slow-save":  # the step-6 checkpoint write hangs after its temp file is written
@@ -307,9 +307,9 @@ def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, mode, marke
     child.wait()
     saved = load_checkpoint(ckpt)  # the file on disk is a complete, earlier checkpoint
     assert saved["step"] == last_good and not saved["complete"]
-    from pixel_utils.datasets import PatchPairDataset
-    from pixel_utils.sources import dead_leaves
-    from pixel_utils.training import TrainConfig, train
+    from pixel_utils.data.datasets import PatchPairDataset
+    from pixel_utils.data.sources import dead_leaves
+    from pixel_utils.training.loop import TrainConfig, train
 
     images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(2)]
     cfg = TrainConfig(steps=10, warmup_steps=1, val_every=100, checkpoint_every=3)
@@ -326,11 +326,11 @@ def test_sigkill_resumes_from_the_last_complete_checkpoint(tmp_path, mode, marke
 
 def test_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
     """The smoke pipeline (teacher, cache, both students, benchmark scores) twice from scratch."""
-    from pixel_utils import stages
-    from pixel_utils.benchmark import build_benchmark
-    from pixel_utils.evaluation import evaluate_models, summarise, summary_json
+    from pixel_utils.data.benchmark import build_benchmark
+    from pixel_utils.evaluation.scoring import evaluate_models, summarise, summary_json
     from pixel_utils.paths import benchmark_dir
     from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import stages
 
     def run(root):
         monkeypatch.setenv("PIXEL_ROOT", str(root))

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from pixel_utils.datasets import PatchPairDataset
-from pixel_utils.models import build_model
-from pixel_utils.onnx_export import OnnxModel, export_onnx, quantize_int8
-from pixel_utils.sources import dead_leaves
+from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
+from pixel_utils.data.datasets import PatchPairDataset
+from pixel_utils.data.sources import dead_leaves
+from pixel_utils.models.networks import build_model
 
 
 def test_int8_student_stays_close_to_fp32(tmp_path):
@@ -45,7 +45,7 @@ def test_model_names_always_mean_the_same_file(tmp_path, monkeypatch):
 
     import pytest
 
-    from pixel_utils import pretrained
+    from pixel_utils.app import pretrained
 
     weights = tmp_path / "weights"
     weights.mkdir()

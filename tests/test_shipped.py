@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixel_utils.benchmark import BENCHMARK_CASES, build_benchmark, iter_benchmark
-from pixel_utils.inference import sharpen
-from pixel_utils.metrics import psnr, ssim
-from pixel_utils.pretrained import WEIGHTS_DIR, shipped_path
-from pixel_utils.readme import readme_results, results_markdown
-from pixel_utils.training import model_from_checkpoint
+from pixel_utils.app.pretrained import WEIGHTS_DIR, shipped_path
+from pixel_utils.data.benchmark import BENCHMARK_CASES, build_benchmark, iter_benchmark
+from pixel_utils.evaluation.inference import sharpen
+from pixel_utils.evaluation.metrics import psnr, ssim
+from pixel_utils.report.readme import readme_results, results_markdown
+from pixel_utils.training.loop import model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -57,7 +57,7 @@ def test_readme_table_is_generated_from_the_results():
 def test_committed_results_come_from_these_pipeline_sources():
     """figures/results.json (and so the README) was produced by exactly the package, notebooks
     and shipped teacher this checkout holds; any change to them needs a new `make report`."""
-    from pixel_utils.profiling import pipeline_sources_hash
+    from pixel_utils.provenance import pipeline_sources_hash
 
     recorded = json.loads(RESULTS.read_text())["provenance"].get("pipeline_sha256")
     assert recorded == pipeline_sources_hash(ROOT), (
@@ -67,7 +67,7 @@ def test_committed_results_come_from_these_pipeline_sources():
 
 
 def test_pipeline_hash_changes_with_any_source(tmp_path):
-    from pixel_utils.profiling import pipeline_sources_hash
+    from pixel_utils.provenance import pipeline_sources_hash
 
     (tmp_path / "pixel_utils").mkdir()
     (tmp_path / "notebooks").mkdir()

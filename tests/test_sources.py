@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixel_utils import sources
-from pixel_utils.datasets import PatchPairDataset
+from pixel_utils.data import sources
+from pixel_utils.data.datasets import PatchPairDataset
 
 
 def test_split_is_by_image_with_no_overlap():
@@ -109,7 +109,7 @@ def test_patch_dataset_is_reproducible_and_shaped():
 
 
 def test_dead_leaves_stream_is_fresh_and_reproducible():
-    from pixel_utils.datasets import DeadLeavesStream
+    from pixel_utils.data.datasets import DeadLeavesStream
 
     stream = DeadLeavesStream(size=48, pool=2, refresh=3, seed=4)
     first = [im.copy() for im in stream.images_for(0)]
@@ -121,7 +121,7 @@ def test_dead_leaves_stream_is_fresh_and_reproducible():
 
 
 def test_patch_pairs_mix_photos_and_dead_leaves():
-    from pixel_utils.datasets import DeadLeavesStream
+    from pixel_utils.data.datasets import DeadLeavesStream
 
     photo = np.full((80, 80, 3), 0.5, np.float32)  # flat: easy to tell from dead leaves
     stream = DeadLeavesStream(size=64, pool=2, refresh=100, seed=0)

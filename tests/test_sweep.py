@@ -2,9 +2,9 @@
 
 import json
 
-from pixel_utils import sweep
 from pixel_utils.profiles import resolve_profile
-from pixel_utils.viz import pareto_front
+from pixel_utils.report.viz import pareto_front
+from pixel_utils.training import sweep
 
 
 def test_pareto_front_keeps_exactly_the_undominated_points():
@@ -58,6 +58,6 @@ def test_sweep_trains_scores_times_and_records_its_provenance(tmp_path, monkeypa
     assert "kd_vs_scratch" not in saved["students"]["U rep"]
     assert set(saved["recipes_vs_default"]) == {"response only (pseudo-labels)"}
     assert {"git_commit", "pipeline_sha256", "utc"} <= set(saved["provenance"])
-    assert saved["command"].startswith("python -m pixel_utils.sweep --profile smoke")
+    assert saved["command"].startswith("python -m pixel_utils.training.sweep --profile smoke")
     text = sweep.sweep_findings(result)
     assert "Distillation at default" in text and saved["command"] in text

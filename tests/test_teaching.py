@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pixel_utils import degradations as D
-from pixel_utils import teaching as T
+from pixel_utils.data import degradations as D
+from pixel_utils.report import teaching as T
 
 
 def test_mtf_of_a_delta_kernel_is_one_everywhere():

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import pixel_utils
-from pixel_utils.inference import sharpen, sharpen_tiled
-from pixel_utils.models import LocalMeanPool, build_model, local_mean, set_test_time_window
-from pixel_utils.sources import load_photo
-from pixel_utils.training import model_from_checkpoint
+from pixel_utils.data.sources import load_photo
+from pixel_utils.evaluation.inference import sharpen, sharpen_tiled
+from pixel_utils.models.networks import LocalMeanPool, build_model, local_mean, set_test_time_window
+from pixel_utils.training.loop import model_from_checkpoint
 
 TEACHER = Path(pixel_utils.__file__).parent / "weights" / "teacher.pt"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from pixel_utils.datasets import PatchPairDataset
-from pixel_utils.sources import dead_leaves
-from pixel_utils.training import (
+from pixel_utils.data.datasets import PatchPairDataset
+from pixel_utils.data.sources import dead_leaves
+from pixel_utils.training.loop import (
     TrainConfig,
     TrainingDiverged,
     load_checkpoint,
@@ -30,7 +30,7 @@ def _dataset(images, steps):
 
 
 def _val(images):
-    from pixel_utils.degradations import DegradationSpec, degrade
+    from pixel_utils.data.degradations import DegradationSpec, degrade
 
     spec = DegradationSpec("gaussian", {"sigma": 1.5}, 0.01)
     return [
@@ -134,12 +134,12 @@ def test_corrupt_or_foreign_checkpoints_are_clear_errors(tmp_path):
 DDP_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, torch, torch.distributed as dist
-    from pixel_utils.datasets import PatchPairDataset
-    from pixel_utils.distillation import DistillationLoss, DistillWeights, FeatureAdapters
-    from pixel_utils.distillation import match_taps
-    from pixel_utils.models import build_model
-    from pixel_utils.sources import dead_leaves
-    from pixel_utils.training import TrainConfig, train
+    from pixel_utils.data.datasets import PatchPairDataset
+    from pixel_utils.training.distillation import DistillationLoss, DistillWeights, FeatureAdapters
+    from pixel_utils.training.distillation import match_taps
+    from pixel_utils.models.networks import build_model
+    from pixel_utils.data.sources import dead_leaves
+    from pixel_utils.training.loop import TrainConfig, train
     images = [dead_leaves(np.random.default_rng(i), size=48) for i in range(3)]
     cfg = TrainConfig(steps=5, warmup_steps=1, val_every=100, ema_decay=None)
     data = lambda rank: PatchPairDataset(images, 24, 4, 5, seed=0, rank=rank)
@@ -202,9 +202,9 @@ def test_a_run_stopped_by_the_time_cap_is_not_finished(images, tmp_path):
 
 
 def test_evaluation_only_loads_and_names_the_notebook_to_run(tmp_path, monkeypatch):
-    from pixel_utils import stages
     from pixel_utils.profiles import resolve_profile
-    from pixel_utils.training import ArtefactMissing
+    from pixel_utils.training import stages
+    from pixel_utils.training.loop import ArtefactMissing
 
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
     with pytest.raises(ArtefactMissing, match="missing; run notebook 03"):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pixel_utils.models import build_model
-from pixel_utils.widgets import REAL_BLUR, UPLOAD, ComparisonPanel, static_swipe, swipe
+from pixel_utils.models.networks import build_model
+from pixel_utils.report.widgets import REAL_BLUR, UPLOAD, ComparisonPanel, static_swipe, swipe
 
 
 class Counting(torch.nn.Module):

@@ -1,0 +1,224 @@
+"""``pixel-sharpen``: sharpen your own photos with the distilled student (or the teacher).
+
+The default model is the served student: the shipped int8 ONNX model, run by onnxruntime,
+where the report measured it faster than PyTorch (``--model student-fp32`` for PyTorch).
+
+    pixel-sharpen photo.jpg holiday/ 'scans/*.png' -o sharpened/
+    pixel-sharpen big.tif -o out/ --model teacher --tile 512 --overlap 128
+    pixel-sharpen export --onnx student.onnx
+
+Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
+channel (passed through untouched); EXIF orientation is applied. Inputs are never overwritten
+unless ``--overwrite`` is given. A file that cannot be read, sharpened or written gets one
+error line naming it and the reason, the batch goes on, and the exit code is non-zero if any
+file failed. ``--tile`` and ``--overlap`` are rounded up to multiples of the model's stride
+(with a note), so any tile size works with any model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pixel_utils.app.pretrained import MODEL_CHOICES, load_pretrained
+from pixel_utils.data.images import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    read_image_file,
+    write_image_file,
+)
+from pixel_utils.evaluation.inference import pick_device, sharpen, sharpen_tiled
+from pixel_utils.progress import tqdm
+
+
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their images, recursively) and globs → (files, problems)."""
+    files, problems = [], []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: folder contains no images")
+            files += found
+        elif path.exists():
+            files.append(path)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            if not matches:
+                problems.append(f"{item}: pattern matches no files")
+            files += [p for p in matches if p.is_file()]
+        else:
+            problems.append(f"{path}: file does not exist")
+    return list(dict.fromkeys(files)), problems
+
+
+def output_path(src: Path, out_dir: Path, roots: list[Path]) -> Path:
+    """Keep the name; keep sub-folders relative to a folder given on the command line."""
+    for root in roots:
+        if root.is_dir() and src.is_relative_to(root):
+            return out_dir / src.relative_to(root)
+    return out_dir / src.name
+
+
+def _report(message: str) -> None:
+    """One line on stderr that does not tear the progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def _plain(text: str) -> str:
+    """Docstring text for ``--help``: RST double back-ticks dropped."""
+    return text.replace("``", "")
+
+
+def fit_tiles(tile: int, overlap: int, stride: int) -> tuple[int, int]:
+    """Round ``tile`` and ``overlap`` up to multiples of ``stride``; overlap stays below the
+    tile. A tile of 0 (tiling off) is left alone."""
+    if not tile:
+        return tile, overlap
+    tile = -(-tile // stride) * stride
+    overlap = min(-(-overlap // stride) * stride, tile - stride)
+    return tile, overlap
+
+
+def sharpen_files(args) -> int:
+    device = pick_device(args.device)
+    model = load_pretrained(args.model, device=device)
+    if args.model.endswith(".onnx") and device.type != "cpu":
+        print("note: ONNX models run on the CPU through onnxruntime", file=sys.stderr)
+    stride = int(getattr(model, "stride", 1))
+    tile, overlap = fit_tiles(args.tile, args.overlap, stride)
+    if (tile, overlap) != (args.tile, args.overlap):
+        print(
+            f"note: --tile {args.tile} --overlap {args.overlap} rounded to --tile {tile} "
+            f"--overlap {overlap}: multiples of the model's stride {stride}",
+            file=sys.stderr,
+        )
+    files, problems = expand_inputs(args.inputs)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    out_dir = Path(args.output)
+    roots = [Path(i) for i in args.inputs]
+    failed, done, pixels = len(problems), 0, 0
+    start = time.perf_counter()
+    for src in tqdm(files, desc="sharpening", unit="img", disable=not files):
+        dst = output_path(src, out_dir, roots)
+        if dst.exists() and not args.overwrite:
+            same = dst.resolve() == src.resolve()
+            why = "it is the input" if same else "it exists"
+            _report(f"error: {src}: not writing {dst} ({why}; use --overwrite)")
+            failed += 1
+            continue
+        try:
+            image = read_image_file(src)
+        except ImageReadError as err:
+            _report(f"error: {err}")
+            failed += 1
+            continue
+        h, w = image.rgb.shape[:2]
+        try:
+            with torch.inference_mode():
+                if tile and max(h, w) > tile:
+                    result = sharpen_tiled(model, image.rgb, tile, overlap)
+                else:
+                    result = sharpen(model, image.rgb)
+        except (ValueError, RuntimeError, MemoryError) as err:  # e.g. out of (GPU) memory
+            _report(f"error: {src}: sharpening failed ({err})")
+            failed += 1
+            continue
+        try:
+            write_image_file(dst, result, image)
+        except (OSError, ValueError) as err:  # a folder in the way, no permission, disk full
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            _report(f"error: {src}: cannot write {dst} ({reason})")
+            failed += 1
+            continue
+        done += 1
+        pixels += h * w
+    seconds = time.perf_counter() - start
+    rate = done / seconds if seconds > 0 else 0.0
+    print(
+        f"sharpened {done} image(s) ({pixels / 1e6:.1f} MP) in {seconds:.1f} s: "
+        f"{rate:.2f} images/s; {failed} failed",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+def export(args) -> int:
+    from pixel_utils.app.onnx_export import export_onnx
+
+    model = load_pretrained(args.model)
+    path, max_diff = export_onnx(model, args.onnx)
+    print(f"wrote {path}; onnxruntime vs PyTorch max abs difference {max_diff:.2e}")
+    return 0
+
+
+DEFAULT_OVERLAP = 128
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser(export_mode: bool) -> argparse.ArgumentParser:
+    if export_mode:
+        p = argparse.ArgumentParser(prog="pixel-sharpen export", description="export to ONNX")
+        p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write")
+        p.add_argument(
+            "--model", default="student-fp32",
+            help="student-fp32 (default), teacher, report-student, report-teacher or a .pt file",
+        )  # fmt: skip
+        return p
+    p = argparse.ArgumentParser(
+        prog="pixel-sharpen", description=_plain(__doc__.split("\n\n")[0]),
+        epilog="Run 'pixel-sharpen export --help' for ONNX export.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--model", default="student", metavar="MODEL",
+        help="; ".join(f"{k}: {v}" for k, v in MODEL_CHOICES.items())
+        + "; or a .pt checkpoint or .onnx file (default: student)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tile", type=_non_negative, default=1024,
+        help="tile size for large images (0: off); rounded up to a multiple of the model's "
+        "stride, with a note",
+    )  # fmt: skip
+    p.add_argument(
+        "--overlap", type=_non_negative, default=None,
+        help="tile overlap in pixels (default: 128, or half a smaller tile); rounded up to a "
+        "multiple of the model's stride and kept below the tile",
+    )  # fmt: skip
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export":
+        return export(build_parser(True).parse_args(argv[1:]))
+    parser = build_parser(False)
+    args = parser.parse_args(argv)
+    if args.overlap is None:
+        args.overlap = min(DEFAULT_OVERLAP, args.tile // 2)
+    elif args.tile and args.overlap >= args.tile:
+        parser.error(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    return sharpen_files(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""ONNX export with dynamic height and width, checked against PyTorch with onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, check_size=(67, 93)) -> tuple:
+    """Write ``model`` to ``path`` (input ``image``: N×3×H×W, any H, W) and return
+    ``(path, max_abs_diff)`` between onnxruntime and PyTorch on a random image."""
+    import copy
+
+    from pixel_utils.models.networks import fuse_reparameterised
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Re-parameterised branches are fused first, so the served graph has one conv per layer.
+    model = fuse_reparameterised(copy.deepcopy(model).cpu().eval())
+    example = torch.rand(1, 3, 64, 96)
+    with warnings.catch_warnings():
+        # The tracer notes Python-level branches (padding mode); both depend only on shapes.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The TorchScript exporter is deprecated in favour of torch.export, which needs the
+        # extra onnxscript package; this one handles our dynamic H×W and is checked below.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["image"], output_names=["sharpened"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "sharpened": {0: "batch", 2: "height", 3: "width"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+    _set_stride(path, getattr(model, "stride", 1))
+    x = torch.rand(1, 3, *check_size)  # off the stride's grid: OnnxModel pads, as served
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = OnnxModel(path)(x).numpy()
+    return path, float(np.abs(got - expected).max())
+
+
+def _set_stride(path: Path, stride: int) -> None:
+    """Record the model's stride in the ONNX metadata: the graph takes H, W on that grid."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "stride", str(int(stride))
+    onnx.save(model, str(path))
+
+
+def onnx_stride(path: str | os.PathLike) -> int:
+    """The stride an exported model's input sizes must be multiples of (1 if unrecorded)."""
+    meta = onnx_session(path).get_modelmeta().custom_metadata_map
+    return int(meta.get("stride", 1))
+
+
+def onnx_session(path: str | os.PathLike, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxModel(torch.nn.Module):
+    """An exported model run by onnxruntime, usable wherever a PyTorch model is (CPU).
+
+    The graph takes sizes on the model's stride grid (recorded in its metadata); other sizes
+    are padded here the way the PyTorch model pads them, and the output cropped back.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.session = onnx_session(path, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.stride = int(meta.get("stride", 1))
+        self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from pixel_utils.models.networks import pad_to_stride
+
+        h, w = x.shape[-2:]
+        padded = pad_to_stride(x.detach().cpu().float(), self.stride)
+        out = self.session.run(None, {"image": padded.numpy()})[0]
+        return torch.from_numpy(out)[..., :h, :w]
+
+
+def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
+                 min_run_time: float = 1.0) -> float:  # fmt: skip
+    """Median seconds per served forward pass (:class:`OnnxModel`: onnxruntime, plus padding
+    to the stride where the size needs it) of one ``1×3×height×width`` image."""
+    from torch.utils import benchmark
+
+    model = OnnxModel(path, threads or torch.get_num_threads())
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    model(x)  # warm-up
+    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over a list of NCHW float arrays."""
+
+    def __init__(self, batches):
+        self._batches = iter(batches)
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        return None if batch is None else {"image": np.ascontiguousarray(batch, np.float32)}
+
+
+def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calibration) -> Path:
+    """Static int8 quantisation (QDQ: int8 per-channel weights, uint8 activations) of an
+    exported model, with activation ranges calibrated on ``calibration``: NCHW float32 batches
+    of real degraded training patches (random inputs give wrong ranges).
+
+    The final residual addition (input + predicted correction) and the input's path into it
+    stay in float: quantising the image itself to 8 bits would cost more than all the rest
+    together, and would drop a 16-bit photo's precision.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    prepared = int8_path.with_name(f".{int8_path.stem}.prepared.onnx")
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    graph = onnx.load(str(prepared)).graph
+    producers = {o: n for n in graph.node for o in n.output}
+    image = graph.input[0].name
+
+    def chain(name: str) -> list:
+        """The nodes from ``name`` back along first inputs (stops at the graph input)."""
+        nodes = []
+        while name in producers:
+            nodes.append(producers[name])
+            name = producers[name].input[0]
+        return nodes
+
+    # The residual Add feeds the output. Keep it (and the input's path into it, if any) in
+    # float, so the image itself is never rounded to 8 bits: only the predicted correction is
+    # computed in int8. The operand that holds the network (any Conv on its path) is quantised.
+    exclude = []
+    for node in chain(graph.output[0].name):
+        exclude.append(node.name)
+        if node.op_type == "Add":
+            for operand in node.input:
+                path = chain(operand)
+                if path and path[-1].input[0] == image and all(n.op_type != "Conv" for n in path):
+                    exclude += [n.name for n in path]
+            break
+    quantize_static(
+        str(prepared), str(int8_path), _Calibration(calibration),
+        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude,
+    )  # fmt: skip
+    prepared.unlink(missing_ok=True)
+    _float_image_into(int8_path, exclude)
+    _set_stride(int8_path, onnx_stride(fp32_path))
+    return int8_path
+
+
+def _float_image_into(path: Path, node_names: list[str]) -> None:
+    """Feed the float input image, not its 8-bit round trip, to the nodes kept in float.
+
+    The quantiser puts one Quantize/Dequantize pair on a graph input that a quantised node
+    reads (the first conv) and rewires *every* reader to the dequantised copy, including the
+    residual Add we excluded; this undoes that for the excluded nodes."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    image = graph.input[0].name
+    quantized = {n.output[0] for n in graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] == image}  # fmt: skip
+    rounded = {n.output[0] for n in graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in quantized}  # fmt: skip
+    keep = set(node_names)
+    for node in graph.node:
+        if node.name in keep:
+            for i, name in enumerate(node.input):
+                if name in rounded:
+                    node.input[i] = image
+    onnx.save(model, str(path))

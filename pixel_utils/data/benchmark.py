@@ -1,0 +1,194 @@
+"""The fixed benchmark set every model and baseline is scored on.
+
+Every test photo (centre-cropped) × every case in :data:`BENCHMARK_CASES` is degraded once and
+saved losslessly: the sharp photo as an 8-bit PNG (its source is 8-bit), the degraded image as
+a 16-bit PNG (so the noise survives), and each case's PSF as ``.npy``. ``manifest.json`` records
+the parameters and the noise seed of every file. The noise seed of a (photo, case) pair depends
+only on the profile seed and the two names, so rebuilding gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pixel_utils.artefacts import atomic_write_text, sha256_file
+from pixel_utils.data.degradations import DegradationSpec, crop_like, degrade
+from pixel_utils.data.images import read_png, write_png
+from pixel_utils.data.sources import PHOTO_SPLITS, load_photo
+from pixel_utils.progress import tqdm
+
+
+@dataclass(frozen=True)
+class BenchmarkCase:
+    name: str
+    spec: DegradationSpec
+    label: str  # for tables and plots
+
+
+_N = 0.01  # the noise level of every blur case
+BENCHMARK_CASES: tuple[BenchmarkCase, ...] = (
+    BenchmarkCase("gauss1", DegradationSpec("gaussian", {"sigma": 1.0}, _N), "Gaussian σ=1"),
+    BenchmarkCase("gauss2", DegradationSpec("gaussian", {"sigma": 2.0}, _N), "Gaussian σ=2"),
+    BenchmarkCase("gauss3", DegradationSpec("gaussian", {"sigma": 3.0}, _N), "Gaussian σ=3"),
+    BenchmarkCase(
+        "aniso",
+        DegradationSpec("anisotropic", {"sigma_x": 3.0, "sigma_y": 1.0, "angle": 30.0}, _N),
+        "Anisotropic 3×1",
+    ),
+    BenchmarkCase(
+        "motion15",
+        DegradationSpec("motion_linear", {"length": 15.0, "angle": 45.0}, _N),
+        "Linear motion 15 px",
+    ),
+    # Hand-shake PSFs like measured ones (thin, curved, uneven): seeds no training run draws.
+    BenchmarkCase(
+        "shake17",
+        DegradationSpec("camera_shake", {"size": 17.0, "seed": 7}, _N),
+        "Camera shake 17 px",
+    ),
+    BenchmarkCase(
+        "shake25",
+        DegradationSpec("camera_shake", {"size": 25.0, "seed": 12}, _N),
+        "Camera shake 25 px",
+    ),
+    BenchmarkCase("defocus4", DegradationSpec("defocus", {"radius": 4.0}, _N), "Defocus r=4"),
+    BenchmarkCase(
+        "gauss1.5_jpeg40",
+        DegradationSpec("gaussian", {"sigma": 1.5}, _N, jpeg_quality=40),
+        "Gaussian σ=1.5 + JPEG q40",
+    ),
+)
+#: The case the report's headline numbers are measured on.
+HEADLINE_CASE = "gauss3"
+
+
+def _pair_seed(seed: int, photo: str, case: str) -> int:
+    # crc32 is stable across Python runs (hash() of a str is not).
+    return int(seed) * 1_000_003 + zlib.crc32(f"{photo}/{case}".encode())
+
+
+def build_benchmark(
+    out_dir: str | os.PathLike,
+    crop: int,
+    seed: int = 0,
+    max_photos: int | None = None,
+    cases: tuple[BenchmarkCase, ...] = BENCHMARK_CASES,
+    folder: str | os.PathLike | None = None,
+) -> dict:
+    """Write the benchmark under ``out_dir`` and return its manifest.
+
+    The sharp photos are the bundled test split, or every image of ``folder`` (a user's own
+    photos, e.g. CBSD68, to measure generalisation). Each photo is blurred whole and then
+    centre-cropped to at most ``crop``² (see :func:`~pixel_utils.data.degradations.degrade`).
+    An existing benchmark whose manifest records the same settings is reused as is.
+    """
+    out_dir = Path(out_dir)
+    if folder is not None:
+        from pixel_utils.data.sources import load_folder
+
+        loaded = load_folder(folder)
+        names = sorted(loaded)[:max_photos]
+        photos = [Path(n).with_suffix("").as_posix().replace("/", "_") for n in names]
+        images = dict(zip(photos, (loaded[n] for n in names), strict=True))
+    else:
+        photos = list(PHOTO_SPLITS["test"][:max_photos])
+        images = None
+    settings = {
+        "crop": crop,
+        "seed": seed,
+        "folder": str(folder) if folder is not None else None,
+        "photos": photos,
+        "cases": [{"name": c.name, "label": c.label, **asdict(c.spec)} for c in cases],
+        "headline_case": HEADLINE_CASE,
+    }
+    manifest_path = out_dir / "manifest.json"
+    if manifest_path.exists():
+        old = json.loads(manifest_path.read_text())
+        if old.get("settings") == settings and all(
+            (out_dir / e["blurred"]).exists() for e in old["entries"]
+        ):
+            return old
+    entries = []
+    for case in cases:
+        np.save(_kernel_path(out_dir, case.name), case.spec.kernel())
+    for photo in tqdm(photos, desc="benchmark photos"):
+        full = images[photo] if images is not None else load_photo(photo)
+        sharp = crop_like(full, crop)
+        sharp_file = write_png(out_dir / "sharp" / f"{photo}.png", sharp, bits=8)
+        for case in cases:
+            noise_seed = _pair_seed(seed, photo, case.name)
+            rng = np.random.default_rng(noise_seed)
+            blurred, _ = degrade(full, case.spec, rng, crop=crop)
+            blurred_file = write_png(out_dir / case.name / f"{photo}.png", blurred, bits=16)
+            entries.append(
+                {
+                    "photo": photo,
+                    "case": case.name,
+                    "sharp": str(sharp_file.relative_to(out_dir)),
+                    "blurred": str(blurred_file.relative_to(out_dir)),
+                    "kernel": str(_kernel_path(out_dir, case.name).relative_to(out_dir)),
+                    "noise_seed": noise_seed,
+                    "shape": list(sharp.shape),
+                    "sha256": sha256_file(blurred_file),
+                }
+            )
+    manifest = {"settings": settings, "entries": entries}
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _kernel_path(out_dir: Path, case: str) -> Path:
+    path = out_dir / "kernels" / f"{case}.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class BenchmarkItem:
+    photo: str
+    case: str
+    blurred: np.ndarray
+    sharp: np.ndarray
+    kernel: np.ndarray
+
+
+def load_manifest(bench_dir: str | os.PathLike) -> dict:
+    path = Path(bench_dir) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no benchmark here; run notebook 01 (build_benchmark)")
+    return json.loads(path.read_text())
+
+
+def iter_benchmark(
+    bench_dir: str | os.PathLike, case: str | None = None
+) -> Iterator[BenchmarkItem]:
+    """Yield every benchmark item (or only those of ``case``), images as HWC float32."""
+    bench_dir = Path(bench_dir)
+    for e in load_manifest(bench_dir)["entries"]:
+        if case is not None and e["case"] != case:
+            continue
+        yield BenchmarkItem(
+            photo=e["photo"],
+            case=e["case"],
+            blurred=read_png(bench_dir / e["blurred"]),
+            sharp=read_png(bench_dir / e["sharp"]),
+            kernel=np.load(bench_dir / e["kernel"]),
+        )
+
+
+def score_degraded(bench_dir: str | os.PathLike):
+    """Mean PSNR/SSIM of the degraded inputs against the sharp photos, one row per case."""
+    from pixel_utils.evaluation.scoring import score_benchmark
+
+    labels = {c.name: c.label for c in BENCHMARK_CASES}
+    scores = score_benchmark({"blurred": lambda item: item.blurred}, bench_dir, desc="degraded")
+    table = scores.assign(case=scores["case"].map(lambda c: labels.get(c, c)))
+    table = table.rename(columns={"psnr": "PSNR (dB)", "ssim": "SSIM"})
+    return table.groupby("case", sort=False)[["PSNR (dB)", "SSIM"]].mean()

@@ -1,0 +1,157 @@
+"""Scoring models on the fixed benchmark set."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pixel_utils.artefacts import atomic_write_json
+from pixel_utils.data.benchmark import HEADLINE_CASE, BenchmarkItem, iter_benchmark
+from pixel_utils.evaluation.inference import sharpen
+from pixel_utils.evaluation.metrics import psnr, ssim
+from pixel_utils.progress import tqdm
+
+
+def score_benchmark(
+    methods: dict[str, Callable[[BenchmarkItem], np.ndarray]], bench_dir: str | os.PathLike,
+    reference: str | None = None, cases: tuple[str, ...] | None = None, desc: str = "benchmark",
+) -> pd.DataFrame:  # fmt: skip
+    """The one scoring loop: PSNR/SSIM of every method on every benchmark item.
+
+    ``methods`` maps a label to a function of a :class:`~pixel_utils.data.benchmark.BenchmarkItem`
+    returning its HWC output (networks, classical methods with the true PSF, or the degraded
+    input itself). Returns a long table with columns ``method, case, photo, psnr, ssim``; each
+    image is read once and passed through every method once. With ``reference`` (a method
+    label, e.g. the teacher) each output is also scored against that method's output, in
+    columns ``psnr_vs_ref, ssim_vs_ref``. ``cases`` restricts the items to those cases.
+    """
+    rows = []
+    items = [it for it in iter_benchmark(bench_dir) if cases is None or it.case in cases]
+    for item in tqdm(items, desc=desc, leave=False):
+        outputs = {label: method(item) for label, method in methods.items()}
+        for label, out in outputs.items():
+            row = {"method": label, "case": item.case, "photo": item.photo,
+                   "psnr": psnr(out, item.sharp), "ssim": ssim(out, item.sharp)}  # fmt: skip
+            if reference is not None:
+                row["psnr_vs_ref"] = psnr(out, outputs[reference])
+                row["ssim_vs_ref"] = ssim(out, outputs[reference])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate_models(
+    methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
+    reference: str | None = None, cases: tuple[str, ...] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """:func:`score_benchmark` for networks (``None``: the degraded input itself): each runs
+    through :func:`~pixel_utils.evaluation.inference.sharpen`, so whole photos are tiled like
+    the CLI's."""
+
+    def as_method(model):
+        if model is None:
+            return lambda item: item.blurred
+        return lambda item: sharpen(model, item.blurred)
+
+    methods = {label: as_method(model) for label, model in methods.items()}
+    return score_benchmark(methods, bench_dir, reference=reference, cases=cases)
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR/SSIM: one row per case, columns ``(metric, method)``."""
+    means = scores.groupby(["case", "method"], sort=False)[["psnr", "ssim"]].mean()
+    return means.unstack("method")
+
+
+def headline(summary: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
+    """``{method: {"psnr", "ssim", "gain_db"}}`` on ``case``; the gain is over ``blurred``."""
+    row = summary.loc[case]
+    base = row[("psnr", "blurred")] if ("psnr", "blurred") in row.index else float("nan")
+    return {
+        method: {
+            "psnr": float(row[("psnr", method)]),
+            "ssim": float(row[("ssim", method)]),
+            "gain_db": float(row[("psnr", method)] - base),
+        }
+        for method in row["psnr"].index
+    }
+
+
+def ci95(values) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t; NaN
+    for fewer than two values). Over benchmark images it says how much the mean would move
+    with other photos of the same kind."""
+    import numpy as np
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def headline_ci(scores: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
+    """95% CIs over the images of ``case``: of each method's mean PSNR, and of its gain over
+    the degraded input (paired by image, so photo-to-photo difficulty cancels)."""
+    rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
+                                                      values="psnr")  # fmt: skip
+    out = {}
+    for method in rows.columns:
+        gain = rows[method] - rows["blurred"] if "blurred" in rows else rows[method] * float("nan")
+        out[method] = {"psnr_ci95": ci95(rows[method]), "gain_ci95": ci95(gain),
+                       "images": int(rows[method].notna().sum())}  # fmt: skip
+    return out
+
+
+def kd_comparison(
+    scores: pd.DataFrame, pairs: list[tuple[str, str]], case: str = HEADLINE_CASE
+) -> dict:
+    """Distilled − scratch PSNR on ``case``, paired by image and by seed.
+
+    ``pairs`` lists ``(distilled method, scratch method)``, one pair per seed (same student,
+    data stream, steps and seed within a pair). The mean is over images and seeds; the 95% CI
+    over images uses each image's difference averaged over seeds, the CI over seeds each seed's
+    difference averaged over images.
+    """
+    rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
+                                                      values="psnr")  # fmt: skip
+    diffs = pd.DataFrame({a: rows[a] - rows[b] for a, b in pairs})
+    per_image, per_seed = diffs.mean(axis=1), diffs.mean(axis=0)
+    mean, half = float(diffs.to_numpy().mean()), ci95(per_image)
+    return {
+        "case": case,
+        "mean_db": mean,
+        "ci95_over_images": half,
+        "ci95_over_seeds": ci95(per_seed),
+        "ci_excludes_zero": bool(abs(mean) > half) if half == half else False,
+        "per_seed_db": {a: float(v) for a, v in per_seed.items()},
+        "images": int(len(per_image)),
+        "seeds": len(pairs),
+    }
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON (numpy/pandas numbers converted), atomically."""
+    return atomic_write_json(path, data)
+
+
+def summary_json(summary: pd.DataFrame) -> dict:
+    """``{case: {method: {"psnr", "ssim"}}}`` from a :func:`summarise` table."""
+    out: dict = {}
+    for case, row in summary.iterrows():
+        for (metric, method), value in row.items():
+            out.setdefault(case, {}).setdefault(method, {})[metric] = float(value)
+    return out
+
+
+def fidelity(scores: pd.DataFrame, case: str = HEADLINE_CASE) -> dict:
+    """``{method: {"psnr", "ssim"}}`` of each output measured against the reference method's
+    output (not the ground truth) on ``case``, from ``evaluate_models(..., reference=...)``."""
+    rows = scores[scores["case"] == case]
+    means = rows.groupby("method", sort=False)[["psnr_vs_ref", "ssim_vs_ref"]].mean()
+    return {m: {"psnr": float(r["psnr_vs_ref"]), "ssim": float(r["ssim_vs_ref"])}
+            for m, r in means.iterrows()}  # fmt: skip

@@ -1,0 +1,70 @@
+"""Provenance: what produced a set of numbers (packages, commit, pipeline sources, machine).
+
+The pipeline-sources hash ties committed results to the code: a test recomputes it for the
+checkout and compares it with the one recorded in ``figures/results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+PIPELINE_SOURCES = ("pixel_utils", "notebooks", "pixel_utils/weights/teacher.pt")
+
+
+def pipeline_sources_hash(root: Path | None = None) -> str:
+    """SHA-256 over the pipeline's sources (every ``.py`` under ``pixel_utils/``, every
+    notebook, the shipped teacher), by relative path and content: equal hashes mean a result
+    was produced by exactly these sources."""
+    import hashlib
+
+    from pixel_utils.paths import repo_root
+
+    root = Path(root or repo_root())
+    files = sorted(
+        [*root.glob("pixel_utils/**/*.py"), *root.glob("notebooks/*.ipynb"),
+         root / "pixel_utils" / "weights" / "teacher.pt"]
+    )  # fmt: skip
+    digest = hashlib.sha256()
+    for path in files:
+        if path.exists() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def provenance() -> dict:
+    """What produced a set of numbers: versions, git commit, machine, threads, time."""
+    import datetime
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    def pkg(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    return {
+        "packages": {n: pkg(n) for n in ("torch", "torchvision", "numpy", "scikit-image",
+                                         "scipy", "pillow", "papermill")},  # fmt: skip
+        "python": platform.python_version(),
+        "git_commit": git("rev-parse", "HEAD"),
+        # Only the pipeline's own sources count: the figures a run writes do not make it dirty.
+        "git_dirty": bool(git("status", "--porcelain", "--", *PIPELINE_SOURCES)),
+        "pipeline_sha256": pipeline_sources_hash(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip

@@ -1,0 +1,3 @@
+from pixel_utils.report.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Generate the README's results from the report: ``python -m pixel_utils.report.readme``.
+
+Reads ``reports/default/results.json`` (written by notebook 04), keeps the headline numbers in
+the committed ``figures/results.json``, and rewrites the README between the
+``<!-- results:start -->`` and ``<!-- results:end -->`` markers. A test checks that the README
+says exactly what ``figures/results.json`` says, so no number in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pixel_utils.paths import figures_dir, repo_root, reports_dir
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+CLASSICAL = ("unsharp", "wiener", "richardson_lucy")
+CLASSICAL_NAMES = {"unsharp": "unsharp mask", "wiener": "Wiener (true PSF)",
+                   "richardson_lucy": "Richardson–Lucy (true PSF)"}  # fmt: skip
+
+
+def slim(results: dict) -> dict:
+    """What the README needs, small enough to commit."""
+    keep = ("profile", "seed", "provenance", "headline_case", "headline", "per_case", "speed",
+            "headline_ci", "classical_ms", "onnxruntime_ms", "served_int8_ms",
+            "teacher_to_student_speedup")  # fmt: skip
+    out = {k: results[k] for k in keep if k in results}
+    distill = results.get("distillation") or {}
+    out["distillation"] = {k: distill.get(k) for k in
+                           ("share_of_teacher_gain_kept", "distilled_minus_scratch_db",
+                            "fidelity_to_teacher")}  # fmt: skip
+    teacher = results.get("teacher_training") or {}
+    out["teacher_train_minutes"] = teacher.get("train_minutes")
+    out["shipped_student"] = shipped_student_summary()
+    return out
+
+
+def shipped_student_summary(case: str = "gauss3") -> dict | None:
+    """The shipped student's headline numbers, from the weights manifest (``make student``)."""
+    from pixel_utils.app.pretrained import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / "manifest.json"
+    models = json.loads(path.read_text()).get("models", {}) if path.exists() else {}
+    student, teacher = models.get("student"), models.get("teacher")
+    if not student or "benchmark_int8" not in student:
+        return None
+    served_ms = student["served_ms"]["int8_onnxruntime" if student["served"].endswith(".onnx")
+                                     else "pytorch_fp32"]  # fmt: skip
+    gain_int8 = student["benchmark_int8"][case]["gain_db"]
+    return {
+        "case": case,
+        "made_by": student["made_by"],
+        "steps": student["steps"],
+        "served": student["served"],
+        "gain_db": student["benchmark"][case]["gain_db"],
+        "gain_db_int8": gain_int8,
+        "share_of_teacher_gain": gain_int8 / teacher["benchmark"][case]["gain_db"],
+        "served_fps": {res: 1e3 / ms for res, ms in served_ms.items()},
+        "git_commit": (student.get("provenance") or {}).get("git_commit"),
+    }
+
+
+def results_markdown(r: dict) -> str:
+    head, speed = r["headline"], r["speed"]
+    best = max((m for m in CLASSICAL if m in head), key=lambda m: head[m]["psnr"])
+    res = list(speed["student"]["fps"])
+    rows = [
+        ("degraded input", "blurred", None),
+        (f"best classical: {CLASSICAL_NAMES[best]}", best, None),
+        ("shipped teacher (`make weights`)", "teacher", "teacher"),
+        ("budget teacher (trained in the report)", "budget_teacher", None),
+        ("distilled student, PyTorch fp32", "distilled", "student"),
+        ("distilled student, served (int8, onnxruntime)", "distilled_int8", "served"),
+        ("student trained from scratch", "scratch", "student"),
+    ]
+    lines = [
+        "| method | PSNR (dB) | SSIM | gain (dB, 95% CI over images) | parameters | GMAC/MP | "
+        + " | ".join(f"fps {x}" for x in res)
+        + " |",
+        "|" + " --- |" * (6 + len(res)),
+    ]
+    for label, method, model in rows:
+        if method not in head:
+            continue
+        h = head[method]
+        cost = speed.get("student" if model == "served" else model) if model else None
+        params = f"{cost['parameters']:,}" if cost else "–"
+        macs = f"{cost['gmacs_per_megapixel']:.1f}" if cost else "–"
+        fps = [f"{cost['fps'][x]:.1f}" if cost else "–" for x in res]
+        if model == "served":
+            fps = [f"{1e3 / r['served_int8_ms'][x]:.1f}" for x in res]
+        ci = r.get("headline_ci", {}).get(method, {})
+        gain = f"{h['gain_db']:+.2f}" + (f" ± {ci['gain_ci95']:.2f}" if ci.get("gain_ci95") else "")
+        lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {gain} | "
+                     f"{params} | {macs} | " + " | ".join(fps) + " |")  # fmt: skip
+    lines += ["", *per_case_markdown(r)]
+    p = r["provenance"]
+    machine = p["machine"]
+    d = r["distillation"]
+    notes = [
+        "",
+        f"Headline case `{r['headline_case']}` (Gaussian σ = 3 + noise 0.01) on the test photos, "
+        f"profile `{r['profile']}`, seed {r['seed']}. Speed: fp32, {machine['torch_threads']} "
+        f"CPU threads on {machine['processor'] or machine['platform']} "
+        f"({machine['cpu_count']} cores), torch {p['packages']['torch']}. These numbers come from "
+        f"a `make report` run of commit `{(p['git_commit'] or 'unknown')[:10]}` with pipeline "
+        f"sources `{(p.get('pipeline_sha256') or 'unknown')[:12]}` (a test checks that they are "
+        "this checkout's).",
+    ]
+    if d.get("share_of_teacher_gain_kept") is not None:
+        notes.append(
+            f"The distilled student keeps {100 * d['share_of_teacher_gain_kept']:.0f}% of the "
+            f"teacher's gain and is {d['distilled_minus_scratch_db']:+.2f} dB from the same "
+            f"student trained without the teacher; it runs "
+            f"{r['teacher_to_student_speedup']:.0f}× faster than the teacher."
+        )
+    onnx = r.get("onnxruntime_ms", {}).get("student")
+    if onnx:
+        rates = ", ".join(f"{1e3 / ms:.1f} fps at {res}" for res, ms in onnx.items())
+        notes.append(f"The student exported to ONNX (fp32) runs at {rates} in onnxruntime.")
+    shipped = r.get("shipped_student")
+    if shipped:
+        form = "int8 (onnxruntime)" if shipped["served"].endswith(".onnx") else "PyTorch fp32"
+        rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
+        notes += [
+            "",
+            f"**The shipped student** (`make student`: the same network and recipe, "
+            f"{shipped['steps']:,} steps; commit `{(shipped['git_commit'] or 'unknown')[:10]}`), "
+            f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
+            f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "
+            f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
+            f"at {rates} (from `pixel_utils/weights/manifest.json`).",
+        ]
+    return "\n".join(lines + notes)
+
+
+#: Methods of the per-case gain table, in column order.
+PER_CASE_METHODS = {
+    "wiener": "Wiener (true PSF)",
+    "teacher": "shipped teacher",
+    "budget_teacher": "budget teacher",
+    "distilled": "distilled student",
+}
+
+
+def per_case_markdown(r: dict) -> list[str]:
+    """Gain over the degraded input (dB) for every benchmark case and the main methods."""
+    per_case = r.get("per_case") or {}
+    if not per_case:
+        return []
+    methods = [m for m in PER_CASE_METHODS if m in next(iter(per_case.values()))]
+    lines = [
+        "| case | degraded (dB) | " + " | ".join(PER_CASE_METHODS[m] for m in methods) + " |",
+        "|" + " --- |" * (2 + len(methods)),
+    ]
+    for case, row in per_case.items():
+        base = row["blurred"]["psnr"]
+        gains = " | ".join(f"{row[m]['psnr'] - base:+.2f}" for m in methods)
+        lines.append(f"| `{case}` | {base:.2f} | {gains} |")
+    return ["Gain in PSNR over the degraded input, every benchmark case (test photos):", "", *lines]
+
+
+def update_readme(readme: Path, results: dict) -> str:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: missing the {START} / {END} markers")
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    new = f"{before}{START}\n{results_markdown(results)}\n{END}{after}"
+    readme.write_text(new)
+    return new
+
+
+def readme_results(readme_text: str) -> str:
+    return readme_text.split(START, 1)[1].split(END, 1)[0].strip()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
+    parser.add_argument("--profile", default="default")
+    args = parser.parse_args(argv)
+    source = reports_dir(args.profile) / "results.json"
+    if not source.exists():
+        raise SystemExit(f"{source}: missing; run `make report` first")
+    results = slim(json.loads(source.read_text()))
+    target = figures_dir(args.profile) / "results.json"
+    target.write_text(json.dumps(results, indent=1) + "\n")
+    update_readme(repo_root() / "README.md", results)
+    print(f"README results regenerated from {source} (kept in {target})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,325 @@
+"""Pretrain the shipped weights: ``python -m pixel_utils.training.pretrain`` (``make weights``).
+
+Without ``--student`` it trains the teacher; with ``--student`` (``make student``) it distils the
+shipped student from the shipped teacher: the profile's student and recipe, for many more steps
+than the report affords, on a larger teacher cache.
+
+The teacher:
+
+Hours of training by the project's own loop, on the bundled training photos, any photo
+folders given with ``--photos`` and a fresh dead-leaves stream, under the training blur mix
+(camera shake, defocus, Gaussian, linear motion; noise; JPEG). The run checkpoints every
+``checkpoint_every`` steps under ``data/pretrain/<profile>/`` and resumes where it stopped
+after an interruption (``kill -9`` included): run the same command again. When it finishes,
+``--ship`` writes the slim weights and their manifest (data sources, config, steps, wall
+time, commit, benchmark scores) into ``pixel_utils/weights/``. CUDA is used when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import platform
+from pathlib import Path
+
+import torch
+
+from pixel_utils.data.degradations import DegradationMix
+from pixel_utils.paths import data_dir
+from pixel_utils.profiles import Profile, resolve_profile
+from pixel_utils.training.loop import TrainConfig, TrainResult, train
+
+
+def pretrain_profile(profile: Profile) -> Profile:
+    """The profile with its pretraining sizes in place of the report's."""
+    return dataclasses.replace(
+        profile,
+        patch_size=profile.pretrain_patch_size,
+        batch_size=profile.pretrain_batch_size,
+        teacher_kwargs=profile.pretrain_kwargs,
+    )
+
+
+def folder_fingerprint(folders) -> list[dict]:
+    """Each photo folder with its file count and a hash of names and sizes (for the manifest
+    and the resume key: a run continues only on the same photos)."""
+    from pixel_utils.data.sources import _image_files
+
+    out = []
+    for folder in folders:
+        files = _image_files(Path(folder))
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.relative_to(folder)}:{f.stat().st_size}\n".encode())
+        out.append({"folder": str(folder), "files": len(files), "sha256": digest.hexdigest()})
+    return out
+
+
+def checkpoint_path(profile: Profile) -> Path:
+    return data_dir("pretrain") / profile.name / "teacher.pt"
+
+
+def pretrain_teacher(
+    profile: Profile, photo_folders=(), steps: int | None = None, device: str | None = None,
+    retrain: bool = False,
+) -> TrainResult:  # fmt: skip
+    """Train (or resume, or reuse when complete) the profile's pretrained teacher."""
+    from pixel_utils.data.datasets import validation_set
+    from pixel_utils.training.stages import data_key, training_stream
+
+    P = pretrain_profile(profile)
+    steps = steps or P.pretrain_steps
+    mix = DegradationMix()
+    config = TrainConfig(
+        steps=steps,
+        lr=P.pretrain_lr,
+        warmup_steps=min(200, max(1, steps // 20)),
+        val_every=P.pretrain_val_every,
+        checkpoint_every=max(1, min(100, steps // 4)),
+        seed=P.seed,
+    )
+    key = data_key(P, mix) | {"photo_folders": folder_fingerprint(photo_folders)}
+    return train(
+        P.teacher,
+        P.teacher_kwargs,
+        training_stream(P, mix, steps, extra_folders=tuple(photo_folders)),
+        config,
+        checkpoint_path(P),
+        val_set=validation_set(P.val_crop, P.seed),
+        data_key=key,
+        retrain=retrain,
+        device=device,
+        desc="pretrain teacher",
+    )
+
+
+def pretrain_student(
+    profile: Profile, steps: int | None = None, cache_batches: int | None = None,
+    device: str | None = None, retrain: bool = False,
+) -> tuple[TrainResult, Profile]:  # fmt: skip
+    """Distil (or resume, or reuse) the shipped student from the shipped teacher; returns the
+    run and the profile it ran under (its own run name, so its cache and checkpoint never mix
+    with the report's)."""
+    from pixel_utils.training import stages
+
+    P = dataclasses.replace(
+        profile,
+        student_steps=steps or profile.pretrain_student_steps,
+        cache_batches=cache_batches or profile.pretrain_student_cache_batches,
+    )
+    setup = stages.prepare_distillation(P, stages.shipped_teacher())
+    result = stages.train_student(P, setup, distill=True, retrain=retrain, device=device)
+    return result, P
+
+
+def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = None) -> dict:
+    """Write the finished student (PyTorch and int8 ONNX) into the package with its manifest
+    entry: how it was made, benchmark scores of both forms, and which one is served (int8 where
+    it measured faster than PyTorch at every resolution, median of at least 5 runs)."""
+    import shutil
+
+    from pixel_utils.app.onnx_export import OnnxModel, onnx_latency
+    from pixel_utils.app.pretrained import (
+        SERVED_STUDENT,
+        WEIGHTS_DIR,
+        slim_checkpoint,
+        update_manifest,
+    )
+    from pixel_utils.artefacts import atomic_torch_save, atomic_write
+    from pixel_utils.evaluation.cost import measure_latency
+    from pixel_utils.provenance import provenance
+    from pixel_utils.training import stages
+    from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(result.checkpoint)
+    if not ckpt["complete"] or result.history.get("stopped_early"):
+        raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    path = atomic_torch_save(out_dir / "student.pt", slim_checkpoint(result.checkpoint))
+    int8_src = stages.served_student(profile, result)
+    int8 = atomic_write(out_dir / SERVED_STUDENT, lambda tmp: shutil.copyfile(int8_src, tmp))
+    model = model_from_checkpoint(path)
+    served = OnnxModel(int8)
+    scores = benchmark_scores(model, profile)
+    scores_int8 = benchmark_scores(served, profile)
+    res = profile.speed_resolutions
+    torch_ms = {r: 1e3 * measure_latency(model, *hw, min_run_time=profile.timing_seconds)
+                for r, hw in res.items()}  # fmt: skip
+    int8_ms = {r: 1e3 * onnx_latency(int8, *hw, min_run_time=profile.timing_seconds)
+               for r, hw in res.items()}  # fmt: skip
+    faster = all(int8_ms[r] < torch_ms[r] for r in res)
+    entry = {
+        "file": path.name,
+        "profile": profile.name,
+        "seed": profile.seed,
+        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
+        f"--steps {ckpt['step']} --cache-batches {profile.cache_batches} --ship",
+        "distilled_from": "teacher.pt",
+        "model_name": ckpt["model_name"],
+        "model_kwargs": ckpt["model_kwargs"],
+        "steps": ckpt["step"],
+        "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
+        "train_config": ckpt["config"],
+        "data": ckpt["data"],
+        "validation_history": ckpt["history"]["val"],
+        "benchmark": scores,
+        "benchmark_int8": scores_int8,
+        "served": SERVED_STUDENT if faster else path.name,
+        "served_ms": {"int8_onnxruntime": int8_ms, "pytorch_fp32": torch_ms},
+        "int8_calibration": "16 batches of degraded training patches (stages.served_student)",
+        "provenance": provenance(),
+        "bytes": path.stat().st_size,
+    }
+    update_manifest("student", entry, out_dir)
+    return entry
+
+
+def benchmark_scores(model: torch.nn.Module, profile: Profile, cases=None) -> dict:
+    """Mean PSNR/SSIM and gain per benchmark case (the profile's benchmark, built if absent),
+    for every case or only ``cases``."""
+    from pixel_utils.data.benchmark import build_benchmark
+    from pixel_utils.evaluation.scoring import evaluate_models, summarise, summary_json
+    from pixel_utils.paths import benchmark_dir
+
+    bench = benchmark_dir(profile.name)
+    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    scores = evaluate_models({"blurred": None, "model": model}, bench, cases=cases)
+    table = summary_json(summarise(scores))
+    return {
+        case: {
+            "blurred_psnr": row["blurred"]["psnr"],
+            "psnr": row["model"]["psnr"],
+            "ssim": row["model"]["ssim"],
+            "gain_db": row["model"]["psnr"] - row["blurred"]["psnr"],
+        }
+        for case, row in table.items()
+    }
+
+
+#: The cases the test-time options are measured on (the ensemble costs 8 teacher runs each).
+OPTION_CASES = ("gauss3", "shake17", "shake25", "defocus4")
+
+
+def test_time_options(path: Path, profile: Profile, scores: dict) -> dict:
+    """What TLC (on by default) and the ×8 self-ensemble (optional) change, in dB per case:
+    ``tlc_gain_db`` is TLC against global pooling, ``ensemble_gain_db`` the ensemble (with TLC)
+    against a single pass."""
+    from pixel_utils.evaluation.inference import SelfEnsemble
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    cases = tuple(c for c in OPTION_CASES if c in scores)
+    plain = benchmark_scores(model_from_checkpoint(path, tlc=False), profile, cases)
+    ensemble = benchmark_scores(SelfEnsemble(model_from_checkpoint(path)), profile, cases)
+    return {
+        "tlc_gain_db": {c: scores[c]["psnr"] - plain[c]["psnr"] for c in cases},
+        "ensemble_x8_gain_db": {c: ensemble[c]["psnr"] - scores[c]["psnr"] for c in cases},
+        "ensemble_x8_psnr": {c: ensemble[c]["psnr"] for c in cases},
+    }
+
+
+def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None):
+    """Write the finished teacher into the package (fp16 weights: half the bytes, and the
+    rounding moves outputs by ~1e-4) and record how it was made in the manifest."""
+    from pixel_utils.app.pretrained import WEIGHTS_DIR, slim_checkpoint, update_manifest
+    from pixel_utils.provenance import provenance
+    from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
+
+    if result.history.get("stopped_early"):
+        raise RuntimeError("the pretraining run stopped early; only finished runs are shipped")
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    ckpt = load_checkpoint(result.checkpoint)
+    if not ckpt["complete"]:
+        raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
+    slim = slim_checkpoint(result.checkpoint, half=True)
+    from pixel_utils.artefacts import atomic_torch_save
+
+    path = atomic_torch_save(out_dir / "teacher.pt", slim)
+    # Scored exactly as users will run it: the shipped fp16 file, loaded the standard way.
+    model = model_from_checkpoint(path)
+    scores = benchmark_scores(model, profile)
+    options = test_time_options(path, profile, scores)
+    entry = {
+        "file": path.name,
+        "profile": profile.name,
+        "seed": profile.seed,
+        "made_by": f"python -m pixel_utils.training.pretrain --profile {profile.name}"
+        + "".join(f" --photos {f}" for f in photo_folders)
+        + f" --steps {ckpt['step']} --ship",
+        "model_name": ckpt["model_name"],
+        "model_kwargs": ckpt["model_kwargs"],
+        "steps": ckpt["step"],
+        "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
+        "device": str(result.model.parameters().__next__().device),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "train_config": ckpt["config"],
+        "data": {
+            "bundled_photos": "the scikit-image/matplotlib training split (sources.PHOTO_SPLITS)",
+            "photo_folders": folder_fingerprint(photo_folders),
+            "dead_leaves": "fresh stream (datasets.DeadLeavesStream)",
+            "degradations": dataclasses.asdict(DegradationMix()),
+            **ckpt["data"],
+        },
+        "validation_history": ckpt["history"]["val"],
+        "benchmark": scores,
+        "test_time_options": options,
+        "provenance": provenance(),
+        "bytes": path.stat().st_size,
+    }
+    update_manifest("teacher", entry, out_dir)
+    return entry
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
+    parser.add_argument("--profile", default=None, help="profile name (default: $PIXEL_PROFILE)")
+    parser.add_argument(
+        "--photos", action="append", default=[], metavar="DIR",
+        help="a folder of sharp photos to train on as well (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=None, help="override the profile's steps")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if any)")
+    parser.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--ship", action="store_true",
+        help="when finished, write the weights and manifest into pixel_utils/weights/",
+    )  # fmt: skip
+    parser.add_argument("--out", default=None, help="where --ship writes (default: the package)")
+    parser.add_argument(
+        "--student", action="store_true",
+        help="distil the shipped student from the shipped teacher instead",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-batches", type=int, default=None,
+        help="--student: teacher-labelled batches (default: the profile's)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    profile = resolve_profile(args.profile)
+    for folder in args.photos:
+        if not Path(folder).is_dir():
+            parser.error(f"--photos {folder}: not a folder")
+    if args.student:
+        if args.photos:
+            parser.error("--photos is for the teacher; the student learns on the report's data")
+        result, P = pretrain_student(profile, args.steps, args.cache_batches, args.device,
+                                     args.retrain)  # fmt: skip
+        last = result.history["val"][-1] if result.history["val"] else None
+        print(f"distilled student: {result.step} steps, {result.seconds / 60:.1f} min"
+              + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
+        if args.ship:
+            entry = ship_student(result, P, args.out)
+            print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
+        return 0
+    result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain)
+    last = result.history["val"][-1] if result.history["val"] else None
+    print(f"pretrained teacher: {result.step} steps, {result.seconds / 60:.1f} min"
+          + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
+    if args.ship:
+        entry = ship(result, profile, args.photos, args.out)
+        print(f"shipped {entry['file']}: {entry['benchmark']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

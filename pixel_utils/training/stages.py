@@ -1,0 +1,297 @@
+"""The pipeline's stages as functions of a profile, so notebooks stay thin and later stages can
+load (or, if missing, produce) what earlier ones made."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from pixel_utils.data.datasets import (
+    PatchPairDataset,
+    leaves_stream,
+    training_photos,
+    validation_set,
+)
+from pixel_utils.data.degradations import DegradationMix
+from pixel_utils.evaluation.inference import pick_device
+from pixel_utils.models.networks import build_model
+from pixel_utils.paths import checkpoints_dir, data_dir
+from pixel_utils.profiles import Profile
+from pixel_utils.seeding import set_seed
+from pixel_utils.training.distillation import (
+    CachedBatches,
+    DistillationLoss,
+    DistillWeights,
+    FeatureAdapters,
+    build_teacher_cache,
+    cache_key,
+    match_taps,
+)
+from pixel_utils.training.loop import ArtefactMissing, TrainConfig, TrainResult, train
+
+#: What to run when an evaluation stage finds an artefact missing.
+RUN_NOTEBOOK = {
+    "02": "run notebook 02 (python -m pixel_utils.report --only 02) with the same profile",
+    "03": "run notebook 03 (python -m pixel_utils.report --only 03) with the same profile",
+}
+
+
+def data_key(profile: Profile, mix: DegradationMix) -> dict:
+    """Everything about the training data that changes what a model learns."""
+    return {
+        "seed": profile.seed,
+        "dead_leaves": [
+            profile.dead_leaves_size,
+            profile.dead_leaves_pool,
+            profile.dead_leaves_refresh,
+            profile.dead_leaves_fraction,
+        ],
+        "photo_folder": profile.photo_folder,
+        "photo_max_side": profile.photo_max_side,
+        "patch_size": profile.patch_size,
+        "batch_size": profile.batch_size,
+        "mix": asdict(mix),
+        "val_crop": profile.val_crop,
+    }
+
+
+def train_config(profile: Profile, steps: int, lr: float) -> TrainConfig:
+    """The profile's schedule for a run of ``steps`` steps at peak learning rate ``lr``."""
+    return TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(100, max(1, steps // 20)),
+        val_every=profile.val_every,
+        checkpoint_every=max(profile.val_every, 250),
+        seed=profile.seed,
+        time_budget_s=profile.time_cap_minutes * 60,
+    )
+
+
+def train_teacher(
+    profile: Profile, retrain: bool = False, device: str | None = None, load_only: bool = False
+) -> TrainResult:
+    """Train (or reuse) the profile's budget teacher, ``<checkpoints>/teacher.pt``; with
+    ``load_only`` only load it (an error naming notebook 02 if it is missing)."""
+    mix = DegradationMix()
+    steps = profile.teacher_steps
+    make_dataset = training_stream(profile, mix, steps) if not load_only else None
+
+    return train(
+        profile.teacher,
+        profile.teacher_kwargs,
+        make_dataset,
+        train_config(profile, profile.teacher_steps, profile.teacher_lr),
+        checkpoints_dir(profile.run_name) / "teacher.pt",
+        val_set=validation_set(profile.val_crop, profile.seed),
+        data_key=data_key(profile, mix),
+        retrain=retrain,
+        device=device or profile.device,
+        desc="teacher",
+        load_only=RUN_NOTEBOOK["02"] if load_only else None,
+    )
+
+
+def training_stream(
+    profile: Profile, mix: DegradationMix, steps: int, seed_offset: int = 0, extra_folders=()
+):
+    """``make_dataset(rank)`` for :func:`~pixel_utils.training.loop.train`: batches cut from the
+    profile's training photos (and ``extra_folders``) and its fresh dead-leaves stream,
+    degraded on the fly."""
+    photos = training_photos(profile, extra_folders)
+    seed = profile.seed + seed_offset
+
+    def make_dataset(rank: int) -> PatchPairDataset:
+        return PatchPairDataset(
+            photos, profile.patch_size, profile.batch_size, steps, mix, seed, rank,
+            leaves=leaves_stream(profile, photos, seed + 1000 * rank),
+            leaves_fraction=profile.dead_leaves_fraction,
+        )  # fmt: skip
+
+    return make_dataset
+
+
+@dataclass
+class DistillSetup:
+    """What the two student runs share: the frozen teacher, the tap pairs and the cache."""
+
+    teacher: nn.Module
+    pairs: list[tuple[str, str]]
+    cache: Path
+    data_key: dict
+
+
+def prepare_distillation(
+    profile: Profile, teacher: TrainResult, load_only: bool = False
+) -> DistillSetup:
+    """Match feature taps and cache the teacher's outputs on a fixed set of batches of
+    ``distill_patch_size`` patches (with ``load_only``, only work out which cache the students
+    were trained on). Features are cached only when the feature loss is on."""
+    student = build_model(profile.student, **profile.student_kwargs)
+    pairs = []
+    if profile.distill_weights.get("feature", 0) > 0:
+        pairs = match_taps(student.feature_info(), teacher.model.feature_info())
+        if profile.feature_taps == "last" and pairs:
+            pairs = pairs[-1:]
+    mix = DegradationMix()
+    patches = dataclasses.replace(profile, patch_size=profile.distill_patch_size)
+    key = data_key(patches, mix) | {"cache_batches": profile.cache_batches}
+    taps = [t for _, t in pairs]
+    digest = cache_key(teacher.checkpoint, key, taps)
+    path = data_dir(profile.run_name) / "cache" / f"teacher_outputs_{digest}.pt"
+    if not load_only and not path.exists():
+        dataset = training_stream(patches, mix, profile.cache_batches, seed_offset=1)(0)
+        build_teacher_cache(
+            teacher.model, dataset, profile.cache_batches, taps, path,
+            device=pick_device(profile.device),
+        )  # fmt: skip
+    return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
+
+
+def train_student(
+    profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
+    device: str | None = None, seed: int | None = None, load_only: bool = False,
+) -> TrainResult:  # fmt: skip
+    """The student trained on the cached batches: distilled (``distill=True``, the profile's
+    loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
+
+    ``seed`` (default: the profile's) sets the initial weights and the order and flips of the
+    cached batches; other seeds than the profile's get their own checkpoint, ``..._s<seed>``.
+    """
+    steps = profile.student_steps
+    seed = profile.seed if seed is None else seed
+    name = "student_distilled" if distill else "student_scratch"
+    suffix = "" if seed == profile.seed else f"_s{seed}"
+    loss_fn, adapters, key = None, None, dict(setup.data_key)
+    if distill:
+        set_seed(seed)  # the adapters' initial weights must not depend on what ran before
+        weights = DistillWeights(**profile.distill_weights)
+        student = build_model(profile.student, **profile.student_kwargs)
+        adapters = FeatureAdapters(
+            student.feature_info(), setup.teacher.feature_info(), setup.pairs
+        )
+        loss_fn = DistillationLoss(setup.teacher, weights, adapters)
+        key |= {"weights": asdict(weights), "pairs": setup.pairs}
+    config = dataclasses.replace(train_config(profile, steps, profile.student_lr), seed=seed)
+    return train(
+        profile.student,
+        profile.student_kwargs,
+        lambda rank: CachedBatches(setup.cache, steps, seed + rank, with_teacher=distill),
+        config,
+        checkpoints_dir(profile.run_name) / f"{name}{suffix}.pt",
+        val_set=validation_set(profile.val_crop, profile.seed),
+        data_key=key,
+        loss_fn=loss_fn,
+        extra=adapters,
+        retrain=retrain,
+        device=device or profile.device,
+        desc=name.replace("_", " ") + (f" (seed {seed})" if suffix else ""),
+        load_only=RUN_NOTEBOOK["03"] if load_only else None,
+    )
+
+
+def served_student(profile: Profile, student: TrainResult, load_only: bool = False) -> Path:
+    """The student as it is served: exported to ONNX and statically quantised to int8, with
+    activation ranges calibrated on degraded training patches (never on test photos).
+
+    Written next to the student checkpoint as ``<name>_int8.onnx`` with a ``.json`` sidecar
+    holding the hash of the checkpoint it came from; reused while that hash matches.
+    """
+    import json
+
+    from pixel_utils.app.onnx_export import export_onnx, quantize_int8
+    from pixel_utils.artefacts import atomic_write_json, sha256_file
+
+    out = student.checkpoint.with_name(f"{student.checkpoint.stem}_int8.onnx")
+    sidecar = out.with_suffix(".json")
+    source = sha256_file(student.checkpoint)
+    if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == {"source": source}:
+        return out
+    if load_only:
+        raise ArtefactMissing(f"{out}: missing or made from another student; {RUN_NOTEBOOK['03']}")
+    fp32, _ = export_onnx(student.model, out.with_name(f"{student.checkpoint.stem}.onnx"))
+    calibration = training_stream(profile, DegradationMix(), 16, seed_offset=2)(0)
+    quantize_int8(fp32, out, [calibration[i][0].numpy() for i in range(len(calibration))])
+    atomic_write_json(sidecar, {"source": source})
+    return out
+
+
+def shipped_teacher(device: str | None = None) -> TrainResult:
+    """The pretrained teacher shipped in ``pixel_utils/weights`` (made by ``make weights``),
+    with its validation history and training time from the manifest."""
+    import json
+
+    from pixel_utils.app.pretrained import WEIGHTS_DIR, shipped_path
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    path = shipped_path("teacher")
+    entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
+    model = model_from_checkpoint(path, device=device)
+    model.float()  # shipped in fp16
+    history = {"loss": [], "val": entry.get("validation_history", [])}
+    seconds = float(entry.get("wall_time_s") or 0.0)
+    return TrainResult(model, history, entry["steps"], seconds, True, path, info=entry)
+
+
+def distillation_teacher(profile: Profile, load_only: bool = False) -> TrainResult:
+    """The teacher the students learn from: the shipped one or the report's budget teacher
+    (``profile.distill_teacher``)."""
+    if profile.distill_teacher == "shipped":
+        return shipped_teacher()
+    if profile.distill_teacher == "budget":
+        return train_teacher(profile, load_only=load_only)
+    raise ValueError(
+        f"distill_teacher must be 'shipped' or 'budget', not {profile.distill_teacher!r}"
+    )
+
+
+def trained_models(profile: Profile, load_only: bool = False) -> dict[str, nn.Module]:
+    """The distillation teacher, the report's budget teacher, the distilled student (PyTorch
+    fp32 and served int8) and the scratch student: trained if missing, or with ``load_only``
+    (evaluation) only loaded, with an error naming the notebook to run if one is missing."""
+    from pixel_utils.app.onnx_export import OnnxModel
+
+    teacher = distillation_teacher(profile, load_only)
+    setup = prepare_distillation(profile, teacher, load_only)
+    distilled = train_student(profile, setup, distill=True, load_only=load_only)
+    return {
+        "teacher": teacher.model,
+        "budget_teacher": train_teacher(profile, load_only=load_only).model,
+        "distilled": distilled.model,
+        "distilled_int8": OnnxModel(served_student(profile, distilled, load_only)),
+        "scratch": train_student(profile, setup, distill=False, load_only=load_only).model,
+    }
+
+
+def display_models(profile: Profile) -> dict[str, nn.Module]:
+    """Teacher and distilled student for looking at results (notebook 05).
+
+    The distillation teacher (the shipped one by default) and the profile's distilled student,
+    as it is served: the int8 ONNX model where notebook 04 measured it faster than PyTorch
+    (``results.json``), else the PyTorch one. For the default profile without a student
+    checkpoint, the shipped served student (so a fresh clone can open notebook 05 without
+    training); otherwise a missing student is an error naming notebook 03.
+    """
+    import json
+
+    from pixel_utils.app.onnx_export import OnnxModel
+    from pixel_utils.app.pretrained import int8_is_faster, load_pretrained, shipped_path
+    from pixel_utils.paths import reports_dir
+
+    teacher = distillation_teacher(profile).model
+    own = checkpoints_dir(profile.run_name) / "student_distilled.pt"
+    if profile.run_name == "default" and not own.exists() and shipped_path("student").exists():
+        print(f"no {own}: using the shipped student {shipped_path('student')}")
+        return {"teacher": teacher, "student": load_pretrained("student")}
+    models = trained_models(profile, load_only=True)
+    results = reports_dir(profile.run_name) / "results.json"
+    if results.exists() and int8_is_faster(json.loads(results.read_text())):
+        student: nn.Module = models["distilled_int8"]
+        assert isinstance(student, OnnxModel)
+        print(f"student: served int8 ({student.path.name}), measured faster than PyTorch")
+    else:
+        student = models["distilled"]
+    return {"teacher": teacher, "student": student}
