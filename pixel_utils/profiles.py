@@ -87,6 +87,15 @@ class Profile:
     )  # fmt: skip
     feature_taps: str = "last"  # "last": the student's deepest tap only; "all": every match
     kd_seeds: int = 3  # distilled and scratch students are each trained with this many seeds
+    # --- video (notebook 06): synthetic clips over each test photo, a two-frame student ---
+    video_frames: int = 24  # frames per synthetic test clip (one clip per test photo)
+    video_size: tuple = (192, 256)  # (rows, columns) of the synthetic test clips
+    temporal_cache_batches: int = 96  # two-frame training batches labelled by the teacher
+    temporal_steps: int = 800  # fine-tuning steps of the two-frame student
+    # End-to-end throughput (decode + sharpen + encode) is timed on clips of this many frames at
+    # each of speed_resolutions, as the median of video_speed_runs runs.
+    video_speed_frames: int = 72
+    video_speed_runs: int = 3
     # --- where it runs: "cpu" keeps a CPU report on the CPU even where a GPU exists; None picks
     # CUDA when present (then speed tables gain GPU rows, labelled as such) ---
     device: str | None = "cpu"
@@ -160,6 +169,12 @@ PROFILES: dict[str, Profile] = {
         cache_batches=5,
         timing_seconds=0.05,
         speed_resolutions={"72×128": (72, 128), "108×192": (108, 192)},
+        video_frames=4,
+        video_size=(48, 64),
+        temporal_cache_batches=2,
+        temporal_steps=6,
+        video_speed_frames=4,
+        video_speed_runs=1,
     ),
     "default": Profile(name="default"),
     "full": Profile(

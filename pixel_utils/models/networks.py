@@ -434,6 +434,43 @@ class UnshuffleStudent(SharpeningNet):
         return z
 
 
+class TwoFrameStudent(UnshuffleStudent):
+    """An :class:`UnshuffleStudent` that sees two frames: the current one and the previous one
+    aligned onto it (``N×6×H×W``, current first), and sharpens the current one.
+
+    The previous frame brings a second, differently blurred view of the same content (and the
+    same content the previous output was made from, which steadies the output). Only the entry
+    convolution differs from the single-frame student, so :meth:`load_single_frame` starts it
+    as an exact copy of a trained student that ignores the previous frame.
+    """
+
+    def __init__(self, scale=4, channels=32, blocks=2, inner_blocks=0, reparam=False):
+        super().__init__(scale, channels, blocks, inner_blocks, reparam)
+        self.unshuffle = Unshuffle(scale, channels=6)
+        self.entry = nn.Conv2d(6 * scale**2, channels, 3, padding=1)
+
+    def load_single_frame(self, state: dict) -> None:
+        """Copy a single-frame student's weights; the previous frame's entry weights are zero."""
+        state = dict(state)
+        entry = state.pop("entry.weight")
+        weight = torch.zeros_like(self.entry.weight)
+        weight[:, : entry.shape[1]] = entry
+        state["entry.weight"] = weight
+        self.load_state_dict(state)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        padded = pad_to_stride(x, self.stride)
+        residual, features = self.body(padded)
+        out = (padded[:, :3] + residual)[..., : x.shape[-2], : x.shape[-1]]
+        return (out, features) if return_features else out
+
+    @torch.no_grad()
+    def feature_info(self, size: int = 64) -> dict[str, tuple[int, int]]:
+        x = torch.zeros(1, 6, size, size, device=next(self.parameters()).device)
+        _, feats = self.forward(x, return_features=True)
+        return {k: (v.shape[1], size // v.shape[-1]) for k, v in feats.items()}
+
+
 class ResidualCNN(SharpeningNet):
     """conv → ``blocks`` residual blocks of ``channels`` → conv, all at full resolution."""
 
@@ -484,6 +521,7 @@ class SeparableEncoderDecoder(SharpeningNet):
 MODELS: dict[str, type[SharpeningNet]] = {
     "nafnet": NAFNetUNet,
     "unshuffle": UnshuffleStudent,
+    "two_frame": TwoFrameStudent,
     "rescnn": ResidualCNN,
     "resunet": ResUNet,
     "sepconv": SeparableEncoderDecoder,

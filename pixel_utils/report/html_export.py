@@ -105,6 +105,29 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
+def _markdown_tables(markdown: str) -> list[list[str]]:
+    """The pipe tables of ``markdown``, each as its list of rows."""
+    tables, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _html_table(rows: list[str]) -> str:
+    import html
+
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows if "---" not in r]
+    head, *body = cells
+    out = "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+    for r in body:
+        out += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+    return out + "</table>"
+
+
 def write_index(report_dir: Path, figures: Path) -> Path:
     """``report_dir/html/index.html``: the headline results table, the key figures (copied
     next to it) and a link to every exported notebook, readable offline."""
@@ -118,16 +141,11 @@ def write_index(report_dir: Path, figures: Path) -> Path:
     if results_path.exists():
         from pixel_utils.report.readme import results_markdown, slim
 
-        rows = [r for r in results_markdown(slim(json.loads(results_path.read_text())))
-                .splitlines() if r.startswith("|")]  # fmt: skip
-        cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows if "---" not in r]
-        head, *body = cells or [[]]
-        table = "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-        for r in body:
-            table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-        table += "</table>"
+        markdown = results_markdown(slim(json.loads(results_path.read_text())))
+        table = "".join(_html_table(block) for block in _markdown_tables(markdown))
     key = ("04_quality_vs_speed.png", "02_quality_vs_time.png", "04_gain_by_case.png",
-           "05_crops_headline.png", "03_kd_gain_over_training.png")  # fmt: skip
+           "05_crops_headline.png", "03_kd_gain_over_training.png",
+           "06_quality_vs_flicker.png")  # fmt: skip
     shown = []
     (out / "figures").mkdir(exist_ok=True)
     for name in key:

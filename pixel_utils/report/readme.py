@@ -33,7 +33,55 @@ def slim(results: dict) -> dict:
     teacher = results.get("teacher_training") or {}
     out["teacher_train_minutes"] = teacher.get("train_minutes")
     out["shipped_student"] = shipped_student_summary()
+    out["video"] = video_summary(results.get("profile", "default"))
     return out
+
+
+def video_summary(profile: str) -> dict | None:
+    """Notebook 06's headline: quality and flicker per method, end-to-end throughput."""
+    path = reports_dir(profile) / "06_video_metrics.json"
+    if not path.exists():
+        return None
+    v = json.loads(path.read_text())
+    keep = ("psnr", "temporal_error", "psnr_minus_student", "psnr_minus_student_ci95")
+    return {
+        "clips": len(v["clips"]),
+        "frames": v["frames"],
+        "size": v["size"],
+        "served_student": v["served_student"],
+        "summary": {m: {k: row[k] for k in keep if k in row} for m, row in v["summary"].items()},
+        "throughput_fps": {res: t["fps"] for res, t in v["throughput"].items()},
+        "codec_only_fps": {res: t["codec_only_fps"] for res, t in v["throughput"].items()},
+        "git_commit": (v.get("provenance") or {}).get("git_commit"),
+    }
+
+
+def video_markdown(v: dict | None) -> list[str]:
+    if not v:
+        return []
+    h, w = v["size"]
+    lines = [
+        "",
+        f"**Video** (notebook 06): {v['clips']} synthetic hand-held clips of {v['frames']} "
+        f"frames at {w}×{h} with ground truth (test photos). Temporal error: the RMS change of "
+        "the error along the known camera motion, in 8-bit levels (lower is steadier).",
+        "",
+        "| method | PSNR (dB) | vs. frame-by-frame student (dB, 95% CI over clips) | "
+        "temporal error |",
+        "| --- | --- | --- | --- |",
+    ]
+    for method, row in v["summary"].items():
+        diff = row.get("psnr_minus_student")
+        versus = "–" if diff is None or method == "student" else (
+            f"{diff:+.2f} ± {row.get('psnr_minus_student_ci95', 0):.2f}")  # fmt: skip
+        lines.append(f"| {method} | {row['psnr']:.2f} | {versus} | {row['temporal_error']:.2f} |")
+    rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in v["throughput_fps"].items())
+    lines += [
+        "",
+        f"End to end (decode + sharpen + encode, {v['served_student']} student, 2 CPU threads): "
+        f"{rates}.",
+    ]
+    return lines
 
 
 def shipped_student_summary(case: str = "gauss3") -> dict | None:
@@ -132,6 +180,7 @@ def results_markdown(r: dict) -> str:
             f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
             f"at {rates} (from `pixel_utils/weights/manifest.json`).",
         ]
+    notes += video_markdown(r.get("video"))
     return "\n".join(lines + notes)
 
 

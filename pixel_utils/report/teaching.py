@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pixel_utils.data.degradations import DegradationSpec, convolve, crop_like, degrade
+from pixel_utils.data.degradations import (
+    DegradationSpec,
+    convolve,
+    crop_like,
+    degrade,
+    linear_to_srgb,
+    srgb_to_linear,
+)
 from pixel_utils.evaluation.metrics import psnr
 
 if TYPE_CHECKING:
@@ -328,20 +335,7 @@ def noise_floor_table(sharp: np.ndarray, specs: dict[str, DegradationSpec]):
 
 # ----------------------------------------------------------------------------- linear light
 
-
-def srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] → linear light (IEC 61966-2-1):
-    ``v/12.92`` below 0.04045, else ``((v + 0.055)/1.055)^2.4``."""
-    v = np.clip(np.asarray(v, np.float64), 0, 1)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(v: np.ndarray) -> np.ndarray:
-    """Linear light in [0, 1] → sRGB encoding: ``12.92·v`` below 0.0031308, else
-    ``1.055·v^(1/2.4) - 0.055``. ``linear_to_srgb(0.5) ≈ 0.7354``: half the photons look
-    much brighter than mid-grey."""
-    v = np.clip(np.asarray(v, np.float64), 0, 1)
-    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
+# srgb_to_linear and linear_to_srgb live with the other forward models in data.degradations.
 
 
 def blur_linear_light(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

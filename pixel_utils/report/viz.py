@@ -304,3 +304,59 @@ def kd_pays_figure(sweep: dict, pay_runs: dict[str, list[tuple[dict, dict]]]):
     right.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def camera_path_figure(path: np.ndarray, fps: float, frames: int = 6):
+    """The virtual camera's path (rows, columns in pixels; ``frames × samples × 2``): the whole
+    path with each exposure drawn thick, and the first ``frames`` exposures' blur kernels."""
+    fig = plt.figure(figsize=(2.2 * (frames + 2), 2.6))
+    grid = fig.add_gridspec(1, frames + 2)
+    ax = fig.add_subplot(grid[0, :2])
+    whole = path.reshape(-1, 2)
+    ax.plot(whole[:, 1], whole[:, 0], color="0.7", lw=0.8)
+    for exposure in path:
+        ax.plot(exposure[:, 1], exposure[:, 0], lw=2.2)
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_title(f"camera path over {len(path)} frames ({fps:g} fps)", fontsize=9)
+    ax.set_xlabel("columns (px)")
+    ax.set_ylabel("rows (px)")
+    from pixel_utils.data.degradations import _splat
+
+    for i in range(min(frames, len(path))):
+        k = _splat(path[i][:, ::-1])  # (x, y) points
+        a = fig.add_subplot(grid[0, 2 + i])
+        a.imshow(k, cmap="magma", interpolation="nearest")
+        a.set_title(f"frame {i} PSF", fontsize=9)
+        a.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def per_frame_psnr(table, clip: str):
+    """PSNR of each frame of ``clip`` for each method (the notebook 06 table's rows)."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for _, row in table[table["clip"] == clip].iterrows():
+        ax.plot(row["psnr_per_frame"], marker=".", label=row["method"])
+    ax.set_xlabel("frame")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"per-frame PSNR on the '{clip}' clip")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_flicker(summary: dict):
+    """Mean PSNR against temporal error (lower is steadier), one point per method."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, s in summary.items():
+        ax.scatter(s["temporal_error"], s["psnr"], s=40)
+        ax.annotate(name, (s["temporal_error"], s["psnr"]), fontsize=8,
+                    xytext=(4, 3), textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("temporal error (8-bit levels, lower = steadier)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("quality and steadiness on the synthetic clips")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -229,3 +229,35 @@ def static_swipe(left: np.ndarray, right: np.ndarray, frames: int = 11,
                          style={"description_width": "initial"})  # fmt: skip
     W.jslink((slider, "value"), (stack, "selected_index"))
     return W.VBox([slider, stack])
+
+
+def side_by_side(frames: dict[str, np.ndarray], index: int, gap: int = 4) -> np.ndarray:
+    """Frame ``index`` of every clip in ``frames`` (name → ``T×H×W×3`` uint8) next to each
+    other, separated by a white gap."""
+    tiles = [clip[index] for clip in frames.values()]
+    h = tiles[0].shape[0]
+    spacer = np.full((h, gap, 3), 255, np.uint8)
+    row = [t for tile in tiles for t in (tile, spacer)][:-1]
+    return np.concatenate(row, axis=1)
+
+
+def frame_player(frames: dict[str, np.ndarray], fps: float = 8.0, width: int = 1024) -> W.Widget:
+    """A video player that works without a kernel: every frame of every clip side by side,
+    pre-rendered as JPEG pages of a ``Stack`` whose visible page follows a frame slider and a
+    play button, both linked in the browser (``jslink``). Works in JupyterLab and in the
+    exported HTML report alike."""
+    count = len(next(iter(frames.values())))
+    pages = []
+    for t in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(side_by_side(frames, t)).save(buffer, format="JPEG", quality=88)
+        pages.append(W.Image(value=buffer.getvalue(), format="jpeg",
+                             layout=W.Layout(width=f"{width}px")))  # fmt: skip
+    stack = W.Stack(pages, selected_index=0)
+    slider = W.IntSlider(value=0, min=0, max=count - 1, description="frame")
+    play = W.Play(value=0, min=0, max=count - 1, interval=int(1000 / fps), repeat=True)
+    W.jslink((play, "value"), (slider, "value"))
+    W.jslink((slider, "value"), (stack, "selected_index"))
+    names = "".join(f"<div style='flex:1;text-align:center'><b>{n}</b></div>" for n in frames)
+    header = W.HTML(f"<div style='display:flex;width:{width}px'>{names}</div>")
+    return W.VBox([W.HBox([play, slider]), header, stack])

@@ -213,6 +213,7 @@ def train(
     device: str | None = None,
     desc: str = "train",
     load_only: str | None = None,
+    init_state: dict | None = None,
 ) -> TrainResult:
     """Train ``model_name(**model_kwargs)`` for ``config.steps`` steps.
 
@@ -224,7 +225,9 @@ def train(
     :class:`~pixel_utils.data.datasets.PatchPairDataset`); at least ``config.steps`` items long.
     ``loss_fn(model, inputs, targets, step) -> (loss, logs)`` defaults to the config's
     reconstruction loss; ``extra`` holds further trainable modules (distillation adapters),
-    optimised and checkpointed with the model.
+    optimised and checkpointed with the model. ``init_state`` starts a fresh model from these
+    weights (through the model's ``load_single_frame`` where it has one); say where they come
+    from in ``data_key``, so a checkpoint from other starting weights is not reused.
     """
     rank, world = _distributed()
     device = pick_device(device)
@@ -239,7 +242,10 @@ def train(
     start_step, history, elapsed = 0, {"loss": [], "val": []}, 0.0
 
     set_seed(config.seed)
-    model = build_model(model_name, **model_kwargs).to(device)
+    model = build_model(model_name, **model_kwargs)
+    if init_state is not None:
+        getattr(model, "load_single_frame", model.load_state_dict)(init_state)
+    model = model.to(device)
     ema = None
     if config.ema_decay:
         ema = AveragedModel(model, avg_fn=_ema_with_warmup(config.ema_decay))

@@ -1,0 +1,288 @@
+"""Video: streaming sharpening keeps every frame, timestamp and audio packet; bad clips fail
+clearly; the synthetic clip is deterministic and its ground truth aligned; temporal tools."""
+
+import hashlib
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixel_utils.app.cli import main
+from pixel_utils.app.video import (
+    VideoError,
+    frame_sharpener,
+    probe,
+    read_video,
+    sharpen_video,
+    write_video,
+)
+from pixel_utils.data.video import CameraMotion, make_clip
+from pixel_utils.evaluation.temporal import (
+    AlignedBlend,
+    TwoFrameSharpener,
+    estimate_shift,
+    frame_changes,
+    shift_frame,
+    temporal_error,
+)
+from pixel_utils.models.networks import TwoFrameStudent, UnshuffleStudent
+from pixel_utils.training.loop import CHECKPOINT_FORMAT, save_checkpoint
+
+FRAMES, HEIGHT, WIDTH, FPS = 12, 48, 64, 25
+
+
+def _frame(i: int) -> np.ndarray:
+    """Frame ``i``: a texture whose brightness encodes ``i`` (so order survives lossy coding)."""
+    rng = np.random.default_rng(7)
+    texture = rng.integers(0, 40, (HEIGHT, WIDTH, 3))
+    return np.clip(texture + 16 * i, 0, 255).astype(np.uint8)
+
+
+def _brightness_index(frame: np.ndarray) -> int:
+    return int(round((frame.astype(np.float64).mean() - 19.5) / 16))
+
+
+def _clip_with_audio(path, frames=FRAMES, size=(HEIGHT, WIDTH), codec="libx264", fmt="yuv420p"):
+    """An MP4/MKV with ``frames`` video frames at 25 fps and a second of AAC (or FLAC) audio."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=FPS)
+        video.height, video.width = size
+        video.pix_fmt = fmt
+        audio = out.add_stream("aac" if path.suffix == ".mp4" else "flac", rate=8000)
+        for i in range(frames):
+            picture = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(_frame(i)[: size[0], : size[1]]), format="rgb24"
+            )
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        samples = np.zeros((1, 1024), np.float32)
+        for k in range(8):
+            chunk = av.AudioFrame.from_ndarray(
+                samples + np.float32(0.01 * k), format="flt", layout="mono"
+            )
+            chunk.sample_rate, chunk.pts = 8000, k * 1024
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    return path
+
+
+def _streams(path):
+    """(video pts list, video time base, average rate, audio packet payload hashes)."""
+    with av.open(str(path)) as container:
+        v = container.streams.video[0]
+        rate, base = v.average_rate, v.time_base
+        pts = [f.pts for f in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        audio = [
+            hashlib.sha256(bytes(p)).hexdigest()
+            for p in container.demux(audio=0)
+            if p.dts is not None
+        ]
+    return pts, base, rate, audio
+
+
+@pytest.fixture()
+def clip(tmp_path):
+    return _clip_with_audio(tmp_path / "clip.mp4")
+
+
+def test_sharpen_video_keeps_frames_timestamps_order_and_audio(tmp_path, clip):
+    seen = []
+
+    def process(frame):
+        seen.append(_brightness_index(frame))
+        return frame
+
+    result = sharpen_video(clip, tmp_path / "out" / "clip.mp4", process, progress=False)
+    pts_in, base_in, rate_in, audio_in = _streams(clip)
+    pts_out, base_out, rate_out, audio_out = _streams(result.output)
+    assert result.frames == FRAMES and len(pts_out) == FRAMES
+    assert seen == list(range(FRAMES))  # decoded once each, in order
+    assert [pts * base_out for pts in pts_out] == [pts * base_in for pts in pts_in]
+    assert rate_out == rate_in == FPS
+    assert audio_out == audio_in and result.audio_packets == len(audio_in) > 0
+    decoded = [_brightness_index(f) for f in read_video(result.output)]
+    assert decoded == list(range(FRAMES))  # nothing dropped, duplicated or reordered
+
+
+def test_write_video_is_byte_identical_and_atomic(tmp_path):
+    frames = [_frame(i) for i in range(6)]
+    first = write_video(tmp_path / "a.mp4", frames, fps=24)
+    second = write_video(tmp_path / "b.mp4", frames, fps=24)
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]  # no temp left
+    info = probe(first)
+    assert (info.width, info.height, info.fps) == (WIDTH, HEIGHT, Fraction(24))
+
+
+def test_truncated_clip_is_an_error_naming_the_file(tmp_path):
+    whole = _clip_with_audio(tmp_path / "whole.mkv", frames=30)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out.mkv"
+    with pytest.raises(VideoError, match="cut.mkv"):
+        sharpen_video(cut, out, lambda f: f, progress=False)
+    assert not out.exists()
+    broken_mp4 = tmp_path / "broken.mp4"  # MP4 keeps its index at the end: unreadable at once
+    broken_mp4.write_bytes(_clip_with_audio(tmp_path / "x.mp4").read_bytes()[:2000])
+    with pytest.raises(VideoError, match="broken.mp4"):
+        sharpen_video(broken_mp4, tmp_path / "o.mp4", lambda f: f, progress=False)
+
+
+def test_clip_without_video_and_odd_sizes_are_refused(tmp_path):
+    sound = tmp_path / "sound.mp4"
+    with av.open(str(sound), "w") as out:
+        audio = out.add_stream("aac", rate=8000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
+                                           layout="mono")  # fmt: skip
+        chunk.sample_rate, chunk.pts = 8000, 0
+        out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    with pytest.raises(VideoError, match="sound.mp4: has no video stream"):
+        sharpen_video(sound, tmp_path / "o.mp4", lambda f: f, progress=False)
+    odd = _clip_with_audio(tmp_path / "odd.mkv", size=(47, 63), codec="ffv1", fmt="yuv444p")
+    with pytest.raises(VideoError, match="odd.mkv: frame size 63×47 has an odd side"):
+        sharpen_video(odd, tmp_path / "o.mkv", lambda f: f, progress=False)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(VideoError, match="notes.mp4: not a readable video"):
+        sharpen_video(text, tmp_path / "o.mp4", lambda f: f, progress=False)
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mkv").exists()
+
+
+def test_never_overwrites_the_input_or_an_existing_output(tmp_path, clip):
+    before = clip.read_bytes()
+    with pytest.raises(VideoError, match="it is the input"):
+        sharpen_video(clip, clip, lambda f: f, overwrite=True, progress=False)
+    existing = tmp_path / "existing.mp4"
+    existing.write_bytes(b"mine")
+    with pytest.raises(VideoError, match="it exists"):
+        sharpen_video(clip, existing, lambda f: f, progress=False)
+    assert clip.read_bytes() == before and existing.read_bytes() == b"mine"
+    sharpen_video(clip, existing, lambda f: f, overwrite=True, progress=False)
+    assert existing.read_bytes() != b"mine"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    weights = UnshuffleStudent(**kwargs).state_dict()
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
+                           "model_kwargs": kwargs, "model": weights, "ema": None,
+                           "complete": True})  # fmt: skip
+    return str(path)
+
+
+def test_cli_sharpens_videos_next_to_images_and_survives_a_bad_one(tmp_path, checkpoint, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    _clip_with_audio(src / "good.mp4")
+    (src / "bad.mp4").write_bytes(b"\x00" * 100)
+    Image.fromarray(_frame(3)).save(src / "photo.png")
+    code = main([str(src), "-o", str(out), "--model", checkpoint, "--temporal", "blend"])
+    err = capsys.readouterr().err
+    assert code == 1 and "bad.mp4" in err and "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "photo.png"]
+    assert len(list(read_video(out / "good.mp4"))) == FRAMES
+    assert _streams(out / "good.mp4")[3] == _streams(src / "good.mp4")[3]  # audio untouched
+
+
+def test_frame_sharpener_matches_the_model():
+    torch.manual_seed(0)
+    model = UnshuffleStudent(scale=4, channels=8, blocks=1).eval()
+    frame = _frame(2)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255)[0]
+    expected = (expected.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(frame_sharpener(model)(frame), expected)
+
+
+def _photo(size=(160, 200)):
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[: size[0], : size[1]]
+    smooth = 0.5 + 0.3 * np.sin(x / 7.0)[..., None] * np.cos(y / 11.0)[..., None]
+    return np.clip(smooth + 0.15 * rng.random((*size, 3)), 0, 1)
+
+
+def test_make_clip_is_deterministic_and_its_ground_truth_moves_with_the_camera():
+    motion = CameraMotion(pan_px_per_frame=2.0, shake_px=1.5)
+    a = make_clip(_photo(), 5, (48, 64), np.random.default_rng(11), motion)
+    b = make_clip(_photo(), 5, (48, 64), np.random.default_rng(11), motion)
+    np.testing.assert_array_equal(a.blurred, b.blurred)
+    np.testing.assert_array_equal(a.sharp, b.sharp)
+    c = make_clip(_photo(), 5, (48, 64), np.random.default_rng(12), motion)
+    assert not np.array_equal(a.blurred, c.blurred)
+    for t in range(1, 5):  # the sharp frame is the previous one moved by the known shift
+        dy, dx = (int(v) for v in a.shifts[t])
+        moved, valid = shift_frame(a.sharp[t - 1], dy, dx)
+        np.testing.assert_array_equal(moved[valid], a.sharp[t][valid])
+    assert temporal_error(a.sharp, a.sharp, a.shifts) == 0.0
+
+
+def test_blurred_frames_are_centred_on_their_sharp_frames():
+    """Without noise, a frame blurred by a symmetric exposure is closer to its own sharp frame
+    than to the sharp frame one pixel away (the exposure's centroid is on a whole pixel)."""
+    motion = CameraMotion(pan_px_per_frame=3.0, shake_px=0.0, noise=0.0)
+    clip = make_clip(_photo(), 3, (48, 64), np.random.default_rng(0), motion)
+    blurred, sharp = clip.blurred[1].astype(float), clip.sharp[1].astype(float)
+    own = np.abs(blurred - sharp)[4:-4, 4:-4].mean()
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        moved, _ = shift_frame(clip.sharp[1], dy, dx)
+        assert own < np.abs(blurred - moved.astype(float))[4:-4, 4:-4].mean()
+
+
+def test_estimate_shift_finds_the_content_displacement():
+    photo = (_photo() * 255).astype(np.uint8)
+    previous = photo[20:116, 20:148]
+    current = photo[17:113, 25:153]  # the content moved down 3 and left 5
+    assert estimate_shift(previous, current, factor=1) == (3, -5)
+
+
+def test_temporal_error_and_frame_changes_see_flicker():
+    rng = np.random.default_rng(0)
+    sharp = np.repeat((_photo((40, 50)) * 255).astype(np.uint8)[None], 4, axis=0)
+    shifts = np.zeros((4, 2))
+    steady = np.clip(sharp.astype(int) + 6, 0, 255).astype(np.uint8)  # constant error
+    flicker = np.clip(sharp + rng.normal(0, 6, sharp.shape), 0, 255).astype(np.uint8)
+    assert temporal_error(steady, sharp, shifts) < 0.5
+    assert temporal_error(flicker, sharp, shifts) > 5
+    assert frame_changes(steady, shifts) < frame_changes(flicker, shifts)
+
+
+def test_aligned_blend_reduces_flicker_of_a_noisy_per_frame_method():
+    sharp = np.repeat((_photo((40, 50)) * 255).astype(np.uint8)[None], 8, axis=0)
+    shifts = np.zeros((8, 2))
+    noise = np.random.default_rng(1).normal(0, 4, sharp.shape)
+    index = iter(range(8))
+
+    def noisy(frame):
+        return np.clip(frame + noise[next(index)], 0, 255).astype(np.uint8)
+
+    plain = np.stack([noisy(f) for f in sharp])
+    index = iter(range(8))
+    blend = AlignedBlend(noisy, shifts=shifts)
+    blended = np.stack([blend(f) for f in sharp])
+    assert temporal_error(blended, sharp, shifts) < 0.7 * temporal_error(plain, sharp, shifts)
+
+
+def test_two_frame_student_starts_as_the_single_frame_student():
+    torch.manual_seed(0)
+    single = UnshuffleStudent(scale=4, channels=8, blocks=2, inner_blocks=1).eval()
+    two = TwoFrameStudent(scale=4, channels=8, blocks=2, inner_blocks=1)
+    two.load_single_frame(single.state_dict())
+    two.eval()
+    x = torch.rand(1, 3, 40, 56)
+    other = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(two(torch.cat([x, other], 1)), single(x))
+    frames = [_frame(i) for i in range(3)]
+    sharpener = TwoFrameSharpener(two)
+    per_frame = frame_sharpener(single)
+    for f in frames:
+        np.testing.assert_array_equal(sharpener(f), per_frame(f))
