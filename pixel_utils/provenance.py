@@ -35,6 +35,20 @@ def pipeline_sources_hash(root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def cpu_model() -> dict:
+    """The CPU's model name and its int8 dot-product support (AVX-512 VNNI or AVX-VNNI), which
+    decides how fast, and with what rounding, onnxruntime's int8 kernels run."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cpu_model": None, "int8_vnni": None}
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.startswith("model name")), None)  # fmt: skip
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))  # fmt: skip
+    return {"cpu_model": name, "int8_vnni": bool(flags & {"avx512_vnni", "avx_vnni"})}
+
+
 def provenance() -> dict:
     """What produced a set of numbers: versions, git commit, machine, threads, time."""
     import datetime
@@ -57,13 +71,15 @@ def provenance() -> dict:
 
     return {
         "packages": {n: pkg(n) for n in ("torch", "torchvision", "numpy", "scikit-image",
-                                         "scipy", "pillow", "papermill")},  # fmt: skip
+                                         "scipy", "pillow", "papermill", "onnxruntime",
+                                         "av")},  # fmt: skip
         "python": platform.python_version(),
         "git_commit": git("rev-parse", "HEAD"),
         # Only the pipeline's own sources count: the figures a run writes do not make it dirty.
         "git_dirty": bool(git("status", "--porcelain", "--", *PIPELINE_SOURCES)),
         "pipeline_sha256": pipeline_sources_hash(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    **cpu_model(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

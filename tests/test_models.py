@@ -8,6 +8,7 @@ from pixel_utils.models.networks import MODELS, build_model, count_parameters
 SMALL = {
     "nafnet": {"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
     "unshuffle": {"scale": 4, "channels": 8, "blocks": 1},
+    "two_frame": {"scale": 4, "channels": 8, "blocks": 1},
     "rescnn": {"channels": 8, "blocks": 2},
     "resunet": {"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)},
     "sepconv": {"widths": (8, 16, 16)},
@@ -23,10 +24,10 @@ def test_every_model_has_a_small_test_config():
 @pytest.mark.parametrize("size", [(37, 53), (64, 64), (5, 7)])
 def test_output_shape_matches_input_for_any_size(name, size):
     model = build_model(name, **SMALL[name]).eval()
-    x = torch.rand(1, 3, *size)
+    x = torch.rand(1, model.in_channels, *size)  # the two-frame student sees 2 RGB frames
     with torch.no_grad():
         y = model(x)
-    assert y.shape == x.shape
+    assert y.shape == (1, 3, *size)
     assert torch.isfinite(y).all()
 
 
@@ -35,7 +36,7 @@ def test_feature_taps_have_the_documented_shapes(name):
     model = build_model(name, **SMALL[name]).eval()
     info = model.feature_info(64)
     with torch.no_grad():
-        _, feats = model(torch.rand(2, 3, 64, 64), return_features=True)
+        _, feats = model(torch.rand(2, model.in_channels, 64, 64), return_features=True)
     assert set(feats) == set(info) and feats
     for tap, (channels, stride) in info.items():
         assert feats[tap].shape == (2, channels, 64 // stride, 64 // stride), tap

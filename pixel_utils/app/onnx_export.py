@@ -121,6 +121,10 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     exported model, with activation ranges calibrated on ``calibration``: NCHW float32 batches
     of real degraded training patches (random inputs give wrong ranges).
 
+    Weights use 7 of their 8 bits (``reduce_range``): without VNNI (AVX2-only CPUs) the int8
+    convolution's 16-bit intermediate sums saturate on full-range weights, which measured
+    4.7× the rounding error of 7-bit weights on an AMD EPYC (AVX2); with VNNI it costs little.
+
     The final residual addition (input + predicted correction) and the input's path into it
     stay in float: quantising the image itself to 8 bits would cost more than all the rest
     together, and would drop a 16-bit photo's precision.
@@ -159,7 +163,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     quantize_static(
         str(prepared), str(int8_path), _Calibration(calibration),
         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude,
+        weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+        nodes_to_exclude=exclude,
     )  # fmt: skip
     prepared.unlink(missing_ok=True)
     _float_image_into(int8_path, exclude)

@@ -49,6 +49,7 @@ class SharpeningNet(nn.Module):
     """Shared plumbing: pad to the stride, predict a residual, crop back, expose features."""
 
     stride = 1
+    in_channels = 3  # RGB; a model that sees more (two frames) says so
 
     def body(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -443,6 +444,8 @@ class TwoFrameStudent(UnshuffleStudent):
     convolution differs from the single-frame student, so :meth:`load_single_frame` starts it
     as an exact copy of a trained student that ignores the previous frame.
     """
+
+    in_channels = 6
 
     def __init__(self, scale=4, channels=32, blocks=2, inner_blocks=0, reparam=False):
         super().__init__(scale, channels, blocks, inner_blocks, reparam)

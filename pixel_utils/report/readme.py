@@ -150,7 +150,7 @@ def results_markdown(r: dict) -> str:
         "",
         f"Headline case `{r['headline_case']}` (Gaussian σ = 3 + noise 0.01) on the test photos, "
         f"profile `{r['profile']}`, seed {r['seed']}. Speed: fp32, {machine['torch_threads']} "
-        f"CPU threads on {machine['processor'] or machine['platform']} "
+        f"CPU threads on {machine.get('cpu_model') or machine['processor'] or machine['platform']} "
         f"({machine['cpu_count']} cores), torch {p['packages']['torch']}. These numbers come from "
         f"a `make report` run of commit `{(p['git_commit'] or 'unknown')[:10]}` with pipeline "
         f"sources `{(p.get('pipeline_sha256') or 'unknown')[:12]}` (a test checks that they are "
