@@ -56,3 +56,21 @@ def photo():
     from pixel_utils.data.sources import load_photo
 
     return center_crop(load_photo("astronaut"), 96)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny untrained ×4 student saved as a complete checkpoint (CLI and video tests)."""
+    import torch
+
+    from pixel_utils.models.networks import build_model
+    from pixel_utils.training.loop import CHECKPOINT_FORMAT, save_checkpoint
+
+    torch.manual_seed(0)
+    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    weights = build_model("unshuffle", **kwargs).state_dict()
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
+                           "model_kwargs": kwargs, "model": weights, "ema": None,
+                           "complete": True})  # fmt: skip
+    return str(path)

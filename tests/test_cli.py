@@ -5,25 +5,10 @@ import numpy as np
 import png
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
 from pixel_utils.app.cli import fit_tiles, main
 from pixel_utils.data.images import read_image_file
-from pixel_utils.models.networks import build_model
-from pixel_utils.training.loop import CHECKPOINT_FORMAT, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    weights = build_model("unshuffle", **kwargs).state_dict()
-    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
-                           "model_kwargs": kwargs, "model": weights, "ema": None,
-                           "complete": True})  # fmt: skip
-    return str(path)
 
 
 def _mixed_folder(folder):

@@ -29,7 +29,6 @@ from pixel_utils.evaluation.temporal import (
     temporal_error,
 )
 from pixel_utils.models.networks import TwoFrameStudent, UnshuffleStudent
-from pixel_utils.training.loop import CHECKPOINT_FORMAT, save_checkpoint
 
 FRAMES, HEIGHT, WIDTH, FPS = 12, 48, 64, 25
 
@@ -165,18 +164,6 @@ def test_never_overwrites_the_input_or_an_existing_output(tmp_path, clip):
     assert clip.read_bytes() == before and existing.read_bytes() == b"mine"
     sharpen_video(clip, existing, lambda f: f, overwrite=True, progress=False)
     assert existing.read_bytes() != b"mine"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    kwargs = {"scale": 4, "channels": 8, "blocks": 1}
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    weights = UnshuffleStudent(**kwargs).state_dict()
-    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model_name": "unshuffle",
-                           "model_kwargs": kwargs, "model": weights, "ema": None,
-                           "complete": True})  # fmt: skip
-    return str(path)
 
 
 def test_cli_sharpens_videos_next_to_images_and_survives_a_bad_one(tmp_path, checkpoint, capsys):
