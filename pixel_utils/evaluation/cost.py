@@ -196,10 +196,12 @@ class SpeedReport:
 def measure_speed(
     models: dict[str, torch.nn.Module], resolutions: dict[str, tuple[int, int]],
     min_run_time: float = 1.0, onnx_dir: Path | None = None, gpu: bool = False,
+    onnx_models: tuple[str, ...] | None = None,
 ) -> SpeedReport:  # fmt: skip
     """Cost of each model on the CPU, with ``gpu`` also on CUDA (rows named ``"<model> (GPU)"``,
     only when CUDA is present), and (with ``onnx_dir``) exported to ONNX and timed in
-    onnxruntime with the same thread count. Every row records its device and threads."""
+    onnxruntime with the same thread count (only ``onnx_models`` if given: a big teacher's
+    ONNX timing costs minutes and serves nobody). Every row records its device and threads."""
     costs = [model_cost(m.cpu(), name, resolutions=resolutions, min_run_time=min_run_time)
              for name, m in models.items()]  # fmt: skip
     if gpu and torch.cuda.is_available():
@@ -213,6 +215,8 @@ def measure_speed(
         from pixel_utils.app.onnx_export import export_onnx, onnx_latency
 
         for name, model in models.items():
+            if onnx_models is not None and name not in onnx_models:
+                continue
             path, onnx_diff[name] = export_onnx(model, Path(onnx_dir) / f"{name}.onnx")
             onnx_ms[name] = {res: 1e3 * onnx_latency(path, *hw, min_run_time=min_run_time)
                              for res, hw in resolutions.items()}  # fmt: skip

@@ -35,8 +35,10 @@ from pixel_utils.evaluation.metrics import psnr, ssim
 
 def _grey_small(frame: np.ndarray, factor: int = 4) -> np.ndarray:
     h, w = (frame.shape[0] // factor) * factor, (frame.shape[1] // factor) * factor
-    grey = frame[:h, :w].astype(np.float32).mean(axis=2)
-    return grey.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    grey = torch.from_numpy(np.ascontiguousarray(frame[:h, :w])).float().mean(dim=2)
+    if factor > 1:  # torch's pooling: several times faster than numpy's reshaped mean
+        grey = torch.nn.functional.avg_pool2d(grey[None, None], factor)[0, 0]
+    return grey.numpy()
 
 
 def estimate_shift(previous: np.ndarray, current: np.ndarray, factor: int = 4) -> tuple[int, int]:
@@ -92,13 +94,13 @@ class AlignedBlend:
         self.previous_input = self.previous_output = None
         self.index = 0
 
-    def gate(self, current: np.ndarray, aligned_previous: np.ndarray, valid) -> np.ndarray:
-        diff = torch.from_numpy(
-            np.abs(current.astype(np.float32) - aligned_previous.astype(np.float32)).mean(axis=2)
-        )[None, None]
+    def gate(self, current: torch.Tensor, aligned_previous: torch.Tensor, valid) -> torch.Tensor:
+        """``H×W×1`` blend weights from float ``H×W×3`` frames (8-bit levels)."""
+        diff = (current - aligned_previous).abs_().mean(dim=2)[None, None]
         local = torch.nn.functional.avg_pool2d(diff, 5, stride=1, padding=2,
-                                               count_include_pad=False)[0, 0].numpy()  # fmt: skip
-        return (self.strength * np.exp(-((local / self.tolerance) ** 2)) * valid)[..., None]
+                                               count_include_pad=False)[0, 0]  # fmt: skip
+        weight = torch.exp(-((local / self.tolerance) ** 2)).mul_(self.strength)
+        return weight.mul_(torch.from_numpy(valid))[..., None]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         result = self.per_frame(frame)
@@ -109,9 +111,12 @@ class AlignedBlend:
                 dy, dx = estimate_shift(self.previous_input, frame)
             prev_in, valid = shift_frame(self.previous_input, dy, dx)
             prev_out, _ = shift_frame(self.previous_output, dy, dx)
-            g = self.gate(frame, prev_in, valid)
-            blended = result + g * (prev_out.astype(np.float32) - result)
-            result = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+            # torch, not numpy: the same arithmetic runs several times faster on a 720p frame.
+            g = self.gate(torch.from_numpy(frame).float(), torch.from_numpy(prev_in).float(),
+                          valid)  # fmt: skip
+            current = torch.from_numpy(result).float()
+            blended = current.add_(g * (torch.from_numpy(prev_out).float() - current))
+            result = blended.round_().clamp_(0, 255).to(torch.uint8).numpy()
         self.previous_input, self.previous_output = frame, result
         self.index += 1
         return result
