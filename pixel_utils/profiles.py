@@ -102,7 +102,7 @@ class Profile:
     # CUDA when present (then speed tables gain GPU rows, labelled as such) ---
     device: str | None = "cpu"
     # --- speed measurements ---
-    timing_seconds: float = 0.5  # minimum run time of each latency measurement
+    timing_seconds: float = 1.0  # minimum run time of each latency measurement
     speed_resolutions: dict = field(
         default_factory=lambda: {"720p": (720, 1280), "1080p": (1080, 1920)}
     )

@@ -62,3 +62,21 @@ def test_cpu_report_stays_on_cpu_and_rows_name_their_device():
     report = measure_speed({"student": model}, {"t": (16, 16)}, min_run_time=0.01)
     assert [c.name for c in report.costs] == ["student"]  # GPU rows only when asked for
     assert report.costs[0].device == "cpu" and report.costs[0].threads == torch.get_num_threads()
+
+
+def test_speed_report_times_slow_models_at_the_first_resolution_only(tmp_path):
+    from pixel_utils.evaluation.cost import measure_speed
+    from pixel_utils.models.networks import build_model
+
+    small = build_model("unshuffle", scale=4, channels=8, blocks=1)
+    big = build_model("unshuffle", scale=4, channels=16, blocks=2)
+    sizes = {"a": (16, 16), "b": (32, 32)}
+    report = measure_speed({"teacher": big, "student": small}, sizes, min_run_time=0.01,
+                           onnx_dir=tmp_path, onnx_models=("student",),
+                           first_resolution_only=("teacher",))  # fmt: skip
+    teacher, student = report.costs
+    assert list(teacher.fps) == ["a"] and list(student.fps) == ["a", "b"]
+    assert teacher.gmacs_per_megapixel > student.gmacs_per_megapixel > 0
+    assert list(report.onnx_ms) == ["student"] and list(report.onnx_ms["student"]) == ["a", "b"]
+    table = report.table()  # the teacher's missing cells are empty, not an error
+    assert table.loc["teacher", "fps a"] > 0 and table.loc["teacher"].isna().any()

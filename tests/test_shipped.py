@@ -54,6 +54,17 @@ def test_readme_table_is_generated_from_the_results():
 
 
 @pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet (make report)")
+def test_readme_shipped_student_is_the_shipped_one():
+    """The README's shipped-student rows are the weights this checkout ships: re-shipping the
+    student (`make student`) without regenerating the README fails here."""
+    from pixel_utils.report.readme import shipped_student_summary
+
+    recorded = json.loads(RESULTS.read_text())["shipped_student"]
+    assert recorded == json.loads(json.dumps(shipped_student_summary()))
+    assert "shipped student (`make student`), served (int8" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet (make report)")
 def test_committed_results_come_from_these_pipeline_sources():
     """figures/results.json (and so the README) was produced by exactly the package, notebooks
     and shipped teacher this checkout holds; any change to them needs a new `make report`."""

@@ -196,18 +196,25 @@ class SpeedReport:
 def measure_speed(
     models: dict[str, torch.nn.Module], resolutions: dict[str, tuple[int, int]],
     min_run_time: float = 1.0, onnx_dir: Path | None = None, gpu: bool = False,
-    onnx_models: tuple[str, ...] | None = None,
+    onnx_models: tuple[str, ...] | None = None, first_resolution_only: tuple[str, ...] = (),
 ) -> SpeedReport:  # fmt: skip
     """Cost of each model on the CPU, with ``gpu`` also on CUDA (rows named ``"<model> (GPU)"``,
     only when CUDA is present), and (with ``onnx_dir``) exported to ONNX and timed in
     onnxruntime with the same thread count (only ``onnx_models`` if given: a big teacher's
-    ONNX timing costs minutes and serves nobody). Every row records its device and threads."""
-    costs = [model_cost(m.cpu(), name, resolutions=resolutions, min_run_time=min_run_time)
+    ONNX timing costs minutes and serves nobody). Models in ``first_resolution_only`` are
+    timed at the first resolution only (a big teacher at 1080p costs minutes of the report).
+    Every row records its device and threads."""
+    first = dict([next(iter(resolutions.items()))])
+
+    def sizes(name: str) -> dict[str, tuple[int, int]]:
+        return first if name in first_resolution_only else resolutions
+
+    costs = [model_cost(m.cpu(), name, resolutions=sizes(name), min_run_time=min_run_time)
              for name, m in models.items()]  # fmt: skip
     if gpu and torch.cuda.is_available():
         for name, model in models.items():
             gpu = model.to("cuda")
-            costs.append(model_cost(gpu, f"{name} (GPU)", resolutions=resolutions,
+            costs.append(model_cost(gpu, f"{name} (GPU)", resolutions=sizes(name),
                                     min_run_time=min_run_time))  # fmt: skip
             model.to("cpu")
     onnx_ms, onnx_diff = {}, {}

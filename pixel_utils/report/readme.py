@@ -29,7 +29,7 @@ def slim(results: dict) -> dict:
     distill = results.get("distillation") or {}
     out["distillation"] = {k: distill.get(k) for k in
                            ("share_of_teacher_gain_kept", "distilled_minus_scratch_db",
-                            "fidelity_to_teacher")}  # fmt: skip
+                            "fidelity_to_teacher", "steps")}  # fmt: skip
     teacher = results.get("teacher_training") or {}
     out["teacher_train_minutes"] = teacher.get("train_minutes")
     out["shipped_student"] = shipped_student_summary()
@@ -85,8 +85,11 @@ def video_markdown(v: dict | None) -> list[str]:
 
 
 def shipped_student_summary(case: str = "gauss3") -> dict | None:
-    """The shipped student's headline numbers, from the weights manifest (``make student``)."""
+    """The shipped student's numbers, from the weights manifest (``make student``): headline
+    and per-case gains of both forms, its size and its measured speed."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR
+    from pixel_utils.evaluation.cost import count_macs, count_parameters
+    from pixel_utils.models.networks import build_model
 
     path = WEIGHTS_DIR / "manifest.json"
     models = json.loads(path.read_text()).get("models", {}) if path.exists() else {}
@@ -96,31 +99,63 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
     served_ms = student["served_ms"]["int8_onnxruntime" if student["served"].endswith(".onnx")
                                      else "pytorch_fp32"]  # fmt: skip
     gain_int8 = student["benchmark_int8"][case]["gain_db"]
+    network = build_model(student["model_name"], **student["model_kwargs"]).eval()
+    side = 256  # MACs per pixel do not depend on the size for a fully convolutional network
     return {
         "case": case,
         "made_by": student["made_by"],
         "steps": student["steps"],
+        "model_kwargs": student["model_kwargs"],
         "served": student["served"],
         "gain_db": student["benchmark"][case]["gain_db"],
         "gain_db_int8": gain_int8,
+        "headline": {
+            form: {k: student[key][case][k] for k in ("psnr", "ssim", "gain_db")}
+            for form, key in (("fp32", "benchmark"), ("int8", "benchmark_int8"))
+        },
+        "per_case_gain_int8": {c: row["gain_db"] for c, row in student["benchmark_int8"].items()},
+        "parameters": count_parameters(network),
+        "gmacs_per_megapixel": count_macs(network, side, side) / 1e9 / (side * side / 1e6),
         "share_of_teacher_gain": gain_int8 / teacher["benchmark"][case]["gain_db"],
         "served_fps": {res: 1e3 / ms for res, ms in served_ms.items()},
+        "fps": {
+            form: {res: 1e3 / ms for res, ms in student["served_ms"][key].items()}
+            for form, key in (("fp32", "pytorch_fp32"), ("int8", "int8_onnxruntime"))
+        },
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
     }
+
+
+def shipped_rows(shipped: dict | None, res: list[str]) -> list[str]:
+    """Main-table rows for the shipped student (its manifest has means only, so no CI)."""
+    if not shipped or "headline" not in shipped:
+        return []
+    lines = []
+    for form, label in (("fp32", "PyTorch fp32"), ("int8", "served (int8, onnxruntime)")):
+        h, fps = shipped["headline"][form], shipped["fps"][form]
+        rates = " | ".join(f"{fps[x]:.1f}" if x in fps else "–" for x in res)
+        lines.append(
+            f"| shipped student (`make student`), {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | "
+            f"{h['gain_db']:+.2f} | {shipped['parameters']:,} | "
+            f"{shipped['gmacs_per_megapixel']:.1f} | {rates} |"
+        )
+    return lines
 
 
 def results_markdown(r: dict) -> str:
     head, speed = r["headline"], r["speed"]
     best = max((m for m in CLASSICAL if m in head), key=lambda m: head[m]["psnr"])
     res = list(speed["student"]["fps"])
+    steps = (r.get("distillation") or {}).get("steps")
+    report = f"report's student ({steps:,} steps)" if steps else "report's student"
     rows = [
         ("degraded input", "blurred", None),
         (f"best classical: {CLASSICAL_NAMES[best]}", best, None),
         ("shipped teacher (`make weights`)", "teacher", "teacher"),
         ("budget teacher (trained in the report)", "budget_teacher", None),
-        ("distilled student, PyTorch fp32", "distilled", "student"),
-        ("distilled student, served (int8, onnxruntime)", "distilled_int8", "served"),
-        ("student trained from scratch", "scratch", "student"),
+        (f"{report}, distilled, PyTorch fp32", "distilled", "student"),
+        (f"{report}, distilled, served (int8, onnxruntime)", "distilled_int8", "served"),
+        (f"{report}, trained from scratch", "scratch", "student"),
     ]
     lines = [
         "| method | PSNR (dB) | SSIM | gain (dB, 95% CI over images) | parameters | GMAC/MP | "
@@ -135,13 +170,14 @@ def results_markdown(r: dict) -> str:
         cost = speed.get("student" if model == "served" else model) if model else None
         params = f"{cost['parameters']:,}" if cost else "–"
         macs = f"{cost['gmacs_per_megapixel']:.1f}" if cost else "–"
-        fps = [f"{cost['fps'][x]:.1f}" if cost else "–" for x in res]
+        fps = [f"{cost['fps'][x]:.1f}" if cost and x in cost["fps"] else "–" for x in res]
         if model == "served":
             fps = [f"{1e3 / r['served_int8_ms'][x]:.1f}" for x in res]
         ci = r.get("headline_ci", {}).get(method, {})
         gain = f"{h['gain_db']:+.2f}" + (f" ± {ci['gain_ci95']:.2f}" if ci.get("gain_ci95") else "")
         lines.append(f"| {label} | {h['psnr']:.2f} | {h['ssim']:.4f} | {gain} | "
                      f"{params} | {macs} | " + " | ".join(fps) + " |")  # fmt: skip
+    lines += shipped_rows(r.get("shipped_student"), res)
     lines += ["", *per_case_markdown(r)]
     p = r["provenance"]
     machine = p["machine"]
@@ -174,7 +210,8 @@ def results_markdown(r: dict) -> str:
         notes += [
             "",
             f"**The shipped student** (`make student`: the same network and recipe, "
-            f"{shipped['steps']:,} steps; commit `{(shipped['git_commit'] or 'unknown')[:10]}`), "
+            f"{shipped['steps']:,} steps; manifest written at commit "
+            f"`{(shipped['git_commit'] or 'unknown')[:10]}`), "
             f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
             f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "
             f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
@@ -189,7 +226,7 @@ PER_CASE_METHODS = {
     "wiener": "Wiener (true PSF)",
     "teacher": "shipped teacher",
     "budget_teacher": "budget teacher",
-    "distilled": "distilled student",
+    "distilled": "report's distilled student",
 }
 
 
@@ -199,13 +236,17 @@ def per_case_markdown(r: dict) -> list[str]:
     if not per_case:
         return []
     methods = [m for m in PER_CASE_METHODS if m in next(iter(per_case.values()))]
+    shipped = (r.get("shipped_student") or {}).get("per_case_gain_int8")
+    names = [PER_CASE_METHODS[m] for m in methods] + (["shipped student (int8)"] if shipped else [])
     lines = [
-        "| case | degraded (dB) | " + " | ".join(PER_CASE_METHODS[m] for m in methods) + " |",
-        "|" + " --- |" * (2 + len(methods)),
+        "| case | degraded (dB) | " + " | ".join(names) + " |",
+        "|" + " --- |" * (2 + len(names)),
     ]
     for case, row in per_case.items():
         base = row["blurred"]["psnr"]
         gains = " | ".join(f"{row[m]['psnr'] - base:+.2f}" for m in methods)
+        if shipped:
+            gains += " | " + (f"{shipped[case]:+.2f}" if case in shipped else "–")
         lines.append(f"| `{case}` | {base:.2f} | {gains} |")
     return ["Gain in PSNR over the degraded input, every benchmark case (test photos):", "", *lines]
 
