@@ -88,3 +88,39 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     int8 = OnnxModel(out / "student_int8.onnx")(x)
     assert fp32.shape == int8.shape == x.shape
     assert (fp32 - int8).abs().mean() < 0.02  # the same student, quantised
+
+
+def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypatch):
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out = tmp_path / "weights"
+    with pytest.raises(SystemExit):  # the twin needs the student
+        pretrain.main(["--profile", "smoke", "--scratch-twin"])
+    args = ["--profile", "smoke", "--student", "--ship", "--scratch-twin", "--out", str(out)]
+    assert pretrain.main(args) == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    twin = entry["scratch_twin"]
+    assert twin["steps"] == entry["steps"] and twin["seed"] == entry["seed"]
+    assert set(twin["distilled_minus_scratch"]) == set(entry["benchmark"])
+    for kd in twin["distilled_minus_scratch"].values():
+        assert kd["images"] >= 2 and kd["ci95_over_images"] >= 0
+    assert all(abs(kd["mean_db"]) < 5 for kd in twin["distilled_minus_scratch"].values())
+    # Re-shipping other weights drops a twin that no longer matches.
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--retrain",
+                          "--out", str(out)]) == 0  # fmt: skip
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert "scratch_twin" not in entry
+
+
+def test_scratch_twin_refuses_a_student_that_was_not_shipped(tmp_path, monkeypatch):
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import pretrain
+    from pixel_utils.training.pretrain import compare_with_scratch_twin, pretrain_student
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out = tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    other, P = pretrain_student(resolve_profile("smoke", seed=1))
+    with pytest.raises(RuntimeError, match="not .*student"):
+        compare_with_scratch_twin(other, P, out)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import platform
 from pathlib import Path
 
@@ -175,6 +176,58 @@ def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = N
     return entry
 
 
+def compare_with_scratch_twin(
+    distilled: TrainResult, profile: Profile, out_dir: Path | None = None,
+    device: str | None = None, retrain: bool = False,
+) -> dict:  # fmt: skip
+    """Does distillation pay at the shipped student's scale? Train (or reuse) its scratch twin:
+    the same network, teacher-labelled batches, steps and seed, learning from the ground truth
+    only. Record distilled − scratch per benchmark case, paired over the photos (one seed: a
+    twin costs as long as the student), in the shipped student's manifest entry, which must
+    hold the same weights as ``distilled``."""
+    from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
+    from pixel_utils.data.benchmark import build_benchmark
+    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison
+    from pixel_utils.paths import benchmark_dir
+    from pixel_utils.provenance import provenance
+    from pixel_utils.training import stages
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    entry = manifest["models"].get("student")
+    shipped = model_from_checkpoint(out_dir / entry["file"]) if entry else None
+    ours = distilled.model.state_dict()
+    if shipped is None or any(not torch.equal(v.float(), ours[k].float().cpu())
+                              for k, v in shipped.state_dict().items()):  # fmt: skip
+        raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
+                           "ship it first (--student --ship)")  # fmt: skip
+    setup = stages.prepare_distillation(profile, stages.shipped_teacher())
+    scratch = stages.train_student(profile, setup, distill=False, retrain=retrain, device=device)
+    bench = benchmark_dir(profile.name)
+    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    scores = evaluate_models(
+        {"blurred": None, "distilled": distilled.model, "scratch": scratch.model}, bench
+    )
+    per_case = {}
+    for case in scores["case"].unique():
+        kd = kd_comparison(scores, [("distilled", "scratch")], case)
+        per_case[case] = {k: kd[k] for k in ("mean_db", "ci95_over_images", "ci_excludes_zero",
+                                             "images")}  # fmt: skip
+    entry["scratch_twin"] = {
+        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
+        f"--steps {scratch.step} --cache-batches {profile.cache_batches} --scratch-twin",
+        "steps": scratch.step,
+        "seed": profile.seed,
+        "wall_time_s": round(scratch.seconds, 1),
+        "stopped_early": bool(scratch.history.get("stopped_early")),
+        "distilled_minus_scratch": per_case,
+        "provenance": provenance(),
+    }
+    update_manifest("student", entry, out_dir)
+    return entry["scratch_twin"]
+
+
 def benchmark_scores(model: torch.nn.Module, profile: Profile, cases=None) -> dict:
     """Mean PSNR/SSIM and gain per benchmark case (the profile's benchmark, built if absent),
     for every case or only ``cases``."""
@@ -294,7 +347,14 @@ def main(argv=None) -> int:
         "--cache-batches", type=int, default=None,
         help="--student: teacher-labelled batches (default: the profile's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--scratch-twin", action="store_true",
+        help="--student: also train the shipped student's scratch twin and record "
+        "distilled − scratch in its manifest entry (as long again as the student)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scratch_twin and not args.student:
+        parser.error("--scratch-twin goes with --student")
     profile = resolve_profile(args.profile)
     for folder in args.photos:
         if not Path(folder).is_dir():
@@ -310,6 +370,12 @@ def main(argv=None) -> int:
         if args.ship:
             entry = ship_student(result, P, args.out)
             print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
+        if args.scratch_twin:
+            twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain)
+            for case, kd in twin["distilled_minus_scratch"].items():
+                half, n = kd["ci95_over_images"], kd["images"]
+                print(f"distilled − scratch, {case}: {kd['mean_db']:+.3f} ± {half:.3f} dB "
+                      f"({n} photos, one seed)")  # fmt: skip
         return 0
     result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain)
     last = result.history["val"][-1] if result.history["val"] else None
