@@ -123,7 +123,16 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
             for form, key in (("fp32", "pytorch_fp32"), ("int8", "int8_onnxruntime"))
         },
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
+        "scratch_twin": twin_summary(student.get("scratch_twin"), case),
     }
+
+
+def twin_summary(twin: dict | None, case: str) -> dict | None:
+    if not twin or case not in twin["distilled_minus_scratch"]:
+        return None
+    kd = twin["distilled_minus_scratch"][case]
+    return {"steps": twin["steps"], "mean_db": kd["mean_db"], "ci95": kd["ci95_over_images"],
+            "images": kd["images"], "stopped_early": twin["stopped_early"]}  # fmt: skip
 
 
 def shipped_rows(shipped: dict | None, res: list[str]) -> list[str]:
@@ -217,6 +226,14 @@ def results_markdown(r: dict) -> str:
             f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
             f"at {rates} (from `pixel_utils/weights/manifest.json`).",
         ]
+        twin = shipped.get("scratch_twin")
+        if twin and not twin["stopped_early"]:
+            notes[-1] += (
+                f" Against its scratch twin (`make student-twin`: the same network, batches, "
+                f"{twin['steps']:,} steps and seed, ground truth only), distillation gains "
+                f"{twin['mean_db']:+.2f} ± {twin['ci95']:.2f} dB on `{shipped['case']}` (95% CI "
+                f"over {twin['images']} photos, one seed)."
+            )
     notes += video_markdown(r.get("video"))
     return "\n".join(lines + notes)
 
