@@ -273,3 +273,47 @@ def test_two_frame_student_starts_as_the_single_frame_student():
     per_frame = frame_sharpener(single)
     for f in frames:
         np.testing.assert_array_equal(sharpener(f), per_frame(f))
+
+
+@pytest.mark.parametrize("size", [(48, 64), (45, 61)])  # on and off the stride grid
+def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size):
+    from pixel_utils.app.onnx_export import OnnxModel, export_onnx
+
+    torch.manual_seed(0)
+    model = UnshuffleStudent(scale=4, channels=8, blocks=1).eval()
+    served = OnnxModel(export_onnx(model, tmp_path / "s.onnx")[0])
+    frame = np.ascontiguousarray(_frame(3)[: size[0], : size[1]])
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
+    expected = (served(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    got = frame_sharpener(served)(frame)
+    assert got.shape == frame.shape and got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, frame)  # the model did run
+
+
+def test_sharpened_video_is_byte_identical_on_a_rerun(tmp_path, clip):
+    one = sharpen_video(clip, tmp_path / "a.mp4", lambda f: 255 - f, progress=False)
+    two = sharpen_video(clip, tmp_path / "b.mp4", lambda f: 255 - f, progress=False)
+    assert one.output.read_bytes() == two.output.read_bytes()
+
+
+def test_a_failing_frame_function_stops_the_pipeline_and_writes_nothing(tmp_path, clip):
+    calls = []
+
+    def process(frame):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("model failed on frame 5")
+        return frame
+
+    with pytest.raises(RuntimeError, match="frame 5"):
+        sharpen_video(clip, tmp_path / "out.mp4", process, progress=False)
+    assert len(calls) == 5 and not (tmp_path / "out.mp4").exists()
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_an_encoder_failure_reaches_the_caller(tmp_path, clip):
+    with pytest.raises(ValueError, match="uint8"):
+        # Float frames cannot be encoded as rgb24: the writer thread's error is raised here.
+        sharpen_video(clip, tmp_path / "out.mp4", lambda f: f / 255.0, progress=False)
+    assert not (tmp_path / "out.mp4").exists()

@@ -59,12 +59,17 @@ def onnx_stride(path: str | os.PathLike) -> int:
     return int(meta.get("stride", 1))
 
 
-def onnx_session(path: str | os.PathLike, threads: int | None = None):
+def onnx_session(path: str | os.PathLike, threads: int | None = None, spin: bool = True):
+    """An onnxruntime CPU session. ``spin=False`` stops its idle threads from spin-waiting
+    between runs: slightly slower for one image, much faster when other threads (a video
+    decoder and encoder) need the same cores."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -75,10 +80,11 @@ class OnnxModel(torch.nn.Module):
     are padded here the way the PyTorch model pads them, and the output cropped back.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = True):
         super().__init__()
         self.path = Path(path)
-        self.session = onnx_session(path, threads)
+        self.threads, self.spin = threads, spin
+        self.session = onnx_session(path, threads, spin)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.stride = int(meta.get("stride", 1))
         self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
@@ -88,8 +94,16 @@ class OnnxModel(torch.nn.Module):
 
         h, w = x.shape[-2:]
         padded = pad_to_stride(x.detach().cpu().float(), self.stride)
-        out = self.session.run(None, {"image": padded.numpy()})[0]
-        return torch.from_numpy(out)[..., :h, :w]
+        return torch.from_numpy(self.run_array(padded.numpy()))[..., :h, :w]
+
+    def run_array(self, x: np.ndarray) -> np.ndarray:
+        """The graph on an N×3×H×W float32 array whose H, W are on the stride grid (no torch
+        in the way: what the video path calls per frame)."""
+        return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
+
+    def without_spinning(self) -> OnnxModel:
+        """The same graph in a session whose threads sleep between runs (for video)."""
+        return self if not self.spin else OnnxModel(self.path, self.threads, spin=False)
 
 
 def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
