@@ -317,3 +317,43 @@ def test_an_encoder_failure_reaches_the_caller(tmp_path, clip):
         # Float frames cannot be encoded as rgb24: the writer thread's error is raised here.
         sharpen_video(clip, tmp_path / "out.mp4", lambda f: f / 255.0, progress=False)
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (3, -5), (-7, 2), (47, 0), (-48, 3), (2, 64), (0, -90)])
+def test_shift_frame_replicates_the_edge_for_any_shift(dy, dx):
+    frame = _frame(3)
+    h, w = frame.shape[:2]
+    moved, valid = shift_frame(frame, dy, dx)
+    rows, cols = np.clip(np.arange(h) - dy, 0, h - 1), np.clip(np.arange(w) - dx, 0, w - 1)
+    np.testing.assert_array_equal(moved, frame[rows][:, cols])
+    inside = ((np.arange(h) - dy >= 0) & (np.arange(h) - dy < h))[:, None] & (
+        (np.arange(w) - dx >= 0) & (np.arange(w) - dx < w)
+    )[None]
+    np.testing.assert_array_equal(valid, inside)
+
+
+def test_box_mean_counts_only_pixels_inside_the_image():
+    from pixel_utils.evaluation.temporal import _box_mean
+
+    values = np.random.default_rng(0).integers(0, 765, (13, 17))
+    expected = torch.nn.functional.avg_pool2d(
+        torch.from_numpy(values).double()[None, None], 5, 1, 2, count_include_pad=False
+    )[0, 0]
+    np.testing.assert_allclose(_box_mean(values, 5), expected.numpy(), rtol=1e-6)
+
+
+def test_staged_blend_in_the_video_pipeline_matches_the_blend_called_frame_by_frame(tmp_path, clip):
+    def per_frame(frame):
+        return (255 - frame) // 2 + 40
+
+    blend = AlignedBlend(per_frame)
+    staged = sharpen_video(clip, tmp_path / "a.mp4", blend, progress=False)
+    plain_blend = AlignedBlend(per_frame)
+    plain = sharpen_video(clip, tmp_path / "b.mp4", lambda f: plain_blend(f), progress=False)
+    unblended = sharpen_video(clip, tmp_path / "c.mp4", per_frame, progress=False)
+    assert staged.frames == plain.frames == FRAMES
+    assert staged.output.read_bytes() == plain.output.read_bytes()
+    assert staged.output.read_bytes() != unblended.output.read_bytes()  # the blend blended
+    # A second clip through the same blend starts afresh: no frame of the first leaks in.
+    again = sharpen_video(clip, tmp_path / "d.mp4", blend, progress=False)
+    assert again.output.read_bytes() == staged.output.read_bytes()

@@ -9,7 +9,10 @@ half a video and never touches the input. Problems are :class:`VideoError` namin
 
 A *frame function* maps one ``H×W×3`` uint8 RGB frame to another. :func:`frame_sharpener` makes
 one from any model (PyTorch or onnxruntime); temporal methods
-(:class:`~pixel_utils.evaluation.temporal.AlignedBlend`) are frame functions with state.
+(:class:`~pixel_utils.evaluation.temporal.AlignedBlend`) are frame functions with state. A
+frame function may come in stages (:class:`StagedFrameFunction`, or an object whose
+``staged()`` returns one): :func:`sharpen_video` then runs the work that does not need the model
+on its decoding and encoding threads.
 """
 
 from __future__ import annotations
@@ -200,6 +203,17 @@ class StagedFrameFunction:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         return self.finish(self.infer(self.prepare(frame)))
+
+
+def as_staged(process: FrameFunction) -> StagedFrameFunction:
+    """``process`` in stages: itself if staged; its own :meth:`staged` form if it offers one
+    (a recurrent blend splits into an input side and an output side); otherwise the whole
+    function as the model stage."""
+    if isinstance(process, StagedFrameFunction):
+        return process
+    if callable(getattr(process, "staged", None)):
+        return process.staged()
+    return StagedFrameFunction(_unchanged, process, _unchanged)
 
 
 def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
@@ -401,8 +415,7 @@ def sharpen_video(
             declared = int(video.frames or 0)
             streams = [s for s in (video, audio) if s is not None]
             decoded = {"frames": 0, "last_pts": None}
-            staged = process if isinstance(process, StagedFrameFunction) else (
-                StagedFrameFunction(_unchanged, process, _unchanged))  # fmt: skip
+            staged = as_staged(process)
             prepare, infer, finish = staged.prepare, staged.infer, staged.finish
 
             def demux() -> Iterator[tuple]:

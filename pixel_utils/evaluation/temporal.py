@@ -25,9 +25,11 @@ are trained with the same estimate. :func:`shift_frame` moves a frame by it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter, uniform_filter1d
 from skimage.registration import phase_cross_correlation
 
 from pixel_utils.evaluation.metrics import psnr, ssim
@@ -59,12 +61,37 @@ def shift_frame(frame: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.nda
     """``frame`` moved by (``dy``, ``dx``) whole pixels, the uncovered border filled by
     replicating the edge; and a ``H×W`` mask, True where the moved frame has real content."""
     h, w = frame.shape[:2]
-    rows = np.clip(np.arange(h) - dy, 0, h - 1)
-    cols = np.clip(np.arange(w) - dx, 0, w - 1)
-    moved = frame[rows][:, cols]
+    dy, dx = int(dy), int(dx)
     valid = np.zeros((h, w), bool)
-    valid[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = True
-    return moved, valid
+    valid[max(dy, 0) : max(h + min(dy, 0), 0), max(dx, 0) : max(w + min(dx, 0), 0)] = True
+    if abs(dy) >= h or abs(dx) >= w:  # nothing of the frame stays in view: all edge
+        rows = np.clip(np.arange(h) - dy, 0, h - 1)
+        cols = np.clip(np.arange(w) - dx, 0, w - 1)
+        return frame[rows][:, cols], valid
+    # The part that stays in view, then edge-replicated borders: slicing and np.pad copy
+    # whole rows, several times faster at 720p than gathering every pixel by index.
+    kept = frame[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    pad = ((max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))) + ((0, 0),) * (frame.ndim - 2)
+    return np.pad(kept, pad, mode="edge"), valid
+
+
+def _box_mean(values: np.ndarray, size: int) -> np.ndarray:
+    """Mean of ``values`` (``H×W``) over a ``size``×``size`` window centred on each pixel,
+    counting only the pixels inside the image (torch's ``count_include_pad=False``): scipy's
+    zero-padded box filter, divided by the share of each window that lies inside."""
+    mean_with_zeros = uniform_filter(values.astype(np.float32), size, mode="constant")
+    inside = [uniform_filter1d(np.ones(n, np.float32), size, mode="constant") for n in values.shape]
+    return mean_with_zeros / np.outer(*inside)
+
+
+@dataclass(frozen=True)
+class _Alignment:
+    """What the input side hands the output side for one frame: the shift that aligns the
+    previous output to it, and the ``H×W×1`` blend weights."""
+
+    dy: int
+    dx: int
+    weights: np.ndarray
 
 
 class AlignedBlend:
@@ -77,6 +104,12 @@ class AlignedBlend:
     Call :meth:`reset` between clips. The defaults (0.7, 12 levels) were chosen on the
     validation photos' clips (``rocket``, ``coins``), never on the test photos: the best PSNR of
     the grid strength ∈ {0.5, 0.7, 0.85} × tolerance ∈ {4, 12, 20}.
+
+    The blend has an input side (:meth:`align`: the motion and the gate, from the inputs alone)
+    and an output side (:meth:`blend`: the recurrence on outputs). Called, it runs both in turn;
+    :meth:`staged` hands them to :func:`~pixel_utils.app.video.sharpen_video`'s decoding and
+    encoding threads, so the model's thread runs only the model. Both sides are numpy: torch's
+    thread pool on those threads would compete with the model's for the cores.
     """
 
     def __init__(
@@ -94,32 +127,65 @@ class AlignedBlend:
         self.previous_input = self.previous_output = None
         self.index = 0
 
-    def gate(self, current: torch.Tensor, aligned_previous: torch.Tensor, valid) -> torch.Tensor:
-        """``H×W×1`` blend weights from float ``H×W×3`` frames (8-bit levels)."""
-        diff = (current - aligned_previous).abs_().mean(dim=2)[None, None]
-        local = torch.nn.functional.avg_pool2d(diff, 5, stride=1, padding=2,
-                                               count_include_pad=False)[0, 0]  # fmt: skip
-        weight = torch.exp(-((local / self.tolerance) ** 2)).mul_(self.strength)
-        return weight.mul_(torch.from_numpy(valid))[..., None]
+    def gate(self, current: np.ndarray, aligned_previous: np.ndarray, valid) -> np.ndarray:
+        """``H×W×1`` float32 blend weights from uint8 ``H×W×3`` frames."""
+        diff = np.abs(current.astype(np.int16) - aligned_previous.astype(np.int16))
+        local = _box_mean(diff.sum(axis=2, dtype=np.int32), 5) / np.float32(diff.shape[2])
+        weight = np.exp(-np.square(local / np.float32(self.tolerance)))
+        weight *= np.float32(self.strength)
+        weight *= valid
+        return weight[..., None]
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        result = self.per_frame(frame)
+    def align(self, frame: np.ndarray) -> _Alignment | None:
+        """The input side, in frame order: how this frame moved since the previous input and
+        where the two agree; ``None`` for the first frame of a clip."""
+        alignment = None
         if self.previous_input is not None:
             if self.shifts is not None:
                 dy, dx = (int(round(v)) for v in self.shifts[self.index])
             else:
                 dy, dx = estimate_shift(self.previous_input, frame)
             prev_in, valid = shift_frame(self.previous_input, dy, dx)
-            prev_out, _ = shift_frame(self.previous_output, dy, dx)
-            # torch, not numpy: the same arithmetic runs several times faster on a 720p frame.
-            g = self.gate(torch.from_numpy(frame).float(), torch.from_numpy(prev_in).float(),
-                          valid)  # fmt: skip
-            current = torch.from_numpy(result).float()
-            blended = current.add_(g * (torch.from_numpy(prev_out).float() - current))
-            result = blended.round_().clamp_(0, 255).to(torch.uint8).numpy()
-        self.previous_input, self.previous_output = frame, result
+            alignment = _Alignment(dy, dx, self.gate(frame, prev_in, valid))
+        self.previous_input = frame
         self.index += 1
+        return alignment
+
+    def blend(self, result: np.ndarray, alignment: _Alignment | None) -> np.ndarray:
+        """The output side, in frame order: ``result`` pulled towards the previous output
+        aligned to it, by the weights of ``alignment``."""
+        if alignment is not None and self.previous_output is not None:
+            prev_out, _ = shift_frame(self.previous_output, alignment.dy, alignment.dx)
+            current = result.astype(np.float32)
+            current += alignment.weights * (prev_out.astype(np.float32) - current)
+            result = np.clip(np.rint(current), 0, 255).astype(np.uint8)
+        self.previous_output = result
         return result
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        alignment = self.align(frame)
+        return self.blend(self.per_frame(frame), alignment)
+
+    def staged(self):
+        """This blend as a :class:`~pixel_utils.app.video.StagedFrameFunction` (from a fresh
+        start): :meth:`align` and the per-frame function's ``prepare`` on the decoding thread,
+        its ``infer`` on the model's, its ``finish`` and :meth:`blend` on the encoding thread."""
+        from pixel_utils.app.video import StagedFrameFunction, as_staged
+
+        inner = as_staged(self.per_frame)
+        self.reset()
+
+        def prepare(frame):
+            alignment = self.align(frame)  # before the inner prepare: it may reuse the frame
+            return inner.prepare(frame), alignment
+
+        def infer(prepared):
+            return inner.infer(prepared[0]), prepared[1]
+
+        def finish(inferred):
+            return self.blend(inner.finish(inferred[0]), inferred[1])
+
+        return StagedFrameFunction(prepare, infer, finish)
 
 
 def two_frame_input(previous: np.ndarray, current: np.ndarray, shift=None) -> np.ndarray:

@@ -108,6 +108,9 @@ def pretrain_student(
         profile,
         student_steps=steps or profile.pretrain_student_steps,
         cache_batches=cache_batches or profile.pretrain_student_cache_batches,
+        # Like the teacher's, the shipped student's budget is its steps: a long run must not
+        # stop at the report's safety cap (it resumes across sessions instead).
+        time_cap_minutes=24 * 60,
     )
     setup = stages.prepare_distillation(P, stages.shipped_teacher())
     result = stages.train_student(P, setup, distill=True, retrain=retrain, device=device)
