@@ -93,3 +93,14 @@ def test_pipeline_hash_changes_with_any_source(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "f.png").write_bytes(b"figure")  # outputs do not count
     assert pipeline_sources_hash(tmp_path) == before
+
+
+def test_speed_notes_say_whether_the_cpu_has_int8_dot_products():
+    from pixel_utils.report.readme import cpu_words
+
+    epyc = {"cpu_model": "AMD EPYC", "cpu_count": 2}
+    assert (
+        cpu_words(epyc | {"int8_vnni": True}) == "AMD EPYC (2 cores, with VNNI int8 instructions)"
+    )
+    assert "without VNNI" in cpu_words(epyc | {"int8_vnni": False})
+    assert cpu_words({"platform": "Linux"}) == "Linux"  # an old record: no flags, no claim
