@@ -161,3 +161,38 @@ def test_cache_is_memory_mapped_and_matches_what_the_teacher_made(tmp_path):
         expected = teacher(ds[1][0]).clamp(0, 1).half()
     assert torch.equal(cached.data["teacher"][1], expected)
     assert torch.equal(cached.data["inputs"][2], ds[2][0].half())
+
+
+def test_teacher_cache_resumes_after_an_interruption(tmp_path):
+    """A long cache is labelled in shards: after a crash only the missing ones are labelled,
+    and the joined cache is the one an uninterrupted build makes."""
+    teacher = build_model("nafnet", width=8, enc_blocks=(1,), middle_blocks=1, dec_blocks=(1,))
+    images = [dead_leaves(np.random.default_rng(0), size=48)]
+    ds = PatchPairDataset(images, 16, 2, 5, seed=0)
+    whole = build_teacher_cache(teacher, ds, 5, ["enc0"], tmp_path / "whole.pt", shard_batches=2)
+    assert not (tmp_path / "whole.pt.partial").exists()
+
+    asked = []
+
+    class Crashing:
+        def __init__(self, crash_at=None):
+            self.crash_at = crash_at
+
+        def __getitem__(self, i):
+            asked.append(i)
+            if i == self.crash_at:
+                raise KeyboardInterrupt
+            return ds[i]
+
+    path = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        build_teacher_cache(teacher, Crashing(3), 5, ["enc0"], path, shard_batches=2)
+    assert not path.exists() and len(list((tmp_path / "resumed.pt.partial").glob("*.pt"))) == 1
+    asked.clear()
+    build_teacher_cache(teacher, Crashing(), 5, ["enc0"], path, shard_batches=2)
+    assert asked == [2, 3, 4]  # the first shard (batches 0-1) was kept
+    a, b = torch.load(whole, weights_only=True), torch.load(path, weights_only=True)
+    for key in ("inputs", "sharp", "teacher"):
+        assert torch.equal(a[key], b[key])
+    assert torch.equal(a["features"]["enc0"], b["features"]["enc0"])
+    assert not (tmp_path / "resumed.pt.partial").exists()

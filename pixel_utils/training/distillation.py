@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,6 +190,25 @@ def cache_key(teacher_checkpoint: str | os.PathLike, data_key: dict, taps: list[
 
 
 @torch.no_grad()
+def _label_batches(teacher, dataset, indices, taps, device, bar) -> dict:
+    """Inputs, sharp targets, teacher outputs and ``taps`` features (fp16) of batches
+    ``indices`` of ``dataset``, stacked."""
+    rows: dict = {"inputs": [], "sharp": [], "teacher": [], "features": {t: [] for t in taps}}
+    for i in indices:
+        inputs, sharp = dataset[i]
+        out, feats = teacher(inputs.to(device), return_features=True)
+        rows["inputs"].append(inputs.half())
+        rows["sharp"].append(sharp.half())
+        rows["teacher"].append(out.clamp(0, 1).cpu().half())
+        for t in taps:
+            rows["features"][t].append(feats[t].cpu().half())
+        bar.update()
+    stack = torch.stack
+    return {k: stack(v) for k, v in rows.items() if k != "features"} | {
+        "features": {t: stack(v) for t, v in rows["features"].items()}
+    }
+
+
 def build_teacher_cache(
     teacher: nn.Module,
     dataset,
@@ -196,31 +216,47 @@ def build_teacher_cache(
     taps: list[str],
     path: str | os.PathLike,
     device: str | torch.device = "cpu",
+    shard_batches: int = 100,
 ) -> Path:
     """Run the frozen teacher over batches ``0..batches-1`` of ``dataset`` and store inputs,
     sharp targets, teacher outputs and the ``taps`` features (fp16) at ``path``, atomically.
-    An existing file is reused: the file name carries the cache key."""
+    An existing file is reused: the file name carries the cache key.
+
+    Labelling a long run's cache takes the better part of an hour on a CPU, so it is resumable:
+    every ``shard_batches`` batches are saved (atomically) in ``<path>.partial/``; a rerun after
+    an interruption labels only the missing shards, then joins them into ``path`` and removes
+    the folder."""
     path = Path(path)
     if path.exists():
         return path
     freeze(teacher).to(device)
-    payload: dict = {"features": {}}
-    for i in tqdm(range(batches), desc="teacher cache"):
-        inputs, sharp = dataset[i]
-        with torch.no_grad():
-            out, feats = teacher(inputs.to(device), return_features=True)
-        rows = {"inputs": inputs, "sharp": sharp, "teacher": out.clamp(0, 1)}
-        if i == 0:  # preallocate once: memory stays at one copy of the cache, not two
-            for name, t in rows.items():
-                payload[name] = torch.empty((batches, *t.shape), dtype=torch.float16)
-            for t in taps:
-                payload["features"][t] = torch.empty((batches, *feats[t].shape),
-                                                     dtype=torch.float16)  # fmt: skip
-        for name, t in rows.items():
-            payload[name][i] = t.cpu().half()
-        for t in taps:
-            payload["features"][t][i] = feats[t].cpu().half()
+    partial = path.with_name(path.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    spans = [(a, min(a + shard_batches, batches)) for a in range(0, batches, shard_batches)]
+    shards = [partial / f"batches_{a:06d}-{b:06d}.pt" for a, b in spans]
+    with tqdm(total=batches, desc="teacher cache") as bar:
+        for (a, b), shard in zip(spans, shards, strict=True):
+            if shard.exists():  # labelled before an interruption
+                bar.update(b - a)
+                continue
+            atomic_torch_save(shard, _label_batches(teacher, dataset, range(a, b), taps, device,
+                                                    bar))  # fmt: skip
+    payload: dict = {}
+    for (a, b), shard in zip(spans, shards, strict=True):
+        part = torch.load(shard, weights_only=True, mmap=True)
+        if not payload:  # preallocate once: memory holds one copy of the cache, not two
+            payload = {k: torch.empty((batches, *v.shape[1:]), dtype=v.dtype)
+                       for k, v in part.items() if k != "features"}  # fmt: skip
+            payload["features"] = {t: torch.empty((batches, *v.shape[1:]), dtype=v.dtype)
+                                   for t, v in part["features"].items()}  # fmt: skip
+        for k, v in part.items():
+            if k != "features":
+                payload[k][a:b] = v
+        for t, v in part["features"].items():
+            payload["features"][t][a:b] = v
+        del part
     atomic_torch_save(path, payload)
+    shutil.rmtree(partial)
     return path
 
 
