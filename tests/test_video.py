@@ -357,3 +357,13 @@ def test_staged_blend_in_the_video_pipeline_matches_the_blend_called_frame_by_fr
     # A second clip through the same blend starts afresh: no frame of the first leaks in.
     again = sharpen_video(clip, tmp_path / "d.mp4", blend, progress=False)
     assert again.output.read_bytes() == staged.output.read_bytes()
+
+
+@pytest.mark.parametrize("factor", [1, 4, 10])
+def test_grey_small_is_the_block_mean_over_channels(factor):
+    from pixel_utils.evaluation.temporal import _grey_small
+
+    frame = np.random.default_rng(2).integers(0, 256, (43, 61, 3)).astype(np.uint8)
+    h, w = 43 // factor * factor, 61 // factor * factor
+    blocks = frame[:h, :w].astype(np.float64).reshape(h // factor, factor, w // factor, factor, 3)
+    np.testing.assert_allclose(_grey_small(frame, factor), blocks.mean(axis=(1, 3, 4)), rtol=1e-6)
