@@ -34,12 +34,12 @@ report: setup
 weights: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
 
-# The shipped student (about 40 min on a 2-vCPU AVX2 CPU; resumable): the default student and
-# recipe distilled from the shipped teacher for 12,000 steps on 1,200 teacher-labelled batches.
+# The shipped student (about 75 min on a 2-vCPU AVX2 CPU; resumable): the default student and
+# recipe distilled from the shipped teacher for 24,000 steps on 2,400 teacher-labelled batches.
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
 
-# Does distillation pay at that scale? The shipped student's scratch twin (about 20 min more),
+# Does distillation pay at that scale? The shipped student's scratch twin (about 40 min more),
 # recorded in the weights manifest next to it.
 student-twin: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --scratch-twin

@@ -67,8 +67,8 @@ class Profile:
     pretrain_val_every: int = 250
     # --- the shipped student (`make student`): the profile's student and recipe, distilled far
     # longer than the report can, on a larger teacher cache (about 20 min on a 2-core CPU) ---
-    pretrain_student_steps: int = 12_000
-    pretrain_student_cache_batches: int = 1200  # 3.2 GB of fp16 patches, memory-mapped
+    pretrain_student_steps: int = 24_000
+    pretrain_student_cache_batches: int = 2400  # 6.4 GB of fp16 patches, memory-mapped
     # --- distillation (notebook 03) ---
     # "shipped": distil from the pretrained teacher in pixel_utils/weights (made by
     # `make weights`); "budget": from the teacher notebook 02 trains within the report.

@@ -130,7 +130,10 @@ class _Calibration:
         return None if batch is None else {"image": np.ascontiguousarray(batch, np.float32)}
 
 
-def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calibration) -> Path:
+def quantize_int8(
+    fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calibration,
+    percentile: float = 99.99,
+) -> Path:  # fmt: skip
     """Static int8 quantisation (QDQ: int8 per-channel weights, uint8 activations) of an
     exported model, with activation ranges calibrated on ``calibration``: NCHW float32 batches
     of real degraded training patches (random inputs give wrong ranges).
@@ -191,7 +194,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
         nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.Percentile,
-        extra_options={"CalibPercentile": 99.99},
+        extra_options={"CalibPercentile": percentile},
     )  # fmt: skip
     prepared.unlink(missing_ok=True)
     _float_image_into(int8_path, exclude)

@@ -171,7 +171,8 @@ def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = N
         "benchmark_int8": scores_int8,
         "served": SERVED_STUDENT if faster else path.name,
         "served_ms": {"int8_onnxruntime": int8_ms, "pytorch_fp32": torch_ms},
-        "int8_calibration": "16 batches of degraded training patches (stages.served_student)",
+        "int8_calibration": f"{stages.INT8_CALIBRATION_BATCHES} batches of degraded training "
+        "patches (stages.served_student)",
         "provenance": provenance(),
         "bytes": path.stat().st_size,
     }

@@ -193,6 +193,12 @@ def train_student(
     )
 
 
+#: Batches of degraded training patches that set the int8 activation ranges. 64 rather than 16:
+#: on the 24,000-step student the int8 loss on the validation photos fell from 0.040 to 0.029 dB
+#: (16 → 64 batches, 99.99th percentile; 99.999 lost 0.053–0.057 dB), chosen on those photos.
+INT8_CALIBRATION_BATCHES = 64
+
+
 def served_student(profile: Profile, student: TrainResult, load_only: bool = False) -> Path:
     """The student as it is served: exported to ONNX and statically quantised to int8, with
     activation ranges calibrated on degraded training patches (never on test photos).
@@ -207,15 +213,17 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
 
     out = student.checkpoint.with_name(f"{student.checkpoint.stem}_int8.onnx")
     sidecar = out.with_suffix(".json")
-    source = sha256_file(student.checkpoint)
-    if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == {"source": source}:
+    made_from = {"source": sha256_file(student.checkpoint),
+                 "calibration_batches": INT8_CALIBRATION_BATCHES}  # fmt: skip
+    if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == made_from:
         return out
     if load_only:
         raise ArtefactMissing(f"{out}: missing or made from another student; {RUN_NOTEBOOK['03']}")
     fp32, _ = export_onnx(student.model, out.with_name(f"{student.checkpoint.stem}.onnx"))
-    calibration = training_stream(profile, DegradationMix(), 16, seed_offset=2)(0)
+    calibration = training_stream(profile, DegradationMix(), INT8_CALIBRATION_BATCHES,
+                                  seed_offset=2)(0)  # fmt: skip
     quantize_int8(fp32, out, [calibration[i][0].numpy() for i in range(len(calibration))])
-    atomic_write_json(sidecar, {"source": source})
+    atomic_write_json(sidecar, made_from)
     return out
 
 
