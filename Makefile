@@ -39,7 +39,7 @@ weights: setup
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
 
-# Does distillation pay at that scale? The shipped student's scratch twin (about 40 min more),
+# Does distillation pay at that scale? The shipped student's scratch twin (about 30 min more),
 # recorded in the weights manifest next to it.
 student-twin: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --scratch-twin
