@@ -66,9 +66,14 @@ class Profile:
     pretrain_batch_size: int = 8
     pretrain_val_every: int = 250
     # --- the shipped student (`make student`): the profile's student and recipe, distilled far
-    # longer than the report can, on a larger teacher cache (about 20 min on a 2-core CPU) ---
+    # longer than the report can, on a larger teacher cache (about 75 min on a 2-core CPU:
+    # 41 labelling, 34 training), then fine-tuned through its int8 rounding ---
     pretrain_student_steps: int = 24_000
     pretrain_student_cache_batches: int = 2400  # 6.4 GB of fp16 patches, memory-mapped
+    # Quantisation-aware fine-tuning of the shipped student (training/quantisation.py): a
+    # short run at a tenth of the student's learning rate, from its finished weights.
+    qat_steps: int = 3000
+    qat_lr: float = 3e-4
     # --- distillation (notebook 03) ---
     # "shipped": distil from the pretrained teacher in pixel_utils/weights (made by
     # `make weights`); "budget": from the teacher notebook 02 trains within the report.
@@ -165,6 +170,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_val_every=3,
         pretrain_student_steps=30,
         pretrain_student_cache_batches=6,
+        qat_steps=8,
         student_steps=20,
         distill_patch_size=32,
         kd_seeds=2,

@@ -22,6 +22,7 @@ import torch
 from pixel_utils.models.networks import build_model
 from pixel_utils.paths import checkpoints_dir
 from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
+from pixel_utils.training.quantisation import plain_state_dict
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SERVED_STUDENT = "student_int8.onnx"
@@ -96,7 +97,7 @@ def slim_checkpoint(path: Path, half: bool = False) -> dict:
     """Only what inference needs: model name, kwargs, the (EMA) weights, the config. With
     ``half`` the weights are stored in fp16 (half the bytes; they load into an fp32 model)."""
     ckpt = load_checkpoint(path)
-    weights = ckpt["ema"] if ckpt.get("ema") else ckpt["model"]
+    weights = plain_state_dict(ckpt["ema"] if ckpt.get("ema") else ckpt["model"])
     build_model(ckpt["model_name"], **ckpt["model_kwargs"]).load_state_dict(weights)  # check
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}

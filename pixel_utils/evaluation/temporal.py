@@ -69,10 +69,8 @@ def shift_frame(frame: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.nda
     dy, dx = int(dy), int(dx)
     valid = np.zeros((h, w), bool)
     valid[max(dy, 0) : max(h + min(dy, 0), 0), max(dx, 0) : max(w + min(dx, 0), 0)] = True
-    if abs(dy) >= h or abs(dx) >= w:  # nothing of the frame stays in view: all edge
-        rows = np.clip(np.arange(h) - dy, 0, h - 1)
-        cols = np.clip(np.arange(w) - dx, 0, w - 1)
-        return frame[rows][:, cols], valid
+    # A shift past the frame moves the same edge row (column) in everywhere as one of size - 1.
+    dy, dx = int(np.clip(dy, 1 - h, h - 1)), int(np.clip(dx, 1 - w, w - 1))
     # The part that stays in view, then edge-replicated borders: slicing and np.pad copy
     # whole rows, several times faster at 720p than gathering every pixel by index.
     kept = frame[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]

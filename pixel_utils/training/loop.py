@@ -35,6 +35,7 @@ from pixel_utils.models.networks import build_model, set_test_time_window
 from pixel_utils.progress import tqdm
 from pixel_utils.seeding import set_seed
 from pixel_utils.training.losses import RECONSTRUCTION_LOSSES
+from pixel_utils.training.quantisation import plain_state_dict
 
 CHECKPOINT_FORMAT = 1
 
@@ -134,7 +135,7 @@ def model_from_checkpoint(
     patch = (ckpt.get("data") or {}).get("patch_size")
     if tlc and patch:
         set_test_time_window(model, int(patch))
-    state = ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"]
+    state = plain_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"])
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -214,6 +215,7 @@ def train(
     desc: str = "train",
     load_only: str | None = None,
     init_state: dict | None = None,
+    prepare_model: Callable[[nn.Module], None] | None = None,
 ) -> TrainResult:
     """Train ``model_name(**model_kwargs)`` for ``config.steps`` steps.
 
@@ -228,6 +230,8 @@ def train(
     optimised and checkpointed with the model. ``init_state`` starts a fresh model from these
     weights (through the model's ``load_single_frame`` where it has one); say where they come
     from in ``data_key``, so a checkpoint from other starting weights is not reused.
+    ``prepare_model(model)`` changes the model in place before training (quantisation-aware
+    rounding, :mod:`~pixel_utils.training.quantisation`); say so in ``data_key`` too.
     """
     rank, world = _distributed()
     device = pick_device(device)
@@ -245,6 +249,8 @@ def train(
     model = build_model(model_name, **model_kwargs)
     if init_state is not None:
         getattr(model, "load_single_frame", model.load_state_dict)(init_state)
+    if prepare_model is not None:
+        prepare_model(model)
     model = model.to(device)
     ema = None
     if config.ema_decay:
@@ -304,7 +310,7 @@ def train(
             "step": step,
             "complete": complete,
             "model": model.state_dict(),
-            "ema": _ema_weights(ema) if ema is not None else None,
+            "ema": plain_state_dict(_ema_weights(ema)) if ema is not None else None,
             "ema_state": ema.state_dict() if ema is not None else None,
             "extra": extra.state_dict() if extra is not None else None,
             "optimizer": optimizer.state_dict(),

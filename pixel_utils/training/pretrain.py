@@ -117,10 +117,34 @@ def pretrain_student(
     return result, P
 
 
-def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = None) -> dict:
+def quantisation_aware_student(
+    distilled: TrainResult, profile: Profile, steps: int | None = None,
+    device: str | None = None, retrain: bool = False,
+) -> TrainResult:  # fmt: skip
+    """Fine-tune (or resume, or reuse) the finished shipped student through its int8 rounding
+    (``--qat-steps``); ``profile`` is the one :func:`pretrain_student` returned."""
+    from pixel_utils.training import stages
+
+    if distilled.history.get("stopped_early"):
+        raise RuntimeError(f"{distilled.checkpoint}: run not complete; resume it first")
+    P = dataclasses.replace(profile, qat_steps=steps or profile.qat_steps)
+    setup = stages.prepare_distillation(P, stages.shipped_teacher())
+    return stages.train_student(
+        P, setup, distill=True, retrain=retrain, device=device, quantisation_aware_from=distilled
+    )
+
+
+def ship_student(
+    result: TrainResult, profile: Profile, out_dir: Path | None = None,
+    distilled: TrainResult | None = None,
+) -> dict:  # fmt: skip
     """Write the finished student (PyTorch and int8 ONNX) into the package with its manifest
     entry: how it was made, benchmark scores of both forms, and which one is served (int8 where
-    it measured faster than PyTorch at every resolution, median of at least 5 runs)."""
+    it measured faster than PyTorch at every resolution, median of at least 5 runs).
+
+    ``distilled`` is the run ``result`` was fine-tuned from when ``result`` is its
+    quantisation-aware fine-tuning: the entry then also scores those weights in fp32 and
+    int8, so the fine-tuning's effect stays on record."""
     import shutil
 
     from pixel_utils.app.onnx_export import OnnxModel, onnx_latency
@@ -130,7 +154,7 @@ def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = N
         slim_checkpoint,
         update_manifest,
     )
-    from pixel_utils.artefacts import atomic_torch_save, atomic_write
+    from pixel_utils.artefacts import atomic_torch_save, atomic_write, sha256_file
     from pixel_utils.evaluation.cost import measure_latency
     from pixel_utils.provenance import provenance
     from pixel_utils.training import stages
@@ -153,20 +177,24 @@ def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = N
     int8_ms = {r: 1e3 * onnx_latency(int8, *hw, min_run_time=profile.timing_seconds)
                for r, hw in res.items()}  # fmt: skip
     faster = all(int8_ms[r] < torch_ms[r] for r in res)
+    qat_cli, run = "", ckpt
+    if distilled is not None:
+        qat_cli = f" --qat-steps {ckpt['step']}"
+        run = load_checkpoint(distilled.checkpoint)
     entry = {
         "file": path.name,
         "profile": profile.name,
         "seed": profile.seed,
         "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
-        f"--steps {ckpt['step']} --cache-batches {profile.cache_batches} --ship",
+        f"--steps {run['step']} --cache-batches {profile.cache_batches}{qat_cli} --ship",
         "distilled_from": "teacher.pt",
         "model_name": ckpt["model_name"],
         "model_kwargs": ckpt["model_kwargs"],
-        "steps": ckpt["step"],
-        "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
-        "train_config": ckpt["config"],
-        "data": ckpt["data"],
-        "validation_history": ckpt["history"]["val"],
+        "steps": run["step"],
+        "wall_time_s": round(float(run["elapsed_s"]), 1),
+        "train_config": run["config"],
+        "data": run["data"],
+        "validation_history": run["history"]["val"],
         "benchmark": scores,
         "benchmark_int8": scores_int8,
         "served": SERVED_STUDENT if faster else path.name,
@@ -176,6 +204,33 @@ def ship_student(result: TrainResult, profile: Profile, out_dir: Path | None = N
         "provenance": provenance(),
         "bytes": path.stat().st_size,
     }
+    if distilled is not None:
+        entry["quantisation_aware"] = {
+            "what": "the shipped weights: the distilled student above, then fine-tuned through "
+            "the served int8 rounding (training/quantisation.py) on the same loss and "
+            "teacher-labelled batches",
+            "steps": ckpt["step"],
+            "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
+            "train_config": ckpt["config"],
+            "validation_history": ckpt["history"]["val"],
+            "before_fine_tuning": {
+                "benchmark": benchmark_scores(distilled.model, profile),
+                "benchmark_int8": benchmark_scores(
+                    OnnxModel(stages.served_student(profile, distilled)), profile
+                ),
+            },
+            "distilled_checkpoint_sha256": sha256_file(distilled.checkpoint),
+        }
+    manifest = out_dir / "manifest.json"
+    previous = (
+        json.loads(manifest.read_text())["models"].get("student", {}) if manifest.exists() else {}
+    )
+    twin = previous.get("scratch_twin")
+    if twin and twin.get("distilled_checkpoint_sha256", "") in (
+        sha256_file(result.checkpoint),
+        entry.get("quantisation_aware", {}).get("distilled_checkpoint_sha256"),
+    ):
+        entry["scratch_twin"] = twin  # measured on these weights, or on their fp32 source
     update_manifest("student", entry, out_dir)
     return entry
 
@@ -188,8 +243,9 @@ def compare_with_scratch_twin(
     the same network, teacher-labelled batches, steps and seed, learning from the ground truth
     only. Record distilled − scratch per benchmark case, paired over the photos (one seed: a
     twin costs as long as the student), in the shipped student's manifest entry, which must
-    hold the same weights as ``distilled``."""
+    hold the same weights as ``distilled`` or their quantisation-aware fine-tuning."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
+    from pixel_utils.artefacts import sha256_file
     from pixel_utils.data.benchmark import build_benchmark
     from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison
     from pixel_utils.paths import benchmark_dir
@@ -202,8 +258,11 @@ def compare_with_scratch_twin(
     entry = manifest["models"].get("student")
     shipped = model_from_checkpoint(out_dir / entry["file"]) if entry else None
     ours = distilled.model.state_dict()
-    if shipped is None or any(not torch.equal(v.float(), ours[k].float().cpu())
-                              for k, v in shipped.state_dict().items()):  # fmt: skip
+    digest = sha256_file(distilled.checkpoint)
+    fine_tuned_from = (entry or {}).get("quantisation_aware", {}).get("distilled_checkpoint_sha256")
+    if shipped is None or (fine_tuned_from != digest and any(
+        not torch.equal(v.float(), ours[k].float().cpu()) for k, v in shipped.state_dict().items()
+    )):  # fmt: skip
         raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
                            "ship it first (--student --ship)")  # fmt: skip
     setup = stages.prepare_distillation(profile, stages.shipped_teacher())
@@ -225,6 +284,7 @@ def compare_with_scratch_twin(
         "seed": profile.seed,
         "wall_time_s": round(scratch.seconds, 1),
         "stopped_early": bool(scratch.history.get("stopped_early")),
+        "distilled_checkpoint_sha256": digest,
         "distilled_minus_scratch": per_case,
         "provenance": provenance(),
     }
@@ -352,6 +412,11 @@ def main(argv=None) -> int:
         help="--student: teacher-labelled batches (default: the profile's)",
     )  # fmt: skip
     parser.add_argument(
+        "--qat-steps", type=int, default=None,
+        help="--student: then fine-tune it through its int8 rounding for this many steps "
+        "(0: not at all; default: the profile's qat_steps) and ship that",
+    )  # fmt: skip
+    parser.add_argument(
         "--scratch-twin", action="store_true",
         help="--student: also train the shipped student's scratch twin and record "
         "distilled − scratch in its manifest entry (as long again as the student)",
@@ -371,8 +436,17 @@ def main(argv=None) -> int:
         last = result.history["val"][-1] if result.history["val"] else None
         print(f"distilled student: {result.step} steps, {result.seconds / 60:.1f} min"
               + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
+        shipped, distilled = result, None
+        qat_steps = P.qat_steps if args.qat_steps is None else args.qat_steps
+        if qat_steps > 0:
+            shipped = quantisation_aware_student(result, P, qat_steps, args.device, args.retrain)
+            distilled = result
+            last = shipped.history["val"][-1] if shipped.history["val"] else None
+            print(f"quantisation-aware fine-tuning: {shipped.step} steps, "
+                  f"{shipped.seconds / 60:.1f} min"
+                  + (f", validation {last[1]:.2f} dB (int8 rounding)" if last else ""))  # fmt: skip
         if args.ship:
-            entry = ship_student(result, P, args.out)
+            entry = ship_student(shipped, P, args.out, distilled)
             print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
         if args.scratch_twin:
             twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain)
