@@ -132,7 +132,7 @@ class _Calibration:
 
 def quantize_int8(
     fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calibration,
-    percentile: float = 99.99, keep_float: tuple[str, ...] = (), symmetric: bool = False,
+    percentile: float = 99.99, symmetric: bool = False,
 ) -> Path:  # fmt: skip
     """Static int8 quantisation (QDQ: int8 per-channel weights, uint8 activations) of an
     exported model, with activation ranges calibrated on ``calibration``: NCHW float32 batches
@@ -193,7 +193,6 @@ def quantize_int8(
                 if path and path[-1].input[0] == image and all(n.op_type != "Conv" for n in path):
                     exclude += [n.name for n in path]
             break
-    exclude += list(keep_float)
     quantize_static(
         str(prepared), str(int8_path), _Calibration(calibration),
         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,

@@ -122,13 +122,14 @@ def quantisation_aware_student(
     device: str | None = None, retrain: bool = False,
 ) -> TrainResult:  # fmt: skip
     """Fine-tune (or resume, or reuse) the finished shipped student through its int8 rounding
-    (``--qat-steps``); ``profile`` is the one :func:`pretrain_student` returned."""
+    (``--qat-steps``), on its teacher-labelled batches; ``profile`` is the one
+    :func:`pretrain_student` returned."""
     from pixel_utils.training import stages
 
     if distilled.history.get("stopped_early"):
         raise RuntimeError(f"{distilled.checkpoint}: run not complete; resume it first")
     P = dataclasses.replace(profile, qat_steps=steps or profile.qat_steps)
-    setup = stages.prepare_distillation(P, stages.shipped_teacher())
+    setup = stages.prepare_distillation(P, stages.shipped_teacher(), load_only=True)
     return stages.train_student(
         P, setup, distill=True, retrain=retrain, device=device, quantisation_aware_from=distilled
     )
