@@ -34,9 +34,9 @@ report: setup
 weights: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
 
-# The shipped student (45 min on an idle 2-vCPU AVX2 CPU, 80 on a shared one; resumable): the default student and
-# recipe distilled from the shipped teacher for 24,000 steps on 2,400 teacher-labelled batches,
-# then 3,000 quantisation-aware steps through its int8 rounding.
+# The shipped student (45 min on an idle 2-vCPU AVX2 CPU, 80 on a shared one; resumable): the
+# default student and recipe distilled from the shipped teacher for 24,000 steps on 2,400
+# teacher-labelled batches, then 3,000 quantisation-aware steps through its int8 rounding.
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
 
