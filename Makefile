@@ -40,10 +40,12 @@ weights: setup
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
 
-# Does distillation pay at that scale? The shipped student's scratch twin (about 30 min more),
-# recorded in the weights manifest next to it.
+# Does distillation pay at that scale? The shipped student's scratch twin, and for KD_SEEDS - 1
+# further seeds a distilled student and its twin (about 30 min per run on an idle 2-core CPU:
+# 2.5 hours for 3 seeds; resumable), recorded in the weights manifest next to it.
+KD_SEEDS ?= 3
 student-twin: setup
-	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --scratch-twin
+	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --scratch-twin --kd-seeds $(KD_SEEDS)
 
 # The student design space (about an hour on a 2-core CPU): figures/student_sweep.json,
 # student_pareto.png and kd_pays.png, with the commit they ran on.

@@ -97,14 +97,32 @@ def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypa
     out = tmp_path / "weights"
     with pytest.raises(SystemExit):  # the twin needs the student
         pretrain.main(["--profile", "smoke", "--scratch-twin"])
-    args = ["--profile", "smoke", "--student", "--ship", "--scratch-twin", "--out", str(out)]
+    with pytest.raises(SystemExit):  # more seeds need the twin
+        pretrain.main(["--profile", "smoke", "--student", "--kd-seeds", "2"])
+    args = ["--profile", "smoke", "--student", "--ship", "--scratch-twin", "--kd-seeds", "2",
+            "--out", str(out)]  # fmt: skip
     assert pretrain.main(args) == 0
     entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
     twin = entry["scratch_twin"]
     assert twin["steps"] == entry["steps"] and twin["seed"] == entry["seed"]
+    assert twin["seeds"] == [entry["seed"], entry["seed"] + 1]
+    assert twin["made_by"].endswith("--scratch-twin --kd-seeds 2")
     assert set(twin["distilled_minus_scratch"]) == set(entry["benchmark"])
     for kd in twin["distilled_minus_scratch"].values():
-        assert kd["images"] >= 2 and kd["ci95_over_images"] >= 0
+        assert kd["images"] >= 2 and kd["ci95_over_images"] >= 0 and kd["seeds"] == 2
+        per_seed = kd["per_seed_db"]
+        assert sorted(per_seed) == ["0", "1"]  # JSON keys
+        # The mean over images and seeds is the mean of the per-seed means (same photos).
+        assert kd["mean_db"] == pytest.approx(sum(per_seed.values()) / 2)
+        assert kd["ci95_over_seeds"] >= 0
+    # The second seed's students are their own runs, next to the first seed's.
+    ckpts = {p.name for p in tmp_path.rglob("student_*_s1.pt")}
+    assert {"student_distilled_s1.pt", "student_scratch_s1.pt"} <= ckpts
+    from pixel_utils.data.benchmark import HEADLINE_CASE
+    from pixel_utils.report.readme import twin_summary, twin_words
+
+    words = twin_words(twin_summary(twin, HEADLINE_CASE))
+    assert "mean of 2 seeds" in words and "over the seeds" in words
     assert all(abs(kd["mean_db"]) < 5 for kd in twin["distilled_minus_scratch"].values())
     # Re-shipping other weights drops a twin that no longer matches.
     assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--retrain",

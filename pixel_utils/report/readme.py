@@ -146,7 +146,19 @@ def twin_summary(twin: dict | None, case: str) -> dict | None:
         return None
     kd = twin["distilled_minus_scratch"][case]
     return {"steps": twin["steps"], "mean_db": kd["mean_db"], "ci95": kd["ci95_over_images"],
-            "images": kd["images"], "stopped_early": twin["stopped_early"]}  # fmt: skip
+            "images": kd["images"], "seeds": kd.get("seeds", 1),
+            "ci95_over_seeds": kd.get("ci95_over_seeds"),
+            "stopped_early": twin["stopped_early"]}  # fmt: skip
+
+
+def twin_words(twin: dict) -> str:
+    """How the scratch-twin comparison was paired and how wide its interval is, in words."""
+    if twin["seeds"] > 1:
+        return (
+            f"mean of {twin['seeds']} seeds; 95% CI ± {twin['ci95']:.2f} dB over "
+            f"{twin['images']} photos, ± {twin['ci95_over_seeds']:.2f} dB over the seeds"
+        )
+    return f"95% CI ± {twin['ci95']:.2f} dB over {twin['images']} photos, one seed"
 
 
 def shipped_rows(shipped: dict | None, res: list[str]) -> list[str]:
@@ -245,8 +257,7 @@ def results_markdown(r: dict) -> str:
             notes[-1] += (
                 f" Against its scratch twin (`make student-twin`: the same network, batches, "
                 f"{twin['steps']:,} steps and seed, ground truth only), distillation gains "
-                f"{twin['mean_db']:+.2f} ± {twin['ci95']:.2f} dB on `{shipped['case']}` (95% CI "
-                f"over {twin['images']} photos, one seed)."
+                f"{twin['mean_db']:+.2f} dB on `{shipped['case']}` ({twin_words(twin)})."
             )
     notes += video_markdown(r.get("video"))
     return "\n".join(lines + notes)

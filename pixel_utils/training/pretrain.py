@@ -238,13 +238,16 @@ def ship_student(
 
 def compare_with_scratch_twin(
     distilled: TrainResult, profile: Profile, out_dir: Path | None = None,
-    device: str | None = None, retrain: bool = False,
+    device: str | None = None, retrain: bool = False, seeds: int = 1,
 ) -> dict:  # fmt: skip
     """Does distillation pay at the shipped student's scale? Train (or reuse) its scratch twin:
     the same network, teacher-labelled batches, steps and seed, learning from the ground truth
-    only. Record distilled − scratch per benchmark case, paired over the photos (one seed: a
-    twin costs as long as the student), in the shipped student's manifest entry, which must
-    hold the same weights as ``distilled`` or their quantisation-aware fine-tuning."""
+    only. With ``seeds`` > 1 also a distilled student and its scratch twin for each further
+    seed (the profile's seed + 1, + 2, ...; each pair shares its initial weights and batch
+    order), since one seed's gap is as large as the seed-to-seed spread. Record distilled −
+    scratch per benchmark case, paired over the photos and the seeds, in the shipped student's
+    manifest entry, which must hold the same weights as ``distilled`` or their
+    quantisation-aware fine-tuning."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
     from pixel_utils.artefacts import sha256_file
     from pixel_utils.data.benchmark import build_benchmark
@@ -254,6 +257,8 @@ def compare_with_scratch_twin(
     from pixel_utils.training import stages
     from pixel_utils.training.loop import model_from_checkpoint
 
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, not {seeds}")
     out_dir = Path(out_dir or WEIGHTS_DIR)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     entry = manifest["models"].get("student")
@@ -267,24 +272,43 @@ def compare_with_scratch_twin(
         raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
                            "ship it first (--student --ship)")  # fmt: skip
     setup = stages.prepare_distillation(profile, stages.shipped_teacher())
-    scratch = stages.train_student(profile, setup, distill=False, retrain=retrain, device=device)
+    runs = []  # (seed, distilled run, scratch run), the shipped student's seed first
+    for seed in range(profile.seed, profile.seed + seeds):
+        student = distilled if seed == profile.seed else stages.train_student(
+            profile, setup, distill=True, retrain=retrain, device=device, seed=seed
+        )  # fmt: skip
+        scratch = stages.train_student(
+            profile, setup, distill=False, retrain=retrain, device=device, seed=seed
+        )
+        runs.append((seed, student, scratch))
     bench = benchmark_dir(profile.name)
     build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
-    scores = evaluate_models(
-        {"blurred": None, "distilled": distilled.model, "scratch": scratch.model}, bench
-    )
+    models = {"blurred": None}
+    for seed, student, scratch in runs:
+        models |= {f"distilled_s{seed}": student.model, f"scratch_s{seed}": scratch.model}
+    scores = evaluate_models(models, bench)
+    pairs = [(f"distilled_s{seed}", f"scratch_s{seed}") for seed, _, _ in runs]
     per_case = {}
     for case in scores["case"].unique():
-        kd = kd_comparison(scores, [("distilled", "scratch")], case)
-        per_case[case] = {k: kd[k] for k in ("mean_db", "ci95_over_images", "ci_excludes_zero",
-                                             "images")}  # fmt: skip
+        kd = kd_comparison(scores, pairs, case)
+        per_case[case] = {k: kd[k] for k in ("mean_db", "ci95_over_images", "ci95_over_seeds",
+                                             "ci_excludes_zero", "images", "seeds")}  # fmt: skip
+        per_case[case]["per_seed_db"] = {int(a.removeprefix("distilled_s")): v
+                                         for a, v in kd["per_seed_db"].items()}  # fmt: skip
+    more = f" --kd-seeds {seeds}" if seeds > 1 else ""
     entry["scratch_twin"] = {
         "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
-        f"--steps {scratch.step} --cache-batches {profile.cache_batches} --scratch-twin",
-        "steps": scratch.step,
+        f"--steps {distilled.step} --cache-batches {profile.cache_batches} --scratch-twin{more}",
+        "steps": runs[0][2].step,
         "seed": profile.seed,
-        "wall_time_s": round(scratch.seconds, 1),
-        "stopped_early": bool(scratch.history.get("stopped_early")),
+        "seeds": [seed for seed, _, _ in runs],
+        # The twins and the further distilled students: what this command trained.
+        "wall_time_s": round(
+            sum(s.seconds for _, _, s in runs) + sum(d.seconds for _, d, _ in runs[1:]), 1
+        ),
+        "stopped_early": any(
+            bool(r.history.get("stopped_early")) for _, d, s in runs for r in (d, s)
+        ),
         "distilled_checkpoint_sha256": digest,
         "distilled_minus_scratch": per_case,
         "provenance": provenance(),
@@ -422,9 +446,18 @@ def main(argv=None) -> int:
         help="--student: also train the shipped student's scratch twin and record "
         "distilled − scratch in its manifest entry (as long again as the student)",
     )  # fmt: skip
+    parser.add_argument(
+        "--kd-seeds", type=int, default=1, metavar="N",
+        help="--scratch-twin: over N seeds, a distilled student and its scratch twin for each "
+        "seed after the shipped one's (default 1: the twin only)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.scratch_twin and not args.student:
         parser.error("--scratch-twin goes with --student")
+    if args.kd_seeds != 1 and not args.scratch_twin:
+        parser.error("--kd-seeds goes with --scratch-twin")
+    if args.kd_seeds < 1:
+        parser.error(f"--kd-seeds {args.kd_seeds}: at least 1")
     profile = resolve_profile(args.profile)
     for folder in args.photos:
         if not Path(folder).is_dir():
@@ -450,11 +483,14 @@ def main(argv=None) -> int:
             entry = ship_student(shipped, P, args.out, distilled)
             print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
         if args.scratch_twin:
-            twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain)
+            twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain,
+                                             args.kd_seeds)  # fmt: skip
             for case, kd in twin["distilled_minus_scratch"].items():
                 half, n = kd["ci95_over_images"], kd["images"]
+                over_seeds = (f", ± {kd['ci95_over_seeds']:.3f} over {kd['seeds']} seeds"
+                              if kd["seeds"] > 1 else ", one seed")  # fmt: skip
                 print(f"distilled − scratch, {case}: {kd['mean_db']:+.3f} ± {half:.3f} dB "
-                      f"({n} photos, one seed)")  # fmt: skip
+                      f"(95% CI over {n} photos{over_seeds})")  # fmt: skip
         return 0
     result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain)
     last = result.history["val"][-1] if result.history["val"] else None
