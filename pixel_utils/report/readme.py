@@ -153,7 +153,7 @@ def twin_summary(twin: dict | None, case: str) -> dict | None:
 
 def twin_words(twin: dict) -> str:
     """How the scratch-twin comparison was paired and how wide its interval is, in words."""
-    if twin["seeds"] > 1:
+    if twin.get("seeds", 1) > 1:  # results written before several seeds were recorded
         return (
             f"mean of {twin['seeds']} seeds; 95% CI ± {twin['ci95']:.2f} dB over "
             f"{twin['images']} photos, ± {twin['ci95_over_seeds']:.2f} dB over the seeds"
