@@ -142,3 +142,38 @@ def test_scratch_twin_refuses_a_student_that_was_not_shipped(tmp_path, monkeypat
     other, P = pretrain_student(resolve_profile("smoke", seed=1))
     with pytest.raises(RuntimeError, match="not .*student"):
         compare_with_scratch_twin(other, P, out)
+
+
+def test_scratch_twin_accepts_a_rebuilt_checkpoint_of_the_shipped_weights(tmp_path, monkeypatch):
+    """A fresh-checkout rebuild holds the same weights in different bytes (its timings), so
+    the twin is checked against the weights, also through their fine-tuning."""
+    import torch
+
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import pretrain, stages
+    from pixel_utils.training.pretrain import (
+        compare_with_scratch_twin,
+        pretrain_student,
+        quantisation_aware_student,
+    )
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out = tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    distilled, P = pretrain_student(resolve_profile("smoke"))
+    fine_tuned = quantisation_aware_student(distilled, P)
+    ckpt = torch.load(distilled.checkpoint, weights_only=True)
+    ckpt["elapsed_s"] += 1.0  # the same weights, other bytes
+    torch.save(ckpt, distilled.checkpoint)
+
+    class Passed(Exception):
+        pass
+
+    def passed(*args, **kwargs):
+        raise Passed
+
+    monkeypatch.setattr(stages, "prepare_distillation", passed)
+    with pytest.raises(RuntimeError, match="not .*student"):  # the fp32 weights alone differ
+        compare_with_scratch_twin(distilled, P, out)
+    with pytest.raises(Passed):
+        compare_with_scratch_twin(distilled, P, out, fine_tuned=fine_tuned)

@@ -236,9 +236,18 @@ def ship_student(
     return entry
 
 
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    ours = b.state_dict()
+    return all(
+        k in ours and torch.equal(v.float().cpu(), ours[k].float().cpu())
+        for k, v in a.state_dict().items()
+    )
+
+
 def compare_with_scratch_twin(
     distilled: TrainResult, profile: Profile, out_dir: Path | None = None,
     device: str | None = None, retrain: bool = False, seeds: int = 1,
+    fine_tuned: TrainResult | None = None,
 ) -> dict:  # fmt: skip
     """Does distillation pay at the shipped student's scale? Train (or reuse) its scratch twin:
     the same network, teacher-labelled batches, steps and seed, learning from the ground truth
@@ -247,7 +256,9 @@ def compare_with_scratch_twin(
     order), since one seed's gap is as large as the seed-to-seed spread. Record distilled −
     scratch per benchmark case, paired over the photos and the seeds, in the shipped student's
     manifest entry, which must hold the same weights as ``distilled`` or their
-    quantisation-aware fine-tuning."""
+    quantisation-aware fine-tuning (``fine_tuned``: the shipped weights are checked against it,
+    since a rebuilt checkpoint holds the same weights but not the same bytes, e.g. its
+    timings)."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
     from pixel_utils.artefacts import sha256_file
     from pixel_utils.data.benchmark import build_benchmark
@@ -263,11 +274,11 @@ def compare_with_scratch_twin(
     manifest = json.loads((out_dir / "manifest.json").read_text())
     entry = manifest["models"].get("student")
     shipped = model_from_checkpoint(out_dir / entry["file"]) if entry else None
-    ours = distilled.model.state_dict()
     digest = sha256_file(distilled.checkpoint)
     fine_tuned_from = (entry or {}).get("quantisation_aware", {}).get("distilled_checkpoint_sha256")
-    if shipped is None or (fine_tuned_from != digest and any(
-        not torch.equal(v.float(), ours[k].float().cpu()) for k, v in shipped.state_dict().items()
+    candidates = [distilled] + ([fine_tuned] if fine_tuned is not None else [])
+    if shipped is None or (fine_tuned_from != digest and not any(
+        _same_weights(shipped, run.model) for run in candidates
     )):  # fmt: skip
         raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
                            "ship it first (--student --ship)")  # fmt: skip
@@ -484,7 +495,7 @@ def main(argv=None) -> int:
             print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
         if args.scratch_twin:
             twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain,
-                                             args.kd_seeds)  # fmt: skip
+                                             args.kd_seeds, fine_tuned=shipped)  # fmt: skip
             for case, kd in twin["distilled_minus_scratch"].items():
                 half, n = kd["ci95_over_images"], kd["images"]
                 over_seeds = (f", ± {kd['ci95_over_seeds']:.3f} over {kd['seeds']} seeds"
