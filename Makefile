@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights student student-twin sweep wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights student student-speed student-twin sweep wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -39,6 +39,11 @@ weights: setup
 # teacher-labelled batches, then 3,000 quantisation-aware steps through its int8 rounding.
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship
+
+# The shipped student's speed measured again on this machine (a minute; int8 speed depends on
+# whether the CPU has VNNI int8 instructions), recorded in the manifest next to earlier figures.
+student-speed: setup
+	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --measure-speed
 
 # Does distillation pay at that scale? The shipped student's scratch twin, and for KD_SEEDS - 1
 # further seeds a distilled student and its twin (about 30 min per run on an idle 2-core CPU:

@@ -39,6 +39,20 @@ def atomic_write_json(path: str | os.PathLike, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=1, default=float))
 
 
+def weights_sha256(model) -> str:
+    """Hex SHA-256 of a module's weights (its state dict: names, shapes and float32 values),
+    not of any file's bytes: a rebuilt checkpoint holds the same weights next to other
+    timings, and a slim shipped copy drops the optimiser state."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        values = tensor.detach().float().cpu().contiguous().numpy()
+        digest.update(f"{name}:{tuple(values.shape)}\n".encode())
+        digest.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (checkpoints can be large)."""
     digest = hashlib.sha256()

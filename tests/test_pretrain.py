@@ -88,6 +88,32 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     int8 = OnnxModel(out / "student_int8.onnx")(x)
     assert fp32.shape == int8.shape == x.shape
     assert (fp32 - int8).abs().mean() < 0.02  # the same student, quantised
+    assert all(
+        len(v) == pretrain.LATENCY_REPEATS for v in entry["served_ms_runs"]["pytorch_fp32"].values()
+    )
+
+    # Measured again on another machine: the new figures are served, the old ones kept.
+    with pytest.raises(SystemExit):
+        pretrain.main(["--profile", "smoke", "--measure-speed", "--out", str(out)])
+    weights = (out / "student.pt").read_bytes()
+    assert pretrain.main(["--profile", "smoke", "--student", "--measure-speed",
+                          "--out", str(out)]) == 0  # fmt: skip
+    again = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert again["served_ms_history"] == [
+        {
+            "served_ms": ms,
+            "machine": entry["provenance"]["machine"],
+            "utc": entry["provenance"]["utc"],
+        }
+    ]
+    assert again["served_ms_provenance"]["made_by"].endswith(
+        "--student --profile smoke --measure-speed"
+    )
+    assert set(again["served_ms"]) == set(ms) and again["benchmark"] == entry["benchmark"]
+    new = again["served_ms"]
+    faster = all(new["int8_onnxruntime"][r] < new["pytorch_fp32"][r] for r in new["pytorch_fp32"])
+    assert again["served"] == ("student_int8.onnx" if faster else "student.pt")
+    assert (out / "student.pt").read_bytes() == weights
 
 
 def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypatch):
@@ -124,8 +150,20 @@ def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypa
     words = twin_words(twin_summary(twin, HEADLINE_CASE))
     assert "mean of 2 seeds" in words and "over the seeds" in words
     assert all(abs(kd["mean_db"]) < 5 for kd in twin["distilled_minus_scratch"].values())
-    # Re-shipping other weights drops a twin that no longer matches.
+    from pixel_utils.artefacts import weights_sha256
+
+    assert entry["weights_sha256"] == weights_sha256(model_from_checkpoint(out / "student.pt"))
+    assert twin["distilled_weights_sha256"] in (
+        entry["weights_sha256"], entry.get("quantisation_aware", {}).get("distilled_weights_sha256")
+    )  # fmt: skip
+    # A rebuild (the same seed and recipe: the same weights, other bytes) keeps the twin ...
     assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--retrain",
+                          "--out", str(out)]) == 0  # fmt: skip
+    rebuilt = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert rebuilt["weights_sha256"] == entry["weights_sha256"]
+    assert rebuilt["scratch_twin"] == twin
+    # ... and re-shipping other weights drops a twin that no longer matches.
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--steps", "20",
                           "--out", str(out)]) == 0  # fmt: skip
     entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
     assert "scratch_twin" not in entry
@@ -146,7 +184,8 @@ def test_scratch_twin_refuses_a_student_that_was_not_shipped(tmp_path, monkeypat
 
 def test_scratch_twin_accepts_a_rebuilt_checkpoint_of_the_shipped_weights(tmp_path, monkeypatch):
     """A fresh-checkout rebuild holds the same weights in different bytes (its timings), so
-    the twin is checked against the weights, also through their fine-tuning."""
+    the twin is checked against the weights: their recorded digest, or the shipped weights
+    themselves (also through their fine-tuning) for entries recorded before that digest."""
     import torch
 
     from pixel_utils.profiles import resolve_profile
@@ -173,7 +212,40 @@ def test_scratch_twin_accepts_a_rebuilt_checkpoint_of_the_shipped_weights(tmp_pa
         raise Passed
 
     monkeypatch.setattr(stages, "prepare_distillation", passed)
+    with pytest.raises(Passed):  # the manifest's digest of the weights the fine-tuning began from
+        compare_with_scratch_twin(distilled, P, out)
+
+    # An entry written before weights digests: only the checkpoint's bytes were recorded.
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["models"]["student"]["quantisation_aware"]["distilled_weights_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(RuntimeError, match="not .*student"):  # the fp32 weights alone differ
         compare_with_scratch_twin(distilled, P, out)
     with pytest.raises(Passed):
         compare_with_scratch_twin(distilled, P, out, fine_tuned=fine_tuned)
+
+    # Other weights are refused whatever the bytes.
+    for name in ("ema", "model"):
+        if ckpt.get(name):
+            first = next(iter(ckpt[name]))
+            ckpt[name][first] = ckpt[name][first] + 1e-3
+    torch.save(ckpt, distilled.checkpoint)
+    manifest["models"]["student"]["quantisation_aware"]["distilled_weights_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="not .*student"):
+        compare_with_scratch_twin(distilled, P, out)
+
+
+def test_a_recorded_twin_stays_with_the_weights_it_was_measured_on():
+    from pixel_utils.training.pretrain import _twin_measured_on
+
+    source = {"distilled_weights_sha256": "D", "distilled_checkpoint_sha256": "F"}
+    shipped = {"weights_sha256": "W", "quantisation_aware": source}
+    assert _twin_measured_on({"distilled_weights_sha256": "D"}, shipped, "other bytes")
+    assert _twin_measured_on({"distilled_weights_sha256": "W"}, shipped, "other bytes")
+    assert not _twin_measured_on({"distilled_weights_sha256": "X"}, shipped, "X")
+    # Twins recorded before weights digests: by the checkpoint's bytes.
+    assert _twin_measured_on({"distilled_checkpoint_sha256": "F"}, shipped, "other bytes")
+    assert _twin_measured_on({"distilled_checkpoint_sha256": "B"}, {}, "B")
+    assert not _twin_measured_on({"distilled_checkpoint_sha256": "B"}, shipped, "C")

@@ -221,3 +221,17 @@ def test_evaluation_only_loads_and_names_the_notebook_to_run(tmp_path, monkeypat
     target.write_bytes(ckpt.read_bytes())
     with pytest.raises(ArtefactMissing, match="other settings"):
         stages.train_teacher(resolve_profile("smoke"), load_only=True)
+
+
+def test_weights_digest_follows_the_weights_not_the_bytes(tmp_path):
+    from pixel_utils.artefacts import weights_sha256
+    from pixel_utils.models.networks import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unshuffle", scale=4, channels=8, blocks=1)
+    same = build_model("unshuffle", scale=4, channels=8, blocks=1)
+    same.load_state_dict(model.state_dict())
+    assert weights_sha256(model) == weights_sha256(same)
+    with torch.no_grad():
+        next(same.parameters()).view(-1)[0] += 1e-6
+    assert weights_sha256(model) != weights_sha256(same)

@@ -101,6 +101,8 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
     gain_int8 = student["benchmark_int8"][case]["gain_db"]
     network = build_model(student["model_name"], **student["model_kwargs"]).eval()
     side = 256  # MACs per pixel do not depend on the size for a fully convolutional network
+    # Where the speed was measured: a later --measure-speed, or the run that shipped it.
+    speed_measured = student.get("served_ms_provenance") or student.get("provenance") or {}
     return {
         "case": case,
         "made_by": student["made_by"],
@@ -123,7 +125,8 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
             for form, key in (("fp32", "pytorch_fp32"), ("int8", "int8_onnxruntime"))
         },
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
-        "machine": (student.get("provenance") or {}).get("machine") or {},
+        "machine": speed_measured.get("machine") or {},
+        "speed_remeasured": "served_ms_provenance" in student,
         "scratch_twin": twin_summary(student.get("scratch_twin"), case),
     }
 
@@ -249,8 +252,13 @@ def results_markdown(r: dict) -> str:
             f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
             f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "
             f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
-            f"at {rates} on {cpu_words(shipped['machine'])} (from "
-            "`pixel_utils/weights/manifest.json`).",
+            f"at {rates} on {cpu_words(shipped['machine'])} ("
+            + (
+                "measured again by `make student-speed`; "
+                if shipped.get("speed_remeasured")
+                else ""
+            )
+            + "from `pixel_utils/weights/manifest.json`).",
         ]
         twin = shipped.get("scratch_twin")
         if twin and not twin["stopped_early"]:

@@ -148,15 +148,14 @@ def ship_student(
     int8, so the fine-tuning's effect stays on record."""
     import shutil
 
-    from pixel_utils.app.onnx_export import OnnxModel, onnx_latency
+    from pixel_utils.app.onnx_export import OnnxModel
     from pixel_utils.app.pretrained import (
         SERVED_STUDENT,
         WEIGHTS_DIR,
         slim_checkpoint,
         update_manifest,
     )
-    from pixel_utils.artefacts import atomic_torch_save, atomic_write, sha256_file
-    from pixel_utils.evaluation.cost import measure_latency
+    from pixel_utils.artefacts import atomic_torch_save, atomic_write, sha256_file, weights_sha256
     from pixel_utils.provenance import provenance
     from pixel_utils.training import stages
     from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
@@ -172,12 +171,7 @@ def ship_student(
     served = OnnxModel(int8)
     scores = benchmark_scores(model, profile)
     scores_int8 = benchmark_scores(served, profile)
-    res = profile.speed_resolutions
-    torch_ms = {r: 1e3 * measure_latency(model, *hw, min_run_time=profile.timing_seconds)
-                for r, hw in res.items()}  # fmt: skip
-    int8_ms = {r: 1e3 * onnx_latency(int8, *hw, min_run_time=profile.timing_seconds)
-               for r, hw in res.items()}  # fmt: skip
-    faster = all(int8_ms[r] < torch_ms[r] for r in res)
+    speed = served_speed(model, int8, profile)
     qat_cli, run = "", ckpt
     if distilled is not None:
         qat_cli = f" --qat-steps {ckpt['step']}"
@@ -198,12 +192,13 @@ def ship_student(
         "validation_history": run["history"]["val"],
         "benchmark": scores,
         "benchmark_int8": scores_int8,
-        "served": SERVED_STUDENT if faster else path.name,
-        "served_ms": {"int8_onnxruntime": int8_ms, "pytorch_fp32": torch_ms},
+        **speed,
+        "served": SERVED_STUDENT if speed["int8_is_faster"] else path.name,
         "int8_calibration": f"{stages.INT8_CALIBRATION_BATCHES} batches of degraded training "
         "patches (stages.served_student)",
         "provenance": provenance(),
         "bytes": path.stat().st_size,
+        "weights_sha256": weights_sha256(model),
     }
     if distilled is not None:
         entry["quantisation_aware"] = {
@@ -221,19 +216,101 @@ def ship_student(
                 ),
             },
             "distilled_checkpoint_sha256": sha256_file(distilled.checkpoint),
+            "distilled_weights_sha256": weights_sha256(model_from_checkpoint(distilled.checkpoint)),
         }
     manifest = out_dir / "manifest.json"
     previous = (
         json.loads(manifest.read_text())["models"].get("student", {}) if manifest.exists() else {}
     )
     twin = previous.get("scratch_twin")
-    if twin and twin.get("distilled_checkpoint_sha256", "") in (
-        sha256_file(result.checkpoint),
-        entry.get("quantisation_aware", {}).get("distilled_checkpoint_sha256"),
-    ):
+    if twin and _twin_measured_on(twin, entry, sha256_file(result.checkpoint)):
         entry["scratch_twin"] = twin  # measured on these weights, or on their fp32 source
     update_manifest("student", entry, out_dir)
     return entry
+
+
+#: Each latency is the median of this many measurements (each itself the median of
+#: torch.utils.benchmark's blocked runs), so that one slow spell does not set it.
+LATENCY_REPEATS = 5
+
+
+def served_speed(model: torch.nn.Module, int8_path: Path, profile: Profile) -> dict:
+    """Latency of the student in both forms (PyTorch fp32 and int8 onnxruntime) at each of the
+    profile's speed resolutions, in ms: the median of :data:`LATENCY_REPEATS` measurements,
+    with all of them kept, and whether int8 measured faster at every resolution."""
+    import statistics
+
+    from pixel_utils.app.onnx_export import onnx_latency
+    from pixel_utils.evaluation.cost import measure_latency
+
+    timers = {
+        "int8_onnxruntime": lambda hw: onnx_latency(
+            int8_path, *hw, min_run_time=profile.timing_seconds
+        ),
+        "pytorch_fp32": lambda hw: measure_latency(model, *hw, min_run_time=profile.timing_seconds),
+    }
+    runs = {
+        form: {res: [1e3 * time(hw) for _ in range(LATENCY_REPEATS)]
+               for res, hw in profile.speed_resolutions.items()}
+        for form, time in timers.items()
+    }  # fmt: skip
+    ms = {form: {res: statistics.median(v) for res, v in by_res.items()}
+          for form, by_res in runs.items()}  # fmt: skip
+    faster = all(
+        ms["int8_onnxruntime"][r] < ms["pytorch_fp32"][r] for r in profile.speed_resolutions
+    )
+    return {"served_ms": ms, "served_ms_runs": runs, "int8_is_faster": faster}
+
+
+def remeasure_student_speed(profile: Profile, out_dir: Path | None = None) -> dict:
+    """Measure the shipped student's speed again on this machine (``--student
+    --measure-speed``): int8 speed hinges on the CPU's int8 instructions, so a figure taken on
+    one CPU kind does not hold on another. The new figures replace ``served_ms`` (and the
+    served form follows them) with this machine in ``served_ms_provenance``; the earlier ones
+    are kept, with their machine, in ``served_ms_history``. The weights are not touched."""
+    from pixel_utils.app.pretrained import SERVED_STUDENT, WEIGHTS_DIR, update_manifest
+    from pixel_utils.provenance import provenance
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    manifest = out_dir / "manifest.json"
+    entry = json.loads(manifest.read_text())["models"].get("student") if manifest.exists() else None
+    if not entry or not (out_dir / SERVED_STUDENT).exists():
+        raise RuntimeError(
+            f"{out_dir}: no shipped student to measure; ship one first (--student --ship)"
+        )
+    earlier = entry.get("served_ms_provenance") or entry.get("provenance") or {}
+    history = entry.get("served_ms_history", []) + [{
+        "served_ms": entry["served_ms"],
+        "machine": earlier.get("machine"),
+        "utc": earlier.get("utc"),
+    }]  # fmt: skip
+    model = model_from_checkpoint(out_dir / entry["file"])
+    speed = served_speed(model, out_dir / SERVED_STUDENT, profile)
+    made_by = (f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
+               "--measure-speed")  # fmt: skip
+    entry |= speed | {
+        "served": SERVED_STUDENT if speed["int8_is_faster"] else entry["file"],
+        "served_ms_provenance": provenance() | {"made_by": made_by},
+        "served_ms_history": history,
+    }
+    update_manifest("student", entry, out_dir)
+    return entry
+
+
+def _twin_measured_on(twin: dict, entry: dict, checkpoint_sha256: str) -> bool:
+    """Whether a recorded scratch-twin comparison was measured on the student ``entry``
+    ships: on its weights or, for a quantisation-aware fine-tuning, on the weights it was
+    fine-tuned from. Compared by the weights' digest (a rebuild writes the same weights in
+    other bytes), or by the checkpoint's bytes for twins recorded before weights were."""
+    source = entry.get("quantisation_aware", {})
+    weights = twin.get("distilled_weights_sha256")
+    if weights:
+        return weights in (entry.get("weights_sha256"), source.get("distilled_weights_sha256"))
+    return twin.get("distilled_checkpoint_sha256", "") in (
+        checkpoint_sha256,
+        source.get("distilled_checkpoint_sha256"),
+    )
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -260,7 +337,7 @@ def compare_with_scratch_twin(
     since a rebuilt checkpoint holds the same weights but not the same bytes, e.g. its
     timings)."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
-    from pixel_utils.artefacts import sha256_file
+    from pixel_utils.artefacts import sha256_file, weights_sha256
     from pixel_utils.data.benchmark import build_benchmark
     from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison
     from pixel_utils.paths import benchmark_dir
@@ -275,11 +352,17 @@ def compare_with_scratch_twin(
     entry = manifest["models"].get("student")
     shipped = model_from_checkpoint(out_dir / entry["file"]) if entry else None
     digest = sha256_file(distilled.checkpoint)
-    fine_tuned_from = (entry or {}).get("quantisation_aware", {}).get("distilled_checkpoint_sha256")
+    weights = weights_sha256(model_from_checkpoint(distilled.checkpoint))
+    source = (entry or {}).get("quantisation_aware", {})
+    # The shipped weights are these, or were fine-tuned from these (recorded by their digest,
+    # or by the checkpoint's bytes in entries written before weights digests were).
+    recorded_weights = source.get("distilled_weights_sha256")
+    recorded_bytes = source.get("distilled_checkpoint_sha256")
+    fine_tuned_from_these = weights == recorded_weights or digest == recorded_bytes
     candidates = [distilled] + ([fine_tuned] if fine_tuned is not None else [])
-    if shipped is None or (fine_tuned_from != digest and not any(
-        _same_weights(shipped, run.model) for run in candidates
-    )):  # fmt: skip
+    if shipped is None or not (
+        fine_tuned_from_these or any(_same_weights(shipped, run.model) for run in candidates)
+    ):
         raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
                            "ship it first (--student --ship)")  # fmt: skip
     setup = stages.prepare_distillation(profile, stages.shipped_teacher())
@@ -321,6 +404,7 @@ def compare_with_scratch_twin(
             bool(r.history.get("stopped_early")) for _, d, s in runs for r in (d, s)
         ),
         "distilled_checkpoint_sha256": digest,
+        "distilled_weights_sha256": weights,
         "distilled_minus_scratch": per_case,
         "provenance": provenance(),
     }
@@ -462,7 +546,21 @@ def main(argv=None) -> int:
         help="--scratch-twin: over N seeds, a distilled student and its scratch twin for each "
         "seed after the shipped one's (default 1: the twin only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--measure-speed", action="store_true",
+        help="--student: measure the shipped student's speed again on this machine and record "
+        "it in the manifest (no training)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.measure_speed:
+        if not args.student:
+            parser.error("--measure-speed goes with --student")
+        entry = remeasure_student_speed(resolve_profile(args.profile), args.out)
+        for form, by_res in entry["served_ms"].items():
+            print(f"{form}: " + ", ".join(f"{r} {ms:.1f} ms ({1e3 / ms:.1f} fps)"
+                                          for r, ms in by_res.items()))  # fmt: skip
+        print(f"served: {entry['served']} (median of {LATENCY_REPEATS} measurements each)")
+        return 0
     if args.scratch_twin and not args.student:
         parser.error("--scratch-twin goes with --student")
     if args.kd_seeds != 1 and not args.scratch_twin:
