@@ -67,3 +67,23 @@ def test_evaluation_scores_against_a_reference_method_in_one_pass(tmp_path):
     fid = fidelity(scores)
     assert math.isinf(fid["blurred"]["psnr"])
     assert 35 < fid["brighter"]["psnr"] < 45  # a 0.01 shift ≈ 40 dB against the reference
+
+
+def test_the_unblurred_case_is_the_sharp_photo_plus_noise(tmp_path):
+    build_benchmark(tmp_path, crop=48, seed=0, max_photos=1)
+    (item,) = list(iter_benchmark(tmp_path, case="no_blur"))
+    assert item.kernel.shape == (1, 1) and item.kernel.sum() == 1.0
+    residual = item.blurred.astype(np.float64) - item.sharp.astype(np.float64)
+    # Only the noise (σ = 0.01, clipped at 0 and 1) separates it from the ground truth.
+    assert 0.007 < residual.std() < 0.012 and abs(residual.mean()) < 0.003
+
+
+def test_a_case_may_not_overwrite_the_ground_truth(tmp_path):
+    import pytest
+
+    from pixel_utils.data.benchmark import BenchmarkCase
+    from pixel_utils.data.degradations import DegradationSpec
+
+    clash = BenchmarkCase("sharp", DegradationSpec("none", {}, 0.01), "no blur")
+    with pytest.raises(ValueError, match="sharp"):
+        build_benchmark(tmp_path, crop=32, cases=(clash,))

@@ -162,3 +162,15 @@ def test_whole_photo_is_blurred_before_cropping():
     mirrored = D.convolve(D.crop_like(photo, 48), spec.kernel())
     assert np.abs(out - mirrored)[:4].max() > 0.05  # borders hold real outside content
     assert np.allclose(out[10:-10, 10:-10], mirrored[10:-10, 10:-10], atol=1e-6)
+
+
+def test_the_training_mix_leaves_some_pairs_unblurred():
+    """A sharpener that never saw a sharp input sharpens sharp photos too (and loses dB)."""
+    from pixel_utils.data.degradations import DegradationMix, DegradationSpec, degrade
+
+    rng = np.random.default_rng(0)
+    kinds = [DegradationMix().sample(rng).blur_kind for _ in range(2000)]
+    assert 0.05 < kinds.count("none") / len(kinds) < 0.15
+    image = rng.random((24, 24, 3))
+    out, records = degrade(image, DegradationSpec("none", {}), rng)
+    assert np.allclose(out, image) and records[0].kernel.shape == (1, 1)

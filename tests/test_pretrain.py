@@ -249,3 +249,39 @@ def test_a_recorded_twin_stays_with_the_weights_it_was_measured_on():
     assert _twin_measured_on({"distilled_checkpoint_sha256": "F"}, shipped, "other bytes")
     assert _twin_measured_on({"distilled_checkpoint_sha256": "B"}, {}, "B")
     assert not _twin_measured_on({"distilled_checkpoint_sha256": "B"}, shipped, "C")
+
+
+def test_a_fine_tuned_teacher_keeps_what_it_started_from(tmp_path, monkeypatch):
+    import shutil
+
+    from pixel_utils.artefacts import weights_sha256
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out = tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--steps", "6", "--ship", "--out", str(out)]) == 0
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    before = json.loads((out / "manifest.json").read_text())["models"]
+    start = tmp_path / "teacher_before.pt"
+    shutil.copyfile(out / "teacher.pt", start)
+    with pytest.raises(SystemExit):  # the student is distilled, not fine-tuned
+        pretrain.main(["--profile", "smoke", "--student", "--init-from", str(start)])
+    with pytest.raises(SystemExit):
+        pretrain.main(["--profile", "smoke", "--init-from", str(tmp_path / "missing.pt")])
+    args = ["--profile", "smoke", "--steps", "6", "--init-from", str(start), "--lr", "3e-4",
+            "--ship", "--out", str(out)]  # fmt: skip
+    assert pretrain.main(args) == 0
+    after = json.loads((out / "manifest.json").read_text())["models"]
+    teacher = after["teacher"]
+    assert f"--init-from {start} --lr 0.0003" in teacher["made_by"]
+    assert teacher["train_config"]["lr"] == pytest.approx(3e-4)
+    origin = teacher["fine_tuned_from"]
+    assert origin["weights_sha256"] == weights_sha256(model_from_checkpoint(start))
+    assert origin["shipped_teacher"]["made_by"] == before["teacher"]["made_by"]
+    assert teacher["weights_sha256"] == weights_sha256(model_from_checkpoint(out / "teacher.pt"))
+    assert teacher["weights_sha256"] != origin["weights_sha256"]
+    # The shipped student now names the teacher it was distilled from, since replaced.
+    assert after["student"]["distilled_from"]["weights_sha256"] == origin["weights_sha256"]
+    # The fine-tuning is its own run, next to (not over) the teacher's pretraining checkpoint.
+    assert (tmp_path / "data" / "pretrain" / "smoke" / "teacher_finetune.pt").exists()
+    assert load_checkpoint(tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt")["step"] == 6

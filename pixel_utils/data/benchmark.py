@@ -64,6 +64,11 @@ BENCHMARK_CASES: tuple[BenchmarkCase, ...] = (
         DegradationSpec("gaussian", {"sigma": 1.5}, _N, jpeg_quality=40),
         "Gaussian σ=1.5 + JPEG q40",
     ),
+    # Not blurred: a sharpener should give a sharp photo back (a gain near 0 dB, or a little
+    # from the noise it removes), not sharpen it further. (Last, so that the cases before it
+    # keep their index, which seeds their validation noise. Not "sharp": that folder holds the
+    # ground truth.)
+    BenchmarkCase("no_blur", DegradationSpec("none", {}, _N), "No blur (noise only)"),
 )
 #: The case the report's headline numbers are measured on.
 HEADLINE_CASE = "gauss3"
@@ -90,6 +95,8 @@ def build_benchmark(
     An existing benchmark whose manifest records the same settings is reused as is.
     """
     out_dir = Path(out_dir)
+    if any(c.name == "sharp" for c in cases):
+        raise ValueError("a benchmark case may not be called 'sharp': that folder holds the photos")
     if folder is not None:
         from pixel_utils.data.sources import load_folder
 

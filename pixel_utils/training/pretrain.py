@@ -57,16 +57,21 @@ def folder_fingerprint(folders) -> list[dict]:
     return out
 
 
-def checkpoint_path(profile: Profile) -> Path:
-    return data_dir("pretrain") / profile.name / "teacher.pt"
+def checkpoint_path(profile: Profile, fine_tune: bool = False) -> Path:
+    name = "teacher_finetune.pt" if fine_tune else "teacher.pt"
+    return data_dir("pretrain") / profile.name / name
 
 
 def pretrain_teacher(
     profile: Profile, photo_folders=(), steps: int | None = None, device: str | None = None,
-    retrain: bool = False,
+    retrain: bool = False, init_from: Path | None = None, lr: float | None = None,
 ) -> TrainResult:  # fmt: skip
-    """Train (or resume, or reuse when complete) the profile's pretrained teacher."""
+    """Train (or resume, or reuse when complete) the profile's pretrained teacher; with
+    ``init_from`` (a teacher checkpoint, e.g. the shipped one) fine-tune those weights instead of
+    starting from random ones, under today's degradation mix (``lr``: default the profile's)."""
+    from pixel_utils.artefacts import weights_sha256
     from pixel_utils.data.datasets import validation_set
+    from pixel_utils.training.loop import model_from_checkpoint
     from pixel_utils.training.stages import data_key, training_stream
 
     P = pretrain_profile(profile)
@@ -74,24 +79,33 @@ def pretrain_teacher(
     mix = DegradationMix()
     config = TrainConfig(
         steps=steps,
-        lr=P.pretrain_lr,
+        lr=lr or P.pretrain_lr,
         warmup_steps=min(200, max(1, steps // 20)),
         val_every=P.pretrain_val_every,
         checkpoint_every=max(1, min(100, steps // 4)),
         seed=P.seed,
     )
     key = data_key(P, mix) | {"photo_folders": folder_fingerprint(photo_folders)}
+    init_state = None
+    if init_from is not None:
+        start = model_from_checkpoint(init_from, tlc=False).float()
+        init_state = {k: v.detach().clone() for k, v in start.state_dict().items()}
+        # A checkpoint fine-tuned from other weights is another run.
+        key |= {
+            "init_from": {"file": Path(init_from).name, "weights_sha256": weights_sha256(start)}
+        }
     return train(
         P.teacher,
         P.teacher_kwargs,
         training_stream(P, mix, steps, extra_folders=tuple(photo_folders)),
         config,
-        checkpoint_path(P),
+        checkpoint_path(P, fine_tune=init_from is not None),
         val_set=validation_set(P.val_crop, P.seed),
         data_key=key,
         retrain=retrain,
         device=device,
-        desc="pretrain teacher",
+        desc="fine-tune teacher" if init_from is not None else "pretrain teacher",
+        init_state=init_state,
     )
 
 
@@ -455,10 +469,17 @@ def test_time_options(path: Path, profile: Profile, scores: dict) -> dict:
     }
 
 
-def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None):
+def ship(
+    result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path | None = None,
+    init_from: Path | None = None,
+):  # fmt: skip
     """Write the finished teacher into the package (fp16 weights: half the bytes, and the
-    rounding moves outputs by ~1e-4) and record how it was made in the manifest."""
+    rounding moves outputs by ~1e-4) and record how it was made in the manifest. For a
+    fine-tuning (``init_from``) the entry keeps what it started from: those weights' digest and
+    the manifest entry of the teacher they were (when they were the shipped one), and a shipped
+    student distilled from that teacher says so."""
     from pixel_utils.app.pretrained import WEIGHTS_DIR, slim_checkpoint, update_manifest
+    from pixel_utils.artefacts import weights_sha256
     from pixel_utils.provenance import provenance
     from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
 
@@ -468,6 +489,20 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
     ckpt = load_checkpoint(result.checkpoint)
     if not ckpt["complete"]:
         raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
+    manifest_path = out_dir / "manifest.json"
+    models = json.loads(manifest_path.read_text())["models"] if manifest_path.exists() else {}
+    previous = models.get("teacher")
+    previous_weights = (
+        weights_sha256(model_from_checkpoint(out_dir / "teacher.pt", tlc=False))
+        if previous and (out_dir / "teacher.pt").exists() else None
+    )  # fmt: skip
+    fine_tuned_from = None
+    if init_from is not None:
+        start = weights_sha256(model_from_checkpoint(init_from, tlc=False))
+        fine_tuned_from = {"path": str(init_from), "weights_sha256": start}
+        if previous and start == previous_weights:
+            kept = ("made_by", "steps", "wall_time_s", "benchmark", "provenance")
+            fine_tuned_from["shipped_teacher"] = {k: previous[k] for k in kept if k in previous}
     slim = slim_checkpoint(result.checkpoint, half=True)
     from pixel_utils.artefacts import atomic_torch_save
 
@@ -482,7 +517,13 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
         "seed": profile.seed,
         "made_by": f"python -m pixel_utils.training.pretrain --profile {profile.name}"
         + "".join(f" --photos {f}" for f in photo_folders)
-        + f" --steps {ckpt['step']} --ship",
+        + f" --steps {ckpt['step']}"
+        + (
+            f" --init-from {fine_tuned_from['path']} --lr {ckpt['config']['lr']:g}"
+            if fine_tuned_from
+            else ""
+        )
+        + " --ship",
         "model_name": ckpt["model_name"],
         "model_kwargs": ckpt["model_kwargs"],
         "steps": ckpt["step"],
@@ -503,8 +544,21 @@ def ship(result: TrainResult, profile: Profile, photo_folders=(), out_dir: Path 
         "test_time_options": options,
         "provenance": provenance(),
         "bytes": path.stat().st_size,
+        "weights_sha256": weights_sha256(model),
     }
+    if fine_tuned_from:
+        entry["fine_tuned_from"] = fine_tuned_from
     update_manifest("teacher", entry, out_dir)
+    student = models.get("student")
+    replaced = previous_weights and previous_weights != entry["weights_sha256"]
+    if student and replaced and student.get("distilled_from") == "teacher.pt":
+        # The student was distilled from the teacher this one replaces: keep that on record.
+        student["distilled_from"] = {
+            "file": "teacher.pt, since replaced",
+            "weights_sha256": previous_weights,
+            "made_by": (previous or {}).get("made_by"),
+        }
+        update_manifest("student", student, out_dir)
     return entry
 
 
@@ -547,6 +601,12 @@ def main(argv=None) -> int:
         "seed after the shipped one's (default 1: the twin only)",
     )  # fmt: skip
     parser.add_argument(
+        "--init-from", default=None, metavar="CHECKPOINT",
+        help="the teacher: fine-tune these weights (e.g. a copy of the shipped teacher.pt) "
+        "instead of training from random ones",
+    )  # fmt: skip
+    parser.add_argument("--lr", type=float, default=None, help="override the teacher's peak lr")
+    parser.add_argument(
         "--measure-speed", action="store_true",
         help="--student: measure the shipped student's speed again on this machine and record "
         "it in the manifest (no training)",
@@ -574,6 +634,8 @@ def main(argv=None) -> int:
     if args.student:
         if args.photos:
             parser.error("--photos is for the teacher; the student learns on the report's data")
+        if args.init_from or args.lr:
+            parser.error("--init-from and --lr are for the teacher")
         result, P = pretrain_student(profile, args.steps, args.cache_batches, args.device,
                                      args.retrain)  # fmt: skip
         last = result.history["val"][-1] if result.history["val"] else None
@@ -601,12 +663,16 @@ def main(argv=None) -> int:
                 print(f"distilled − scratch, {case}: {kd['mean_db']:+.3f} ± {half:.3f} dB "
                       f"(95% CI over {n} photos{over_seeds})")  # fmt: skip
         return 0
-    result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain)
+    if args.init_from and not Path(args.init_from).is_file():
+        parser.error(f"--init-from {args.init_from}: no such checkpoint")
+    init_from = Path(args.init_from) if args.init_from else None
+    result = pretrain_teacher(profile, args.photos, args.steps, args.device, args.retrain,
+                              init_from, args.lr)  # fmt: skip
     last = result.history["val"][-1] if result.history["val"] else None
     print(f"pretrained teacher: {result.step} steps, {result.seconds / 60:.1f} min"
           + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
     if args.ship:
-        entry = ship(result, profile, args.photos, args.out)
+        entry = ship(result, profile, args.photos, args.out, init_from)
         print(f"shipped {entry['file']}: {entry['benchmark']}")
     return 0
 
