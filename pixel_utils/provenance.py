@@ -76,7 +76,11 @@ def provenance() -> dict:
         "python": platform.python_version(),
         "git_commit": git("rev-parse", "HEAD"),
         # Only the pipeline's own sources count: the figures a run writes do not make it dirty.
-        "git_dirty": bool(git("status", "--porcelain", "--", *PIPELINE_SOURCES)),
+        # The paths are the repository's (":(top)"), not relative to this package's folder,
+        # where git runs and where they would name nothing (and so never be dirty).
+        "git_dirty": bool(
+            git("status", "--porcelain", "--", *(f":(top){p}" for p in PIPELINE_SOURCES))
+        ),
         "pipeline_sha256": pipeline_sources_hash(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     **cpu_model(),

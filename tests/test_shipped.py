@@ -104,3 +104,24 @@ def test_speed_notes_say_whether_the_cpu_has_int8_dot_products():
     )
     assert "without VNNI" in cpu_words(epyc | {"int8_vnni": False})
     assert cpu_words({"platform": "Linux"}) == "Linux"  # an old record: no flags, no claim
+
+
+def test_provenance_sees_an_edited_pipeline_source():
+    """A run on edited sources must not be recorded as one of a clean commit."""
+    import shutil
+    import subprocess
+
+    from pixel_utils.provenance import provenance
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = ROOT / "pixel_utils" / "_provenance_probe.py"
+    try:
+        probe.write_text("# an edit that no commit holds\n")
+        listed = subprocess.run(["git", "status", "--porcelain", "--", str(probe)], cwd=ROOT,
+                                capture_output=True, text=True).stdout  # fmt: skip
+        if not listed.strip():
+            pytest.skip("git ignores the probe file")
+        assert provenance()["git_dirty"] is True
+    finally:
+        probe.unlink(missing_ok=True)
