@@ -327,14 +327,6 @@ def _twin_measured_on(twin: dict, entry: dict, checkpoint_sha256: str) -> bool:
     )
 
 
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    ours = b.state_dict()
-    return all(
-        k in ours and torch.equal(v.float().cpu(), ours[k].float().cpu())
-        for k, v in a.state_dict().items()
-    )
-
-
 def compare_with_scratch_twin(
     distilled: TrainResult, profile: Profile, out_dir: Path | None = None,
     device: str | None = None, retrain: bool = False, seeds: int = 1,
@@ -373,10 +365,10 @@ def compare_with_scratch_twin(
     recorded_weights = source.get("distilled_weights_sha256")
     recorded_bytes = source.get("distilled_checkpoint_sha256")
     fine_tuned_from_these = weights == recorded_weights or digest == recorded_bytes
-    candidates = [distilled] + ([fine_tuned] if fine_tuned is not None else [])
-    if shipped is None or not (
-        fine_tuned_from_these or any(_same_weights(shipped, run.model) for run in candidates)
-    ):
+    candidates = {weights} | (
+        {weights_sha256(fine_tuned.model)} if fine_tuned is not None else set()
+    )
+    if shipped is None or not (fine_tuned_from_these or weights_sha256(shipped) in candidates):
         raise RuntimeError(f"{out_dir}: the shipped student is not {distilled.checkpoint}; "
                            "ship it first (--student --ship)")  # fmt: skip
     setup = stages.prepare_distillation(profile, stages.shipped_teacher())
