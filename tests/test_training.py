@@ -235,3 +235,59 @@ def test_weights_digest_follows_the_weights_not_the_bytes(tmp_path):
     with torch.no_grad():
         next(same.parameters()).view(-1)[0] += 1e-6
     assert weights_sha256(model) != weights_sha256(same)
+
+
+def test_keep_best_uses_the_best_validation_weights_and_survives_a_resume(images, tmp_path):
+    """With ``keep_best`` the run ends on the weights of its best validation, not its last
+    step's: here the loss turns against the target halfway (it trains towards black), so
+    validation peaks early. The complete checkpoint, reused or loaded, holds those weights, and
+    an interrupted run resumes with the best found before the interruption."""
+    from pixel_utils.training.loop import validate
+
+    def turning_loss(model, x, y, step):
+        target = y if step < 12 else torch.zeros_like(y)
+        return torch.nn.functional.l1_loss(model(x), target), {}
+
+    cfg = TrainConfig(steps=24, lr=3e-3, warmup_steps=1, val_every=4, checkpoint_every=8,
+                      ema_decay=None, keep_best=True)  # fmt: skip
+    val = _val(images)
+    straight = train("unshuffle", TINY, _dataset(images, 24), cfg, tmp_path / "b.pt", val,
+                     loss_fn=turning_loss)  # fmt: skip
+    steps, scores = zip(*[(s, p) for s, p, _ in straight.history["val"]], strict=True)
+    best_step, best_psnr = straight.history["best"]
+    assert best_psnr == max(scores) and best_step == steps[int(np.argmax(scores))]
+    assert best_step <= 12 < steps[-1] and scores[-1] < best_psnr - 1.0
+    assert validate(straight.model, val, "cpu")[0] == pytest.approx(best_psnr, abs=1e-9)
+    ckpt = load_checkpoint(tmp_path / "b.pt")
+    assert ckpt["best"]["step"] == best_step
+    reused = train("unshuffle", TINY, _dataset(images, 24), cfg, tmp_path / "b.pt", val,
+                   loss_fn=turning_loss)  # fmt: skip
+    assert reused.reused
+    loaded = model_from_checkpoint(tmp_path / "b.pt")
+    for model in (reused.model, loaded):
+        assert validate(model, val, "cpu")[0] == pytest.approx(best_psnr, abs=1e-9)
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupted_loss(model, x, y, step):
+        if step == 18:
+            raise Interrupt
+        return turning_loss(model, x, y, step)
+
+    with pytest.raises(Interrupt):
+        train("unshuffle", TINY, _dataset(images, 24), cfg, tmp_path / "r.pt", val,
+              loss_fn=interrupted_loss)  # fmt: skip
+    assert load_checkpoint(tmp_path / "r.pt")["step"] == 16
+    resumed = train("unshuffle", TINY, _dataset(images, 24), cfg, tmp_path / "r.pt", val,
+                    loss_fn=turning_loss)  # fmt: skip
+    assert resumed.history["best"] == [best_step, best_psnr]
+    assert validate(resumed.model, val, "cpu")[0] == pytest.approx(best_psnr, abs=1e-9)
+
+
+def test_keep_best_off_keeps_the_identity_of_earlier_runs():
+    """Runs from before ``keep_best`` existed keep their checkpoint key (they are reused)."""
+    from pixel_utils.training.loop import _config_key
+
+    assert "keep_best" not in _config_key(TrainConfig())
+    assert _config_key(TrainConfig(keep_best=True))["keep_best"] is True

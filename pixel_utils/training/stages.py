@@ -202,7 +202,9 @@ def train_student(
         )
         loss_fn = DistillationLoss(setup.teacher, weights, adapters)
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
-    config = dataclasses.replace(train_config(profile, steps, lr), seed=seed)
+    config = dataclasses.replace(
+        train_config(profile, steps, lr), seed=seed, keep_best=profile.student_keep_best
+    )
     result = train(
         profile.student,
         profile.student_kwargs,
