@@ -188,7 +188,14 @@ class AlignedBlend:
         def finish(inferred):
             return self.blend(inner.finish(inferred[0]), inferred[1])
 
-        return StagedFrameFunction(prepare, infer, finish)
+        concurrent = None
+        if inner.concurrent is not None:  # the state lives in align and blend, not in infer
+
+            def concurrent(n):
+                inner_infer = inner.concurrent(n)
+                return lambda prepared: (inner_infer(prepared[0]), prepared[1])
+
+        return StagedFrameFunction(prepare, infer, finish, concurrent)
 
 
 def two_frame_input(previous: np.ndarray, current: np.ndarray, shift=None) -> np.ndarray:
