@@ -125,11 +125,3 @@ def test_provenance_sees_an_edited_pipeline_source():
         assert provenance()["git_dirty"] is True
     finally:
         probe.unlink(missing_ok=True)
-
-
-def test_readme_says_which_steps_weights_the_shipped_student_kept():
-    from pixel_utils.report.readme import selected_words
-
-    assert selected_words({"selected_by_validation": None}) == ""
-    words = selected_words({"selected_by_validation": [14500, 24.35]})
-    assert words == ", keeping the weights of its best validation (step 14,500)"

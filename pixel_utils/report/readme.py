@@ -107,8 +107,6 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         "case": case,
         "made_by": student["made_by"],
         "steps": student["steps"],
-        # [step, validation PSNR] of the weights kept (best validation), where recorded
-        "selected_by_validation": student.get("selected_by_validation"),
         "model_kwargs": student["model_kwargs"],
         "served": student["served"],
         "gain_db": student["benchmark"][case]["gain_db"],
@@ -144,14 +142,6 @@ def cpu_words(machine: dict) -> str:
         "with" if vnni else "without") + " VNNI int8 instructions"  # fmt: skip
     details = ", ".join(w for w in (cores, int8) if w)
     return f"{name or 'an unrecorded CPU'}" + (f" ({details})" if details else "")
-
-
-def selected_words(shipped: dict) -> str:
-    """Which step's weights were kept, where the run kept its best validation's."""
-    selected = shipped.get("selected_by_validation")
-    if not selected:
-        return ""
-    return f", keeping the weights of its best validation (step {selected[0]:,})"
 
 
 def twin_summary(twin: dict | None, case: str) -> dict | None:
@@ -257,7 +247,7 @@ def results_markdown(r: dict) -> str:
         notes += [
             "",
             f"**The shipped student** (`make student`: the same network and recipe, "
-            f"{shipped['steps']:,} steps{selected_words(shipped)}; manifest written at commit "
+            f"{shipped['steps']:,} steps; manifest written at commit "
             f"`{(shipped['git_commit'] or 'unknown')[:10]}`), "
             f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
             f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "

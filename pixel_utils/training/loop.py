@@ -65,9 +65,6 @@ class TrainConfig:
     # A wall-time cap in seconds. Stopping on time makes a run depend on machine speed, so the
     # profiles budget in steps and keep this only as a safety net.
     time_budget_s: float | None = None
-    # Use the weights (EMA weights when EMA is on) of the validation with the best PSNR, not
-    # the last step's: selection on the validation photos, never the test photos.
-    keep_best: bool = False
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -97,15 +94,6 @@ def reconstruction_loss_fn(name: str) -> Callable:
         return loss, {}
 
     return loss_fn
-
-
-def _config_key(config: TrainConfig) -> dict:
-    """The config as it identifies a run: the wall-time cap is not part of it, and
-    ``keep_best`` only when on (runs from before it existed keep their identity)."""
-    key = {k: v for k, v in asdict(config).items() if k != "time_budget_s"}
-    if not key["keep_best"]:
-        del key["keep_best"]
-    return key
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -251,7 +239,7 @@ def train(
     key = {
         "model_name": model_name,
         "model_kwargs": dict(model_kwargs),
-        "config": _config_key(config),
+        "config": {k: v for k, v in asdict(config).items() if k != "time_budget_s"},
         "data": data_key or {},
         "world_size": world,
     }
@@ -286,12 +274,10 @@ def train(
     if load_only and (ckpt is None or not ckpt["complete"]):
         why = "missing" if ckpt is None else f"unfinished (step {ckpt['step']} of {config.steps})"
         raise ArtefactMissing(f"{checkpoint}: {why}; {load_only}")
-    best = None  # {"step", "psnr", "weights"} of the best validation so far (keep_best)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         if ema is not None and ckpt.get("ema_state"):
             ema.load_state_dict(ckpt["ema_state"])
-        best = ckpt.get("best")
         if extra is not None and ckpt.get("extra"):
             extra.load_state_dict(ckpt["extra"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -299,8 +285,6 @@ def train(
         history.pop("stopped_early", None)  # this call carries on from where that one stopped
         if ckpt["complete"]:
             final = ema.module if ema is not None else model
-            if best is not None:
-                final.load_state_dict(best["weights"])
             return TrainResult(final.eval(), history, start_step, elapsed, True, checkpoint, extra)
         if rank == 0:
             print(f"resuming {checkpoint} from step {start_step}")
@@ -315,14 +299,7 @@ def train(
     dataset = make_dataset(rank)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    def used_weights() -> dict:
-        """The weights training yields now (EMA when on), under the module's own names."""
-        return _ema_weights(ema) if ema is not None else model.state_dict()
-
     def payload(step: int, complete: bool) -> dict:
-        # Once complete, "ema" (what model_from_checkpoint loads) holds the best validation's
-        # weights under keep_best; "ema_state" stays the running average.
-        shipped = best["weights"] if complete and best is not None else used_weights()
         return {
             "format": CHECKPOINT_FORMAT,
             "model_name": model_name,
@@ -333,8 +310,7 @@ def train(
             "step": step,
             "complete": complete,
             "model": model.state_dict(),
-            "ema": plain_state_dict(shipped) if ema is not None or best is not None else None,
-            "best": best,
+            "ema": plain_state_dict(_ema_weights(ema)) if ema is not None else None,
             "ema_state": ema.state_dict() if ema is not None else None,
             "extra": extra.state_dict() if extra is not None else None,
             "optimizer": optimizer.state_dict(),
@@ -385,9 +361,6 @@ def train(
                 ema.module if ema is not None else model, val_set, device
             )
             history["val"].append([done, last_val, last_ssim])
-            if config.keep_best and (best is None or last_val > best["psnr"]):
-                weights = {k: v.detach().clone() for k, v in used_weights().items()}
-                best = {"step": done, "psnr": last_val, "weights": weights}
         if rank == 0:
             bar.set_postfix(loss=f"{smoothed:.4f}", val_psnr=f"{last_val:.2f}", refresh=False)
         if out_of_time:
@@ -399,13 +372,9 @@ def train(
             save_checkpoint(checkpoint, payload(done, complete=False))
     bar.close()
     done = min(step + 1, config.steps) if config.steps > start_step else start_step
-    if best is not None and done >= config.steps:
-        history["best"] = [best["step"], best["psnr"]]
     if rank == 0 and checkpoint:
         # A run cut short by the time cap is saved as incomplete: never reused as finished,
         # resumed by the next call instead.
         save_checkpoint(checkpoint, payload(done, complete=done >= config.steps))
     final = ema.module if ema is not None else model
-    if best is not None and done >= config.steps:
-        final.load_state_dict(best["weights"])
     return TrainResult(final.eval(), history, done, elapsed, False, checkpoint, extra)

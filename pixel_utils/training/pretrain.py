@@ -204,8 +204,6 @@ def ship_student(
         "train_config": run["config"],
         "data": run["data"],
         "validation_history": run["history"]["val"],
-        # [step, validation PSNR] whose weights were kept (profile.student_keep_best)
-        "selected_by_validation": run["history"].get("best"),
         "benchmark": scores,
         "benchmark_int8": scores_int8,
         **speed,
@@ -225,7 +223,6 @@ def ship_student(
             "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
             "train_config": ckpt["config"],
             "validation_history": ckpt["history"]["val"],
-            "selected_by_validation": ckpt["history"].get("best"),
             "before_fine_tuning": {
                 "benchmark": benchmark_scores(distilled.model, profile),
                 "benchmark_int8": benchmark_scores(

@@ -202,9 +202,7 @@ def train_student(
         )
         loss_fn = DistillationLoss(setup.teacher, weights, adapters)
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
-    config = dataclasses.replace(
-        train_config(profile, steps, lr), seed=seed, keep_best=profile.student_keep_best
-    )
+    config = dataclasses.replace(train_config(profile, steps, lr), seed=seed)
     result = train(
         profile.student,
         profile.student_kwargs,
