@@ -275,13 +275,20 @@ def test_two_frame_student_starts_as_the_single_frame_student():
         np.testing.assert_array_equal(sharpener(f), per_frame(f))
 
 
-@pytest.mark.parametrize("size", [(48, 64), (45, 61)])  # on and off the stride grid
-def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size):
-    from pixel_utils.app.onnx_export import OnnxModel, export_onnx
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("size", [(48, 64), (45, 61), (7, 9)])  # on, off the grid; tiny
+def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size, int8):
+    """The 8-bit graph video runs gives the float graph's bytes after numpy's conversions."""
+    from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
 
     torch.manual_seed(0)
-    model = UnshuffleStudent(scale=4, channels=8, blocks=1).eval()
-    served = OnnxModel(export_onnx(model, tmp_path / "s.onnx")[0])
+    model = UnshuffleStudent(scale=4, channels=8, blocks=1, inner_blocks=1).eval()
+    path = export_onnx(model, tmp_path / "s.onnx")[0]
+    if int8:
+        rng = np.random.default_rng(0)
+        calibration = [rng.random((2, 3, 32, 32), dtype=np.float32) for _ in range(3)]
+        path = quantize_int8(path, tmp_path / "s_int8.onnx", calibration)
+    served = OnnxModel(path)
     frame = np.ascontiguousarray(_frame(3)[: size[0], : size[1]])
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
     expected = (served(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
@@ -289,6 +296,21 @@ def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size):
     assert got.shape == frame.shape and got.dtype == np.uint8 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, expected)
     assert not np.array_equal(got, frame)  # the model did run
+
+
+def test_shipped_student_on_8_bit_frames_matches_its_float_graph():
+    """The shipped int8 student on a real photo: every byte equal."""
+    from skimage import data
+
+    from pixel_utils.app.onnx_export import FrameModel, OnnxModel
+    from pixel_utils.app.pretrained import SERVED_STUDENT, WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / SERVED_STUDENT
+    frame = np.ascontiguousarray(data.astronaut()[:200, :])  # 200 × 512: rows off the grid
+    served = OnnxModel(path)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
+    expected = (served(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(FrameModel(path)(frame), expected)
 
 
 def test_sharpened_video_is_byte_identical_on_a_rerun(tmp_path, clip):

@@ -59,10 +59,10 @@ def onnx_stride(path: str | os.PathLike) -> int:
     return int(meta.get("stride", 1))
 
 
-def onnx_session(path: str | os.PathLike, threads: int | None = None, spin: bool = True):
-    """An onnxruntime CPU session. ``spin=False`` stops its idle threads from spin-waiting
-    between runs: slightly slower for one image, much faster when other threads (a video
-    decoder and encoder) need the same cores."""
+def onnx_session(graph: str | os.PathLike | bytes, threads: int | None = None, spin: bool = True):
+    """An onnxruntime CPU session of a graph (a file, or its serialised bytes). ``spin=False``
+    stops its idle threads from spin-waiting between runs: slightly slower for one image, much
+    faster when other threads (a video decoder and encoder) need the same cores."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -70,7 +70,8 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None, spin: bool
         options.intra_op_num_threads = threads
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = graph if isinstance(graph, bytes) else str(graph)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxModel(torch.nn.Module):
@@ -101,9 +102,85 @@ class OnnxModel(torch.nn.Module):
         in the way: what the video path calls per frame)."""
         return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
 
-    def without_spinning(self) -> OnnxModel:
-        """The same graph in a session whose threads sleep between runs (for video)."""
-        return self if not self.spin else OnnxModel(self.path, self.threads, spin=False)
+
+def eight_bit_graph(path: str | os.PathLike) -> bytes:
+    """The exported model at ``path`` wrapped to take and give 8-bit frames: ``frame`` and
+    ``sharpened_frame`` are N×H×W×3 uint8 (H, W on the stride grid), serialised for
+    :func:`onnx_session`.
+
+    The wrapper runs the float path's own steps, so its bytes are those of the float graph
+    between numpy conversions: uint8 → float32 ÷ 255 in front (a Cast and a Div: the
+    DequantizeLinear shortcut is one ulp off for some levels); behind, × 255 then
+    QuantizeLinear with scale 1, which rounds half to even and saturates to 0–255, the same as
+    clamping to [0, 1] first. Why: on a 2-core CPU the layout and type conversions around a
+    720p frame cost numpy about 10 ms, a seventh of the int8 student itself.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    image, output = graph.input[0].name, graph.output[0].name
+    for node in graph.node:  # the float output becomes an inner tensor
+        node.output[:] = [f"{output}_float" if name == output else name for name in node.output]
+    constants = {
+        "frame_levels": np.array(255, np.float32),
+        "frame_unit_scale": np.array(1, np.float32),
+        "frame_zero_point": np.array(0, np.uint8),
+    }
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    front = [
+        helper.make_node("Transpose", ["frame"], ["frame_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Cast", ["frame_nchw"], ["frame_float"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["frame_float", "frame_levels"], [image]),
+    ]
+    back = [
+        helper.make_node("Mul", [f"{output}_float", "frame_levels"], [f"{output}_levels"]),
+        helper.make_node("QuantizeLinear", [f"{output}_levels", "frame_unit_scale",
+                                            "frame_zero_point"], [f"{output}_8bit"]),
+        helper.make_node("Transpose", [f"{output}_8bit"], ["sharpened_frame"], perm=[0, 2, 3, 1]),
+    ]  # fmt: skip
+    nodes = front + list(graph.node) + back
+    del graph.node[:], graph.input[:], graph.output[:], graph.value_info[:]
+    graph.node.extend(nodes)
+    dims = ["batch", "height", "width", 3]
+    graph.input.append(helper.make_tensor_value_info("frame", TensorProto.UINT8, dims))
+    graph.output.append(helper.make_tensor_value_info("sharpened_frame", TensorProto.UINT8, dims))
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class FrameModel:
+    """An exported model on 8-bit RGB frames (H×W×3 uint8 in and out), run by onnxruntime on
+    :func:`eight_bit_graph`. Sizes off the stride grid are padded as the PyTorch model pads
+    them (:func:`~pixel_utils.models.networks.pad_to_stride`) and cropped back.
+
+    ``graph`` (the wrapped bytes) may be shared, so that several sessions skip rebuilding it.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = True,
+                 graph: bytes | None = None):  # fmt: skip
+        self.path, self.threads = Path(path), threads
+        self.graph = graph if graph is not None else eight_bit_graph(path)
+        self.session = onnx_session(self.graph, threads, spin)
+        self.stride = int(self.session.get_modelmeta().custom_metadata_map.get("stride", 1))
+
+    def pad(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` padded at the bottom and right onto the stride grid."""
+        h, w = frame.shape[:2]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        if not (ph or pw):
+            return frame
+        mode = "reflect" if min(h, w) > max(ph, pw) else "edge"  # as pad_to_stride
+        return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+    def run_padded(self, frame: np.ndarray) -> np.ndarray:
+        """The graph on a frame already on the stride grid (:meth:`pad`)."""
+        return self.session.run(None, {"frame": np.ascontiguousarray(frame[None])})[0][0]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        return np.ascontiguousarray(self.run_padded(self.pad(frame))[:h, :w])
 
 
 def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,

@@ -256,43 +256,37 @@ def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
 
 
 def _onnx_frame_sharpener(model) -> StagedFrameFunction:
-    """numpy only around onnxruntime: torch's thread pool on the decoding and encoding threads
-    would compete with onnxruntime's for the same cores (measured slower). Frame-parallel
-    (``concurrent``): ``n`` sessions of the same graph, each with 1/n of the model's threads."""
+    """The model on 8-bit frames inside onnxruntime (:class:`FrameModel`): the conversions to
+    and from float run in its graph, not in numpy, and no torch runs on the decoding and
+    encoding threads (its thread pool would compete with onnxruntime's for the same cores,
+    measured slower). Frame-parallel (``concurrent``): ``n`` sessions of the same graph, each
+    with 1/n of the model's threads."""
 
-    from pixel_utils.app.onnx_export import OnnxModel
-    from pixel_utils.models.networks import pad_to_stride
+    from pixel_utils.app.onnx_export import FrameModel
 
-    served = model.without_spinning()
+    served = FrameModel(model.path, model.threads, spin=False)
 
     def prepare(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        h, w = frame.shape[:2]
-        x = np.ascontiguousarray(frame.transpose(2, 0, 1), np.float32)[None]
-        x /= np.float32(255)
-        if h % served.stride or w % served.stride:  # padded as the PyTorch model pads
-            x = pad_to_stride(torch.from_numpy(x), served.stride).numpy()
-        return x, (h, w)
+        return served.pad(frame), frame.shape[:2]
 
     def infer(prepared: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
-        x, (h, w) = prepared
-        return served.run_array(x)[0, :, :h, :w]
+        frame, (h, w) = prepared
+        return served.run_padded(frame)[:h, :w]
 
     def finish(y: np.ndarray) -> np.ndarray:
-        # The PyTorch path's float32 steps: clamp, × 255, round half to even.
-        y = np.rint(np.clip(y, 0, 1) * np.float32(255)).astype(np.uint8)
-        return np.ascontiguousarray(y.transpose(1, 2, 0))
+        return np.ascontiguousarray(y)
 
     def concurrent(n: int) -> Callable:
         threads = max(1, (model.threads or torch.get_num_threads()) // n)
         sessions: queue.Queue = queue.Queue()
         for _ in range(n):
-            sessions.put(OnnxModel(model.path, threads, spin=False))
+            sessions.put(FrameModel(model.path, threads, spin=False, graph=served.graph))
 
         def infer_on_a_free_session(prepared: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
-            x, (h, w) = prepared
+            frame, (h, w) = prepared
             session = sessions.get()  # n callers, n sessions: one is always free
             try:
-                return session.run_array(x)[0, :, :h, :w]
+                return session.run_padded(frame)[:h, :w]
             finally:
                 sessions.put(session)
 
