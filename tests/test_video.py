@@ -364,6 +364,32 @@ def test_box_mean_counts_only_pixels_inside_the_image():
     np.testing.assert_allclose(_box_mean(values, 5), expected.numpy(), rtol=1e-6)
 
 
+def test_blend_gate_and_pull_are_their_formulas():
+    """The gate and the pull, written for speed, give the plain formulas' numbers: the gate
+    from the channel-summed absolute difference averaged over the 5×5 window's pixels inside
+    the frame (torch's avg_pool2d without padding counts), the pull ``s + g·(p − s)``."""
+    rng = np.random.default_rng(5)
+    current = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    previous = np.clip(current.astype(int) + rng.integers(-30, 31, current.shape), 0, 255)
+    previous = previous.astype(np.uint8)
+    valid = rng.random((37, 53)) > 0.1
+    blend = AlignedBlend(lambda f: f, strength=0.7, tolerance=12.0)
+    diff = torch.from_numpy(np.abs(current.astype(np.float64) - previous).sum(axis=2))
+    local = torch.nn.functional.avg_pool2d(diff[None, None], 5, 1, 2, count_include_pad=False)
+    expected = 0.7 * np.exp(-np.square(local[0, 0].numpy() / 3 / 12.0)) * valid
+    gate = blend.gate(current, previous, valid)
+    assert gate.shape == (37, 53, 1) and gate.dtype == np.float32
+    np.testing.assert_allclose(gate[..., 0], expected, rtol=1e-5, atol=1e-6)
+
+    blend.shifts = np.zeros((2, 2))  # known: no motion, so the pull is pixel to pixel
+    blend.align(previous)
+    blend.previous_output = previous
+    alignment = blend.align(current)
+    got = blend.blend(current, alignment)
+    pulled = current + alignment.weights.astype(np.float64) * (previous.astype(float) - current)
+    assert np.abs(got.astype(int) - np.rint(pulled)).max() <= 1  # float32 vs float64 rounding
+
+
 def test_staged_blend_in_the_video_pipeline_matches_the_blend_called_frame_by_frame(tmp_path, clip):
     def per_frame(frame):
         return (255 - frame) // 2 + 40

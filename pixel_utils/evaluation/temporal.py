@@ -24,6 +24,7 @@ are trained with the same estimate. :func:`shift_frame` moves a frame by it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,8 +84,18 @@ def _box_mean(values: np.ndarray, size: int) -> np.ndarray:
     counting only the pixels inside the image (torch's ``count_include_pad=False``): scipy's
     zero-padded box filter, divided by the share of each window that lies inside."""
     mean_with_zeros = uniform_filter(values.astype(np.float32), size, mode="constant")
-    inside = [uniform_filter1d(np.ones(n, np.float32), size, mode="constant") for n in values.shape]
-    return mean_with_zeros / np.outer(*inside)
+    mean_with_zeros /= _window_share_inside(values.shape, size)
+    return mean_with_zeros
+
+
+@functools.lru_cache(maxsize=4)
+def _window_share_inside(shape: tuple[int, int], size: int) -> np.ndarray:
+    """For each pixel, the share of its ``size``×``size`` window inside a ``shape`` image (the
+    same for every frame of a clip: computed once)."""
+    inside = [uniform_filter1d(np.ones(n, np.float32), size, mode="constant") for n in shape]
+    share = np.outer(*inside)
+    share.flags.writeable = False
+    return share
 
 
 @dataclass(frozen=True)
@@ -132,8 +143,13 @@ class AlignedBlend:
 
     def gate(self, current: np.ndarray, aligned_previous: np.ndarray, valid) -> np.ndarray:
         """``H×W×1`` float32 blend weights from uint8 ``H×W×3`` frames."""
-        diff = np.abs(current.astype(np.int16) - aligned_previous.astype(np.int16))
-        local = _box_mean(diff.sum(axis=2, dtype=np.int32), 5) / np.float32(diff.shape[2])
+        channels = current.shape[2]
+        diff = np.maximum(current, aligned_previous) - np.minimum(current, aligned_previous)
+        # Channel by channel in uint16: numpy's sum over the last axis of 3 runs ~8× slower.
+        total = diff[..., 0].astype(np.uint16)
+        for c in range(1, channels):
+            total += diff[..., c]
+        local = _box_mean(total, 5) / np.float32(channels)
         weight = np.exp(-np.square(local / np.float32(self.tolerance)))
         weight *= np.float32(self.strength)
         weight *= valid
@@ -160,8 +176,11 @@ class AlignedBlend:
         if alignment is not None and self.previous_output is not None:
             prev_out, _ = shift_frame(self.previous_output, alignment.dy, alignment.dx)
             current = result.astype(np.float32)
-            current += alignment.weights * (prev_out.astype(np.float32) - current)
-            result = np.clip(np.rint(current), 0, 255).astype(np.uint8)
+            pull = prev_out.astype(np.float32)  # in place from here: 2 fewer 720p temporaries
+            pull -= current
+            pull *= alignment.weights
+            current += pull
+            result = np.clip(np.rint(current, out=current), 0, 255, out=current).astype(np.uint8)
         self.previous_output = result
         return result
 
