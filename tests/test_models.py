@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -113,3 +114,14 @@ def test_two_level_student_doubles_its_stride_and_grows_its_receptive_field():
         for p in model.parameters():
             p.data.normal_(0, 0.1)
     assert reach(u) > reach(flat)
+
+
+@pytest.mark.parametrize("size", [(45, 61), (16, 24), (5, 3)])  # reflect, none, replicate
+def test_numpy_padding_to_the_stride_is_the_models_own(size):
+    from pixel_utils.models.networks import pad_image_to_stride, pad_to_stride
+
+    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    expected = pad_to_stride(torch.from_numpy(image).permute(2, 0, 1)[None].float(), 8)
+    got = pad_image_to_stride(image, 8)
+    assert got.dtype == np.uint8 and got.shape[:2] == tuple(expected.shape[-2:])
+    np.testing.assert_array_equal(got, expected[0].permute(1, 2, 0).numpy())

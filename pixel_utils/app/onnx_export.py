@@ -153,7 +153,7 @@ def eight_bit_graph(path: str | os.PathLike) -> bytes:
 class FrameModel:
     """An exported model on 8-bit RGB frames (H×W×3 uint8 in and out), run by onnxruntime on
     :func:`eight_bit_graph`. Sizes off the stride grid are padded as the PyTorch model pads
-    them (:func:`~pixel_utils.models.networks.pad_to_stride`) and cropped back.
+    them (:func:`~pixel_utils.models.networks.pad_image_to_stride`) and cropped back.
 
     ``graph`` (the wrapped bytes) may be shared, so that several sessions skip rebuilding it.
     """
@@ -167,12 +167,9 @@ class FrameModel:
 
     def pad(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` padded at the bottom and right onto the stride grid."""
-        h, w = frame.shape[:2]
-        ph, pw = (-h) % self.stride, (-w) % self.stride
-        if not (ph or pw):
-            return frame
-        mode = "reflect" if min(h, w) > max(ph, pw) else "edge"  # as pad_to_stride
-        return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        from pixel_utils.models.networks import pad_image_to_stride
+
+        return pad_image_to_stride(frame, self.stride)
 
     def run_padded(self, frame: np.ndarray) -> np.ndarray:
         """The graph on a frame already on the stride grid (:meth:`pad`)."""

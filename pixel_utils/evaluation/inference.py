@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from pixel_utils.data.images import to_numpy, to_tensor
+from pixel_utils.models.networks import pad_image_to_stride
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
@@ -119,9 +120,7 @@ def sharpen_tiled(
         raise ValueError("overlap must be smaller than the tile")
     h, w = image.shape[:2]
     # Pad to the stride as the model itself would, so every tile sits on the model's grid.
-    ph, pw = (-h) % stride, (-w) % stride
-    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-    padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode) if ph or pw else image
+    padded = pad_image_to_stride(image, stride)
     H, W = padded.shape[:2]
     device = next(model.parameters()).device
     was_training = model.training

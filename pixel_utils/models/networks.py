@@ -30,6 +30,7 @@ attention to TLC's local pooling over a window the size of the training patches.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +44,16 @@ def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
     if not (ph or pw):
         return x
     return F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+
+
+def pad_image_to_stride(image: np.ndarray, stride: int) -> np.ndarray:
+    """:func:`pad_to_stride` for an ``H×W×C`` numpy image (any dtype): the same pixels, no torch."""
+    h, w = image.shape[:2]
+    ph, pw = (-h) % stride, (-w) % stride
+    if not (ph or pw):
+        return image
+    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+    return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode=mode)
 
 
 class SharpeningNet(nn.Module):
