@@ -125,3 +125,46 @@ def test_numpy_padding_to_the_stride_is_the_models_own(size):
     got = pad_image_to_stride(image, 8)
     assert got.dtype == np.uint8 and got.shape[:2] == tuple(expected.shape[-2:])
     np.testing.assert_array_equal(got, expected[0].permute(1, 2, 0).numpy())
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        {"blocks": 3, "inner_blocks": 3},  # coarse blocks added
+        {"blocks": 5, "inner_blocks": 1},  # fine blocks added on both sides of the U
+        {"blocks": 4, "inner_blocks": 2},
+    ],
+)
+def test_a_grown_student_computes_what_it_grew_from(new):
+    from pixel_utils.models.networks import UnshuffleStudent, grown_student_state
+
+    old_kwargs = {"scale": 2, "channels": 8, "blocks": 3, "inner_blocks": 1}
+    torch.manual_seed(0)
+    old = UnshuffleStudent(**old_kwargs).eval()
+    for p in old.parameters():  # trained-looking weights: no block is the identity already
+        torch.nn.init.normal_(p, std=0.1)
+    new_kwargs = old_kwargs | new
+    grown = UnshuffleStudent(**new_kwargs).eval()
+    grown.load_state_dict(grown_student_state(old.state_dict(), old_kwargs, new_kwargs))
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), old(x), rtol=0, atol=1e-6)
+    # the added blocks can learn: their first convolutions are not zero
+    assert all(b.conv1.weight.abs().sum() > 0 for b in grown.inner)
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        {"blocks": 2, "inner_blocks": 1},  # fewer blocks
+        {"blocks": 3, "inner_blocks": 0},  # the U removed
+        {"blocks": 3, "inner_blocks": 1, "channels": 16},  # wider: not growth by blocks
+    ],
+)
+def test_growth_refuses_what_is_not_adding_blocks(new):
+    from pixel_utils.models.networks import UnshuffleStudent, grown_student_state
+
+    old_kwargs = {"scale": 2, "channels": 8, "blocks": 3, "inner_blocks": 1}
+    state = UnshuffleStudent(**old_kwargs).state_dict()
+    with pytest.raises(ValueError, match="growth"):
+        grown_student_state(state, old_kwargs, old_kwargs | new)

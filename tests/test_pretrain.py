@@ -285,3 +285,47 @@ def test_a_fine_tuned_teacher_keeps_what_it_started_from(tmp_path, monkeypatch):
     # The fine-tuning is its own run, next to (not over) the teacher's pretraining checkpoint.
     assert (tmp_path / "data" / "pretrain" / "smoke" / "teacher_finetune.pt").exists()
     assert load_checkpoint(tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt")["step"] == 6
+
+
+def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path, monkeypatch):
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    out, base_dir = tmp_path / "weights", tmp_path / "base"
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(base_dir)]) == 0
+    base = json.loads((base_dir / "manifest.json").read_text())["models"]["student"]
+    source = base_dir / "student.pt"
+    with pytest.raises(SystemExit):  # growth is for the student
+        pretrain.main(["--profile", "smoke", "--grow-from", str(source), "--out", str(out)])
+    args = ["--profile", "smoke", "--student", "--grow-from", str(source), "--ship"]
+    assert pretrain.main([*args, "--out", str(out)]) == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    P = resolve_profile("smoke")
+    assert entry["model_kwargs"] == P.grown_student_kwargs != base["model_kwargs"]
+    assert entry["steps"] == P.grow_steps
+    assert f"--grow-from {source.as_posix()}" in entry["made_by"]
+    grown_from = entry["grown_from"]
+    assert grown_from["weights_sha256"] == base["weights_sha256"]
+    assert grown_from["model_kwargs"] == base["model_kwargs"]
+    # the shipped student it grew from: how it was made and what it scored, kept
+    assert grown_from["shipped_entry"]["made_by"] == base["made_by"]
+    assert grown_from["shipped_entry"]["benchmark"] == base["benchmark"]
+    model = model_from_checkpoint(out / "student.pt")
+    assert len(model.inner) == P.grown_student_kwargs["inner_blocks"]
+    # Timed again: the network it grew from is timed too, on the same machine, for the ratio.
+    assert pretrain.main(["--profile", "smoke", "--student", "--measure-speed",
+                          "--out", str(out)]) == 0  # fmt: skip
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    here = entry["grown_from"]["int8_same_machine"]
+    assert set(here["latency_ratio"]) == set(entry["served_ms"]["int8_onnxruntime"])
+    assert all(len(r) == pretrain.PAIRED_ROUNDS for r in here["rounds_ms"].values())
+    from pixel_utils.report.readme import grown_summary, network_words
+
+    summary = grown_summary(entry["grown_from"], "gauss3")
+    assert set(summary["latency_ratio"]) == set(entry["served_ms"]["int8_onnxruntime"])
+    assert all(r > 0 for r in summary["latency_ratio"].values())
+    assert summary["gain_db_int8"] == base["benchmark_int8"]["gauss3"]["gain_db"]
+    assert network_words(entry["model_kwargs"]) == (
+        "3 blocks of 32 channels at 1/4 and 2 of 64 at 1/8 resolution"
+    )

@@ -446,6 +446,43 @@ class UnshuffleStudent(SharpeningNet):
         return z
 
 
+def grown_student_state(state: dict, old_kwargs: dict, new_kwargs: dict) -> dict:
+    """The weights of an :class:`UnshuffleStudent` with more blocks (``new_kwargs``) that
+    computes exactly what ``state`` (an ``old_kwargs`` student) computes.
+
+    The old blocks keep their weights and their side of the U; each added block, fine or
+    coarse, gets fresh first-conv weights and a zero second conv, so it starts as the identity
+    and training grows it from there (function-preserving growth, as in Net2Net). Used to give
+    a trained student more capacity without losing what it learned.
+    """
+    fixed = ("scale", "channels", "reparam")
+    if any(old_kwargs.get(k) != new_kwargs.get(k) for k in fixed):
+        raise ValueError(f"growth keeps {fixed}: {old_kwargs} → {new_kwargs}")
+    old_blocks, new_blocks = old_kwargs["blocks"], new_kwargs["blocks"]
+    old_inner, new_inner = old_kwargs.get("inner_blocks", 0), new_kwargs.get("inner_blocks", 0)
+    if new_blocks < old_blocks or new_inner < old_inner or (old_inner == 0) != (new_inner == 0):
+        raise ValueError(f"growth only adds blocks (and keeps the U or its absence): "
+                         f"{old_kwargs} → {new_kwargs}")  # fmt: skip
+    grown = UnshuffleStudent(**new_kwargs).state_dict()  # fresh weights for the added blocks
+    old_half = (old_blocks + 1) // 2 if old_inner else old_blocks
+    # Blocks before the U stay first; those after it stay last, so the U sits between them.
+    moved = {i: i if i < old_half else new_blocks - (old_blocks - i) for i in range(old_blocks)}
+    for name, value in state.items():
+        parts = name.split(".")
+        if parts[0] == "blocks":
+            parts[1] = str(moved[int(parts[1])])
+        target = ".".join(parts)
+        if target not in grown or grown[target].shape != value.shape:
+            raise ValueError(f"{name}: not a weight of an unshuffle student {old_kwargs}")
+        grown[target] = value.clone()
+    added = [f"blocks.{i}" for i in sorted(set(range(new_blocks)) - set(moved.values()))]
+    added += [f"inner.{i}" for i in range(old_inner, new_inner)]
+    for block in added:
+        for tensor in ("conv2.weight", "conv2.bias"):
+            grown[f"{block}.{tensor}"] = torch.zeros_like(grown[f"{block}.{tensor}"])
+    return grown
+
+
 class TwoFrameStudent(UnshuffleStudent):
     """An :class:`UnshuffleStudent` that sees two frames: the current one and the previous one
     aligned onto it (``N×6×H×W``, current first), and sharpens the current one.

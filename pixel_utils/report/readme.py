@@ -128,7 +128,40 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         "machine": speed_measured.get("machine") or {},
         "speed_remeasured": "served_ms_provenance" in student,
         "scratch_twin": twin_summary(student.get("scratch_twin"), case),
+        "grown_from": grown_summary(student.get("grown_from"), case),
     }
+
+
+def grown_summary(grown: dict | None, case: str) -> dict | None:
+    """What a grown shipped student grew from: that network, its headline gain as served,
+    its served speed where it was measured, its scratch twin, and the grown network's
+    latency against it where both were timed on one machine (``make student-speed``)."""
+    if not grown:
+        return None
+    source = grown.get("shipped_entry") or {}
+    out = {"model_kwargs": grown["model_kwargs"], "made_by": source.get("made_by"),
+           "steps": source.get("steps")}  # fmt: skip
+    if "benchmark_int8" in source:
+        out["gain_db_int8"] = source["benchmark_int8"][case]["gain_db"]
+    if "served_ms" in source:
+        ms = source["served_ms"]["int8_onnxruntime"]
+        out["served_fps"] = {res: 1e3 / v for res, v in ms.items()}
+        out["machine"] = (source.get("provenance") or {}).get("machine") or {}
+    here = grown.get("int8_same_machine")
+    if here:
+        out["latency_ratio"] = here["latency_ratio"]
+        out["ratio_machine"] = here.get("machine") or {}
+    out["scratch_twin"] = twin_summary(source.get("scratch_twin"), case)
+    return out
+
+
+def network_words(kwargs: dict) -> str:
+    """An unshuffle student's blocks in words."""
+    words = f"{kwargs['blocks']} blocks of {kwargs['channels']} channels at 1/{kwargs['scale']}"
+    if kwargs.get("inner_blocks"):
+        words += (f" and {kwargs['inner_blocks']} of {2 * kwargs['channels']} at "
+                  f"1/{2 * kwargs['scale']}")  # fmt: skip
+    return words + " resolution"
 
 
 def cpu_words(machine: dict) -> str:
@@ -244,10 +277,17 @@ def results_markdown(r: dict) -> str:
     if shipped:
         form = "int8 (onnxruntime)" if shipped["served"].endswith(".onnx") else "PyTorch fp32"
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
+        grown = shipped.get("grown_from")
+        recipe = f"the same network and recipe, {shipped['steps']:,} steps"
+        if grown:
+            recipe = (
+                f"the report's network ({network_words(grown['model_kwargs'])}) distilled, then "
+                f"grown to {network_words(shipped['model_kwargs'])}, the added block starting "
+                f"as the identity, and fine-tuned for {shipped['steps']:,} steps"
+            )
         notes += [
             "",
-            f"**The shipped student** (`make student`: the same network and recipe, "
-            f"{shipped['steps']:,} steps; manifest written at commit "
+            f"**The shipped student** (`make student`: {recipe}; manifest written at commit "
             f"`{(shipped['git_commit'] or 'unknown')[:10]}`), "
             f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
             f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "
@@ -260,10 +300,42 @@ def results_markdown(r: dict) -> str:
             )
             + "from `pixel_utils/weights/manifest.json`).",
         ]
+        if grown and "gain_db_int8" in grown:
+            notes[-1] += (
+                f" The network it grew from gained {grown['gain_db_int8']:+.2f} dB as served"
+                + (
+                    " and served at "
+                    + ", ".join(f"{f:.1f} fps at {r}" for r, f in grown["served_fps"].items())
+                    + f" on {cpu_words(grown['machine'])}"
+                    if grown.get("served_fps")
+                    else ""
+                )
+                + "."
+            )
+        if grown and grown.get("latency_ratio"):
+            ratios = ", ".join(f"{v:.2f}× at {r}" for r, v in grown["latency_ratio"].items())
+            notes[-1] += (
+                f" Timed in alternation on {cpu_words(grown['ratio_machine'])}, the grown "
+                f"network's int8 latency is {ratios} that network's (median of the rounds)."
+            )
+            if grown.get("served_fps"):
+                guess = ", ".join(
+                    f"{fps / grown['latency_ratio'][r]:.0f} fps at {r}"
+                    for r, fps in grown["served_fps"].items()
+                    if r in grown["latency_ratio"]
+                )
+                notes[-1] += (
+                    f" Scaled by those ratios, the grown one would serve at about {guess} on "
+                    f"{cpu_words(grown['machine'])}: an estimate, not a measurement; "
+                    "`make student-speed` measures it on your CPU."
+                )
         twin = shipped.get("scratch_twin")
+        of = "its scratch twin"
+        if not twin and grown and grown.get("scratch_twin"):
+            twin, of = grown["scratch_twin"], "the scratch twin of the network it grew from"
         if twin and not twin["stopped_early"]:
             notes[-1] += (
-                f" Against its scratch twin (`make student-twin`: the same network, batches, "
+                f" Against {of} (`make student-twin`: the same network, batches, "
                 f"{twin['steps']:,} steps and seed, ground truth only), distillation gains "
                 f"{twin['mean_db']:+.2f} dB on `{shipped['case']}` ({twin_words(twin)})."
             )

@@ -118,7 +118,14 @@ def pretrain_student(
     with the report's)."""
     from pixel_utils.training import stages
 
-    P = dataclasses.replace(
+    P = _shipped_student_profile(profile, steps, cache_batches)
+    setup = stages.prepare_distillation(P, stages.shipped_teacher())
+    result = stages.train_student(P, setup, distill=True, retrain=retrain, device=device)
+    return result, P
+
+
+def _shipped_student_profile(profile: Profile, steps=None, cache_batches=None) -> Profile:
+    return dataclasses.replace(
         profile,
         student_steps=steps or profile.pretrain_student_steps,
         cache_batches=cache_batches or profile.pretrain_student_cache_batches,
@@ -126,24 +133,49 @@ def pretrain_student(
         # stop at the report's safety cap (it resumes across sessions instead).
         time_cap_minutes=24 * 60,
     )
-    setup = stages.prepare_distillation(P, stages.shipped_teacher())
-    result = stages.train_student(P, setup, distill=True, retrain=retrain, device=device)
-    return result, P
+
+
+def grow_student(
+    profile: Profile, source: Path, steps: int | None = None, lr: float | None = None,
+    cache_batches: int | None = None, device: str | None = None, retrain: bool = False,
+) -> tuple[TrainResult, Profile, Profile]:  # fmt: skip
+    """Grow the finished student at ``source`` into the profile's ``grown_student_kwargs``
+    (the added blocks start as the identity, so it starts as good as ``source``) and fine-tune
+    it for ``grow_steps`` at ``grow_lr`` on the shipped student's teacher-labelled batches, with
+    its loss. Returns the run, the profile it ran under (its own run name, so its checkpoints
+    never mix with the student's), and the profile whose run holds the batches."""
+    from pixel_utils.training import stages
+
+    batches = _shipped_student_profile(profile, cache_batches=cache_batches)
+    setup = stages.prepare_distillation(batches, stages.shipped_teacher())
+    P = dataclasses.replace(
+        batches,
+        student_kwargs=profile.grown_student_kwargs,
+        student_steps=steps or profile.grow_steps,
+        student_lr=lr or profile.grow_lr,
+    )
+    result = stages.train_student(
+        P, setup, distill=True, retrain=retrain, device=device, grown_from=Path(source)
+    )
+    return result, P, batches
 
 
 def quantisation_aware_student(
     distilled: TrainResult, profile: Profile, steps: int | None = None,
-    device: str | None = None, retrain: bool = False,
+    device: str | None = None, retrain: bool = False, batches: Profile | None = None,
 ) -> TrainResult:  # fmt: skip
     """Fine-tune (or resume, or reuse) the finished shipped student through its int8 rounding
     (``--qat-steps``), on its teacher-labelled batches; ``profile`` is the one
-    :func:`pretrain_student` returned."""
+    :func:`pretrain_student` (or :func:`grow_student`) returned, ``batches`` the profile whose
+    run holds the batches (default: ``profile``)."""
     from pixel_utils.training import stages
 
     if distilled.history.get("stopped_early"):
         raise RuntimeError(f"{distilled.checkpoint}: run not complete; resume it first")
     P = dataclasses.replace(profile, qat_steps=steps or profile.qat_steps)
-    setup = stages.prepare_distillation(P, stages.shipped_teacher(), load_only=True)
+    setup = stages.prepare_distillation(
+        batches or profile, stages.shipped_teacher(), load_only=True
+    )
     return stages.train_student(
         P, setup, distill=True, retrain=retrain, device=device, quantisation_aware_from=distilled
     )
@@ -151,7 +183,7 @@ def quantisation_aware_student(
 
 def ship_student(
     result: TrainResult, profile: Profile, out_dir: Path | None = None,
-    distilled: TrainResult | None = None,
+    distilled: TrainResult | None = None, grown_from: dict | None = None,
 ) -> dict:  # fmt: skip
     """Write the finished student (PyTorch and int8 ONNX) into the package with its manifest
     entry: how it was made, benchmark scores of both forms, and which one is served (int8 where
@@ -159,7 +191,8 @@ def ship_student(
 
     ``distilled`` is the run ``result`` was fine-tuned from when ``result`` is its
     quantisation-aware fine-tuning: the entry then also scores those weights in fp32 and
-    int8, so the fine-tuning's effect stays on record."""
+    int8, so the fine-tuning's effect stays on record. ``grown_from`` (:func:`growth_record`)
+    is the student it was grown from (:func:`grow_student`), recorded as ``grown_from``."""
     import shutil
 
     from pixel_utils.app.onnx_export import OnnxModel
@@ -190,12 +223,13 @@ def ship_student(
     if distilled is not None:
         qat_cli = f" --qat-steps {ckpt['step']}"
         run = load_checkpoint(distilled.checkpoint)
+    grow_cli = f" --grow-from {grown_from['file']}" if grown_from else ""
     entry = {
         "file": path.name,
         "profile": profile.name,
         "seed": profile.seed,
-        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
-        f"--steps {run['step']} --cache-batches {profile.cache_batches}{qat_cli} --ship",
+        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name}"
+        f"{grow_cli} --steps {run['step']} --cache-batches {profile.cache_batches}{qat_cli} --ship",
         "distilled_from": "teacher.pt",
         "model_name": ckpt["model_name"],
         "model_kwargs": ckpt["model_kwargs"],
@@ -232,6 +266,8 @@ def ship_student(
             "distilled_checkpoint_sha256": sha256_file(distilled.checkpoint),
             "distilled_weights_sha256": weights_sha256(model_from_checkpoint(distilled.checkpoint)),
         }
+    if grown_from:
+        entry["grown_from"] = grown_from
     manifest = out_dir / "manifest.json"
     previous = (
         json.loads(manifest.read_text())["models"].get("student", {}) if manifest.exists() else {}
@@ -241,6 +277,36 @@ def ship_student(
         entry["scratch_twin"] = twin  # measured on these weights, or on their fp32 source
     update_manifest("student", entry, out_dir)
     return entry
+
+
+#: What a grown student's manifest entry keeps of the entry of the student it grew from.
+GROWTH_RECORD_KEYS = (
+    "made_by", "model_kwargs", "steps", "wall_time_s", "benchmark", "benchmark_int8",
+    "served_ms", "served_ms_runs", "served_ms_history", "provenance", "scratch_twin",
+)  # fmt: skip
+
+
+def growth_record(source: Path) -> dict:
+    """What the manifest keeps about the student checkpoint ``source`` that a student grows
+    from: its digests and network and, when it was shipped (``--ship --out`` wrote it with a
+    ``manifest.json`` beside it), how it was made, scored and timed (:data:`GROWTH_RECORD_KEYS`)."""
+    from pixel_utils.artefacts import sha256_file, weights_sha256
+    from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
+
+    source = Path(source)
+    weights = weights_sha256(model_from_checkpoint(source))
+    record = {
+        "file": source.as_posix(),
+        "checkpoint_sha256": sha256_file(source),
+        "weights_sha256": weights,
+        "model_kwargs": load_checkpoint(source)["model_kwargs"],
+    }
+    manifest = source.parent / "manifest.json"
+    models = json.loads(manifest.read_text())["models"] if manifest.exists() else {}
+    shipped = models.get("student", {})
+    if shipped.get("weights_sha256") == weights:
+        record["shipped_entry"] = {k: shipped[k] for k in GROWTH_RECORD_KEYS if k in shipped}
+    return record
 
 
 #: Each latency is the median of this many measurements (each itself the median of
@@ -276,12 +342,39 @@ def served_speed(model: torch.nn.Module, int8_path: Path, profile: Profile) -> d
     return {"served_ms": ms, "served_ms_runs": runs, "int8_is_faster": faster}
 
 
+#: Rounds of :func:`paired_int8_latency`.
+PAIRED_ROUNDS = 9
+
+
+def paired_int8_latency(path: Path, other: Path, profile: Profile) -> dict:
+    """int8 latency of ``path`` against ``other`` at each speed resolution, timed in
+    alternation for :data:`PAIRED_ROUNDS` rounds: the ms of each round (``path``, ``other``)
+    and the median over rounds of their ratio."""
+    import statistics
+
+    from pixel_utils.app.onnx_export import onnx_latency
+
+    rounds, ratio = {}, {}
+    for res, hw in profile.speed_resolutions.items():
+        rounds[res] = [
+            [1e3 * onnx_latency(p, *hw, min_run_time=profile.timing_seconds) for p in (path, other)]
+            for _ in range(PAIRED_ROUNDS)
+        ]
+        ratio[res] = statistics.median(a / b for a, b in rounds[res])
+    return {"rounds_ms": rounds, "latency_ratio": ratio}
+
+
 def remeasure_student_speed(profile: Profile, out_dir: Path | None = None) -> dict:
     """Measure the shipped student's speed again on this machine (``--student
     --measure-speed``): int8 speed hinges on the CPU's int8 instructions, so a figure taken on
     one CPU kind does not hold on another. The new figures replace ``served_ms`` (and the
     served form follows them) with this machine in ``served_ms_provenance``; the earlier ones
-    are kept, with their machine, in ``served_ms_history``. The weights are not touched."""
+    are kept, with their machine, in ``served_ms_history``. The weights are not touched.
+
+    For a grown student whose source (``grown_from``) is still on disk with its served int8
+    model beside it, both int8 models are then timed in alternation, :data:`PAIRED_ROUNDS`
+    rounds, into ``grown_from.int8_same_machine``: the grown network's latency over its
+    source's, the median of the per-round ratios (a CPU's speed drifts between rounds)."""
     from pixel_utils.app.pretrained import SERVED_STUDENT, WEIGHTS_DIR, update_manifest
     from pixel_utils.provenance import provenance
     from pixel_utils.training.loop import model_from_checkpoint
@@ -308,6 +401,15 @@ def remeasure_student_speed(profile: Profile, out_dir: Path | None = None) -> di
         "served_ms_provenance": provenance() | {"made_by": made_by},
         "served_ms_history": history,
     }
+    source = entry.get("grown_from") or {}
+    source_path = Path(source.get("file", ""))
+    if source and source_path.is_file() and (source_path.parent / SERVED_STUDENT).exists():
+        from pixel_utils.artefacts import weights_sha256
+
+        if weights_sha256(model_from_checkpoint(source_path)) == source["weights_sha256"]:
+            source["int8_same_machine"] = paired_int8_latency(
+                out_dir / SERVED_STUDENT, source_path.parent / SERVED_STUDENT, profile
+            ) | {"machine": entry["served_ms_provenance"].get("machine")}
     update_manifest("student", entry, out_dir)
     return entry
 
@@ -597,7 +699,15 @@ def main(argv=None) -> int:
         help="the teacher: fine-tune these weights (e.g. a copy of the shipped teacher.pt) "
         "instead of training from random ones",
     )  # fmt: skip
-    parser.add_argument("--lr", type=float, default=None, help="override the teacher's peak lr")
+    parser.add_argument(
+        "--grow-from", default=None, metavar="CHECKPOINT",
+        help="--student: instead of distilling anew, grow this finished student (e.g. a copy of "
+        "the shipped student.pt) into the profile's grown_student_kwargs and fine-tune it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lr", type=float, default=None,
+        help="override the peak lr of the teacher or of --grow-from's fine-tuning",
+    )  # fmt: skip
     parser.add_argument(
         "--measure-speed", action="store_true",
         help="--student: measure the shipped student's speed again on this machine and record "
@@ -615,6 +725,8 @@ def main(argv=None) -> int:
         return 0
     if args.scratch_twin and not args.student:
         parser.error("--scratch-twin goes with --student")
+    if args.grow_from and not args.student:
+        parser.error("--grow-from goes with --student")
     if args.kd_seeds != 1 and not args.scratch_twin:
         parser.error("--kd-seeds goes with --scratch-twin")
     if args.kd_seeds < 1:
@@ -626,24 +738,41 @@ def main(argv=None) -> int:
     if args.student:
         if args.photos:
             parser.error("--photos is for the teacher; the student learns on the report's data")
-        if args.init_from or args.lr:
-            parser.error("--init-from and --lr are for the teacher")
-        result, P = pretrain_student(profile, args.steps, args.cache_batches, args.device,
-                                     args.retrain)  # fmt: skip
+        if args.init_from:
+            parser.error("--init-from is for the teacher (a student grows --grow-from)")
+        if args.lr and not args.grow_from:
+            parser.error("--lr goes with the teacher or --grow-from")
+        if args.grow_from and args.scratch_twin:
+            parser.error("--scratch-twin compares the distilled student, not a grown one")
+        batches, growth = None, None
+        if args.grow_from:
+            if not Path(args.grow_from).is_file():
+                parser.error(f"--grow-from {args.grow_from}: no such checkpoint")
+            growth = growth_record(Path(args.grow_from))  # before --ship could replace it
+            result, P, batches = grow_student(
+                profile, Path(args.grow_from), args.steps, args.lr, args.cache_batches,
+                args.device, args.retrain,
+            )  # fmt: skip
+        else:
+            result, P = pretrain_student(profile, args.steps, args.cache_batches, args.device,
+                                         args.retrain)  # fmt: skip
         last = result.history["val"][-1] if result.history["val"] else None
-        print(f"distilled student: {result.step} steps, {result.seconds / 60:.1f} min"
+        print(f"{'grown' if growth else 'distilled'} student: {result.step} steps, "
+              f"{result.seconds / 60:.1f} min"
               + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
         shipped, distilled = result, None
         qat_steps = P.qat_steps if args.qat_steps is None else args.qat_steps
         if qat_steps > 0:
-            shipped = quantisation_aware_student(result, P, qat_steps, args.device, args.retrain)
+            shipped = quantisation_aware_student(
+                result, P, qat_steps, args.device, args.retrain, batches
+            )
             distilled = result
             last = shipped.history["val"][-1] if shipped.history["val"] else None
             print(f"quantisation-aware fine-tuning: {shipped.step} steps, "
                   f"{shipped.seconds / 60:.1f} min"
                   + (f", validation {last[1]:.2f} dB (int8 rounding)" if last else ""))  # fmt: skip
         if args.ship:
-            entry = ship_student(shipped, P, args.out, distilled)
+            entry = ship_student(shipped, P, args.out, distilled, growth)
             print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
         if args.scratch_twin:
             twin = compare_with_scratch_twin(result, P, args.out, args.device, args.retrain,

@@ -35,6 +35,7 @@ from pixel_utils.training.loop import (
     ArtefactMissing,
     TrainConfig,
     TrainResult,
+    load_checkpoint,
     model_from_checkpoint,
     train,
 )
@@ -161,7 +162,7 @@ def prepare_distillation(
 def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
     device: str | None = None, seed: int | None = None, load_only: bool = False,
-    quantisation_aware_from: TrainResult | None = None,
+    quantisation_aware_from: TrainResult | None = None, grown_from: Path | None = None,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
     loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
@@ -173,6 +174,11 @@ def train_student(
     instead, for ``profile.qat_steps`` at ``profile.qat_lr``, through the int8 rounding of
     its served model (:mod:`~pixel_utils.training.quantisation`), into ``<name>_qat.pt``.
     The returned model is the plain network with the fine-tuned weights.
+
+    With ``grown_from`` (a finished student checkpoint with fewer blocks than the profile's
+    student) its weights, grown to the profile's student by
+    :func:`~pixel_utils.models.networks.grown_student_state` (the added blocks start as the
+    identity), start the run instead of random ones, into ``<name>_grown.pt``.
     """
     steps, lr = profile.student_steps, profile.student_lr
     seed = profile.seed if seed is None else seed
@@ -190,9 +196,21 @@ def train_student(
         def prepare(model):
             make_quantisation_aware(model, rounding)
 
-        steps, lr, suffix = profile.qat_steps, profile.qat_lr, suffix + "_qat"
+        steps, lr = profile.qat_steps, profile.qat_lr
+        suffix = quantisation_aware_from.checkpoint.stem.removeprefix(name) + "_qat"
         key |= {"quantisation_aware_from": sha256_file(quantisation_aware_from.checkpoint),
                 "rounding": rounding}  # fmt: skip
+    if grown_from is not None:
+        from pixel_utils.artefacts import sha256_file
+        from pixel_utils.models.networks import grown_student_state
+
+        source = load_checkpoint(grown_from)
+        init_state = grown_student_state(
+            model_from_checkpoint(grown_from).state_dict(), source["model_kwargs"],
+            profile.student_kwargs,
+        )  # fmt: skip
+        suffix += "_grown"
+        key |= {"grown_from": sha256_file(grown_from)}
     if distill:
         set_seed(seed)  # the adapters' initial weights must not depend on what ran before
         weights = DistillWeights(**profile.distill_weights)
