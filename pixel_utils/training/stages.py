@@ -205,6 +205,7 @@ def train_student(
         from pixel_utils.models.networks import grown_student_state
 
         source = load_checkpoint(grown_from)
+        set_seed(seed)  # the added blocks' fresh first convolutions: the same on every rerun
         init_state = grown_student_state(
             model_from_checkpoint(grown_from).state_dict(), source["model_kwargs"],
             profile.student_kwargs,
