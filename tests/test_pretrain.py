@@ -329,3 +329,21 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     assert network_words(entry["model_kwargs"]) == (
         "3 blocks of 32 channels at 1/4 and 2 of 64 at 1/8 resolution"
     )
+
+
+def test_grown_summary_labels_the_source_speed_with_the_machine_that_measured_it():
+    """A source student re-measured by `make student-speed` before it grew: its speed comes
+    from that run's machine, not from the machine it was shipped on."""
+    from pixel_utils.report.readme import grown_summary
+    from pixel_utils.training.pretrain import GROWTH_RECORD_KEYS
+
+    assert "served_ms_provenance" in GROWTH_RECORD_KEYS
+    shipped_on = {"cpu_model": "CPU A", "int8_vnni": False, "cpu_count": 2}
+    measured_on = {"cpu_model": "CPU B", "int8_vnni": True, "cpu_count": 2}
+    source = {"served_ms": {"int8_onnxruntime": {"720p": 25.0}},
+              "provenance": {"machine": shipped_on}}  # fmt: skip
+    grown = {"model_kwargs": {"scale": 4}, "shipped_entry": source}
+    assert grown_summary(grown, "gauss3")["machine"] == shipped_on
+    source["served_ms_provenance"] = {"machine": measured_on}
+    summary = grown_summary(grown, "gauss3")
+    assert summary["machine"] == measured_on and summary["served_fps"] == {"720p": 40.0}

@@ -144,7 +144,7 @@ DDP_SCRIPT = textwrap.dedent(
     cfg = TrainConfig(steps=5, warmup_steps=1, val_every=100, ema_decay=None)
     data = lambda rank: PatchPairDataset(images, 24, 4, 5, seed=0, rank=rank)
     student_kwargs = {"scale": 2, "channels": 8, "blocks": 1}
-    result = train("unshuffle", student_kwargs, data, cfg, None)
+    result = train("unshuffle", student_kwargs, data, cfg, None, device="cpu")
     rank = dist.get_rank()
     torch.save(result.model.state_dict(), f"{sys.argv[1]}/rank{rank}.pt")
     # Distillation with feature adapters, which live outside the DDP-wrapped student. Each
@@ -156,7 +156,8 @@ DDP_SCRIPT = textwrap.dedent(
     torch.manual_seed(100 + rank)
     adapters = FeatureAdapters(student.feature_info(), teacher.feature_info(), pairs)
     loss = DistillationLoss(teacher, DistillWeights(feature=1.0), adapters)
-    kd = train("unshuffle", student_kwargs, data, cfg, None, loss_fn=loss, extra=adapters)
+    kd = train("unshuffle", student_kwargs, data, cfg, None, loss_fn=loss, extra=adapters,
+               device="cpu")
     state = {**kd.model.state_dict()}
     state.update({"adapter." + k: v for k, v in adapters.state_dict().items()})
     torch.save(state, f"{sys.argv[1]}/kd_rank{rank}.pt")
@@ -182,6 +183,23 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
         assert any(k.startswith("adapter.") for k in a) == name.startswith("kd")
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
+
+
+def test_torchrun_with_more_ranks_than_gpus_is_a_clear_error(monkeypatch):
+    """NCCL cannot put two ranks on one GPU; say so before joining the group (found on an
+    H200 machine, where the two-rank test above picked CUDA and NCCL failed)."""
+    import torch.distributed as dist
+
+    from pixel_utils.training import loop
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(RuntimeError, match="local rank 1, but this node has 1 GPU"):
+        loop._distributed(torch.device("cuda"))
+    assert not dist.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert loop._distributed(torch.device("cpu")) == (0, 1, torch.device("cpu"))
 
 
 def test_a_run_stopped_by_the_time_cap_is_not_finished(images, tmp_path):

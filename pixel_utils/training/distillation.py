@@ -135,6 +135,10 @@ class DistillationLoss:
 
     def teacher_outputs(self, inputs):
         need_features = self.weights.feature > 0 and self.adapters is not None
+        # The training loop moves the student to its device, not the teacher it was given.
+        teacher_param = next(self.teacher.parameters(), None)
+        if teacher_param is not None and teacher_param.device != inputs.device:
+            self.teacher.to(inputs.device)
         with torch.no_grad():
             if need_features:
                 out, feats = self.teacher(inputs, return_features=True)

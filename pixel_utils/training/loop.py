@@ -189,15 +189,27 @@ def _to_device(batch, device):
     return batch
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun."""
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device); joins the process group when launched by
+    torchrun. The backend follows the device: NCCL with one GPU per rank (rank ``r`` of a
+    node on GPU ``r``; NCCL refuses two ranks on one GPU), gloo on the CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if local_rank >= gpus:
+                raise RuntimeError(
+                    f"torchrun started local rank {local_rank}, but this node has {gpus} GPU(s) "
+                    f"and each rank needs its own: launch --nproc_per_node={gpus}, or train on "
+                    "the CPU (device='cpu')"
+                )
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        if device.type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device())
+        return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
 
 
 def train(
@@ -233,8 +245,7 @@ def train(
     ``prepare_model(model)`` changes the model in place before training (quantisation-aware
     rounding, :mod:`~pixel_utils.training.quantisation`); say so in ``data_key`` too.
     """
-    rank, world = _distributed()
-    device = pick_device(device)
+    rank, world, device = _distributed(pick_device(device))
     checkpoint = Path(checkpoint) if checkpoint else None
     key = {
         "model_name": model_name,

@@ -282,7 +282,8 @@ def ship_student(
 #: What a grown student's manifest entry keeps of the entry of the student it grew from.
 GROWTH_RECORD_KEYS = (
     "made_by", "model_kwargs", "steps", "wall_time_s", "benchmark", "benchmark_int8",
-    "served_ms", "served_ms_runs", "served_ms_history", "provenance", "scratch_twin",
+    "served_ms", "served_ms_runs", "served_ms_history", "served_ms_provenance", "provenance",
+    "scratch_twin",
 )  # fmt: skip
 
 
