@@ -284,7 +284,7 @@ def results_markdown(r: dict) -> str:
         if grown:
             recipe = (
                 f"the report's network ({network_words(grown['model_kwargs'])}) distilled, then "
-                f"grown to {network_words(shipped['model_kwargs'])}, the added block starting "
+                f"grown to {network_words(shipped['model_kwargs'])}, the added blocks starting "
                 f"as the identity, and fine-tuned for {shipped['steps']:,} steps"
             )
         notes += [
