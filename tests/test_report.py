@@ -118,3 +118,28 @@ def test_a_runs_parameters_reach_every_notebook_and_key_its_artefacts(tmp_path, 
     assert calls == [("02_b.ipynb", tmp_path / "reports" / "smoke", {"overrides": {}})]
     with pytest.raises(report.NotebookFailed, match="teacher_step"):
         report.run_report("smoke", parameters={"teacher_step": 3})  # a typo is caught
+
+
+def test_notebook_03_lesson_names_the_shipped_student_as_it_was_made():
+    """The shipped student is this run's network trained longer, or grown from it (by however
+    many blocks), or another network (then there is no lesson to draw)."""
+    from pixel_utils.report.readme import training_length_lesson
+
+    base = {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 1}
+    twin = {"steps": 24000, "mean_db": 0.07, "ci95": 0.03, "images": 5, "seeds": 1,
+            "stopped_early": False}  # fmt: skip
+    same = {"model_kwargs": base, "steps": 24000, "gain_db": 2.40, "gain_db_int8": 2.33,
+            "scratch_twin": twin}  # fmt: skip
+    lesson = training_length_lesson(same, base, 0.52, 600, 0.05)
+    assert lesson.startswith("- **Training length matters most.**")
+    assert "+2.40 dB in fp32" in lesson and "+0.07 dB" in lesson and "+0.050 dB" in lesson
+    grown = {"model_kwargs": {**base, "inner_blocks": 3}, "steps": 6000, "gain_db": 2.59,
+             "gain_db_int8": 2.52, "scratch_twin": None,
+             "grown_from": {"model_kwargs": base, "steps": 24000, "gain_db_int8": 2.33,
+                            "scratch_twin": twin}}  # fmt: skip
+    lesson = training_length_lesson(grown, base, 0.52, 600, 0.05)
+    assert "Grown by 2 blocks at 1/8 resolution" in lesson and "+2.52 dB served" in lesson
+    assert "+2.33 dB served in int8" in lesson and "distilled − scratch is +0.07 dB" in lesson
+    other = {**base, "channels": 16}
+    assert training_length_lesson(grown, other, 0.52, 600, 0.05) == ""
+    assert training_length_lesson(None, base, 0.52, 600, 0.05) == ""

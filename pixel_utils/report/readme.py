@@ -199,6 +199,50 @@ def twin_words(twin: dict) -> str:
     return f"95% CI ± {twin['ci95']:.2f} dB over {twin['images']} photos, one seed"
 
 
+def training_length_lesson(
+    shipped: dict | None, student_kwargs: dict, report_gain_db: float, report_steps: int,
+    report_kd_db: float,
+) -> str:  # fmt: skip
+    """Notebook 03's lesson from the shipped student (:func:`shipped_student_summary`) when it
+    is this run's network trained longer, or grown from it: its gain against this run's
+    ``report_steps``-step student's, and its scratch twin's margin against this run's
+    distilled − scratch. Empty when the shipped student is another network."""
+    if not shipped:
+        return ""
+    grown = shipped.get("grown_from") or {}
+    if shipped["model_kwargs"] == student_kwargs:
+        lesson = (
+            f"- **Training length matters most.** The same student and recipe distilled for "
+            f"{shipped['steps']:,} steps (`make student`, the shipped weights) gains "
+            f"{shipped['gain_db']:+.2f} dB in fp32 ({shipped['gain_db_int8']:+.2f} dB served in "
+            f"int8), against {report_gain_db:+.2f} dB after this run's {report_steps:,} steps."
+        )
+        twin = shipped.get("scratch_twin")
+    elif grown.get("model_kwargs") == student_kwargs and "gain_db_int8" in grown:
+        added = shipped["model_kwargs"].get("inner_blocks", 0) - grown["model_kwargs"].get(
+            "inner_blocks", 0
+        )
+        lesson = (
+            f"- **Training length matters most, then capacity.** This network and recipe "
+            f"distilled for {grown['steps']:,} steps (`make student`, its first step) gains "
+            f"{grown['gain_db_int8']:+.2f} dB served in int8, against {report_gain_db:+.2f} dB "
+            f"after this run's {report_steps:,} steps. Grown by {added} "
+            f"block{'s' if added != 1 else ''} at 1/{2 * shipped['model_kwargs']['scale']} "
+            f"resolution and fine-tuned (the shipped weights), it gains "
+            f"{shipped['gain_db_int8']:+.2f} dB served ({shipped['gain_db']:+.2f} dB in fp32)."
+        )
+        twin = grown.get("scratch_twin")
+    else:
+        return ""
+    if twin and not twin["stopped_early"]:
+        lesson += (
+            f" At {twin['steps']:,} steps, distilled − scratch is {twin['mean_db']:+.2f} dB "
+            f"(its scratch twin, `make student-twin`; {twin_words(twin)}), against "
+            f"{report_kd_db:+.3f} dB for this run's {report_steps:,}-step students."
+        )
+    return lesson
+
+
 def shipped_rows(shipped: dict | None, res: list[str]) -> list[str]:
     """Main-table rows for the shipped student (its manifest has means only, so no CI)."""
     if not shipped or "headline" not in shipped:
