@@ -62,15 +62,25 @@ def onnx_stride(path: str | os.PathLike) -> int:
 def onnx_session(graph: str | os.PathLike | bytes, threads: int | None = None, spin: bool = True):
     """An onnxruntime CPU session of a graph (a file, or its serialised bytes). ``spin=False``
     stops its idle threads from spin-waiting between runs: slightly slower for one image, much
-    faster when other threads (a video decoder and encoder) need the same cores."""
+    faster when other threads (a video decoder and encoder) need the same cores.
+
+    The session runs the graph with its pixel-shuffles rewritten for onnxruntime's
+    channels-last convolutions (:func:`~pixel_utils.app.onnx_layout.channels_last_shuffles`):
+    the same numbers, bit for bit, about 12% faster for the shipped int8 student at 720p and
+    1080p (2-core AVX2 EPYC, 7 rounds in alternation). The file itself is left as it is.
+    """
+    import onnx
     import onnxruntime as ort
+
+    from pixel_utils.app.onnx_layout import channels_last_shuffles
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    source = graph if isinstance(graph, bytes) else str(graph)
+    model = onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
+    source = channels_last_shuffles(model).SerializeToString()
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 

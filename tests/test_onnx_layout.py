@@ -1,0 +1,119 @@
+"""Pixel-shuffles rewritten for onnxruntime's channels-last convolutions: the same numbers."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from pixel_utils.app.onnx_export import (
+    FrameModel,
+    OnnxModel,
+    eight_bit_graph,
+    export_onnx,
+    quantize_int8,
+)
+from pixel_utils.app.onnx_layout import channels_last_shuffles
+from pixel_utils.data.datasets import PatchPairDataset
+from pixel_utils.data.sources import dead_leaves
+from pixel_utils.models.networks import build_model
+
+
+def plain_session(model: onnx.ModelProto):
+    """onnxruntime on the graph as given (no rewrite)."""
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    return [node.op_type for node in model.graph.node]
+
+
+@pytest.fixture(scope="module")
+def student_graphs(tmp_path_factory):
+    """A small two-level student (two pixel-shuffles: the U's and the exit's), in fp32 and in
+    QDQ int8 as the project serves it."""
+    tmp = tmp_path_factory.mktemp("layout")
+    torch.manual_seed(0)
+    model = build_model("unshuffle", scale=4, channels=8, blocks=2, inner_blocks=1).eval()
+    with torch.no_grad():  # a visible residual, so a wrong channel order cannot hide
+        model.exit.weight.mul_(20)
+    fp32, _ = export_onnx(model, tmp / "s.onnx")
+    images = [dead_leaves(np.random.default_rng(i), size=64) for i in range(2)]
+    patches = PatchPairDataset(images, 32, 4, 4, seed=0)
+    int8 = quantize_int8(fp32, tmp / "s_int8.onnx", [patches[i][0].numpy() for i in range(4)])
+    return {"fp32": fp32, "int8": int8}
+
+
+@pytest.mark.parametrize("kind", ["fp32", "int8"])
+def test_rewritten_student_computes_the_same_bits_without_depth_to_space(student_graphs, kind):
+    original = onnx.load(str(student_graphs[kind]))
+    rewritten = channels_last_shuffles(onnx.load(str(student_graphs[kind])))
+    onnx.checker.check_model(rewritten)
+    assert ops(original).count("DepthToSpace") == 2
+    assert "DepthToSpace" not in ops(rewritten)
+    before, after = plain_session(original), plain_session(rewritten)
+    rng = np.random.default_rng(1)
+    for shape in [(1, 3, 64, 96), (2, 3, 40, 24), (1, 3, 136, 200)]:  # on the stride-8 grid
+        x = rng.random(shape, dtype=np.float32)
+        expected = before.run(None, {"image": x})[0]
+        assert np.abs(expected - x).max() > 0.01  # the network does change the image
+        np.testing.assert_array_equal(after.run(None, {"image": x})[0], expected)
+
+
+def test_served_models_run_the_rewrite_and_give_the_same_bits(student_graphs):
+    """OnnxModel and FrameModel (what the CLI and the video path serve) match onnxruntime on
+    the untouched files."""
+    x = torch.rand(1, 3, 48, 72, generator=torch.Generator().manual_seed(2))
+    for path in student_graphs.values():
+        expected = plain_session(onnx.load(str(path))).run(None, {"image": x.numpy()})[0]
+        np.testing.assert_array_equal(OnnxModel(path)(x).numpy(), expected)
+    frame = (np.random.default_rng(3).random((48, 72, 3)) * 255).astype(np.uint8)
+    path = student_graphs["int8"]
+    expected = plain_session(onnx.load_from_string(eight_bit_graph(path)))
+    expected = expected.run(None, {"frame": frame[None]})[0][0]
+    np.testing.assert_array_equal(FrameModel(path)(frame), expected)
+
+
+@pytest.mark.parametrize("mode", ["CRD", "DCR"])
+def test_either_depth_to_space_mode_after_a_conv_is_rewritten_exactly(mode):
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal((12, 5, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(12).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1]),
+            helper.make_node("DepthToSpace", ["y"], ["z"], blocksize=2, mode=mode),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5, "h", "w"])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((2, 5, 7, 9)).astype(np.float32)
+    expected = plain_session(model).run(None, {"x": x})[0]
+    rewritten = channels_last_shuffles(onnx.load_from_string(model.SerializeToString()))
+    assert "DepthToSpace" not in ops(rewritten)
+    got = plain_session(rewritten).run(None, {"x": x})[0]
+    assert got.shape == (2, 3, 14, 18)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_shuffle_not_fed_by_a_conv_or_whose_conv_is_shared_is_left_alone():
+    weight = numpy_helper.from_array(np.ones((8, 2, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("DepthToSpace", ["x"], ["a"], blocksize=2, mode="CRD"),
+            helper.make_node("Conv", ["x", "w"], ["y"]),
+            helper.make_node("DepthToSpace", ["y"], ["b"], blocksize=2, mode="CRD"),
+            helper.make_node("Identity", ["y"], ["c"]),  # a second reader of the conv output
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "abc"],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rewritten = channels_last_shuffles(onnx.load_from_string(model.SerializeToString()))
+    assert rewritten.SerializeToString() == model.SerializeToString()
