@@ -143,3 +143,29 @@ def test_notebook_03_lesson_names_the_shipped_student_as_it_was_made():
     other = {**base, "channels": 16}
     assert training_length_lesson(grown, other, 0.52, 600, 0.05) == ""
     assert training_length_lesson(None, base, 0.52, 600, 0.05) == ""
+
+
+def test_video_lines_give_the_report_and_the_shipped_students_end_to_end_fps(tmp_path, monkeypatch):
+    from pixel_utils.report import readme
+
+    metrics = {
+        "clips": ["a", "b"], "frames": 8, "size": [192, 256], "served_student": "int8, onnxruntime",
+        "summary": {"blurred": {"psnr": 29.0, "temporal_error": 7.5},
+                    "student": {"psnr": 29.2, "temporal_error": 7.8}},
+        "throughput": {"720p": {"fps": 14.04, "codec_only_fps": 65.0}},
+        "shipped_throughput": {"720p": {"fps": 11.26, "codec_only_fps": 64.0},
+                               "1080p": {"fps": 4.91, "codec_only_fps": 33.0}},
+        "provenance": {"git_commit": "abc"},
+    }  # fmt: skip
+    (tmp_path / "06_video_metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setattr(readme, "reports_dir", lambda profile: tmp_path)
+    summary = readme.video_summary("default")
+    assert summary["shipped_throughput_fps"] == {"720p": 11.26, "1080p": 4.91}
+    text = "\n".join(readme.video_markdown(summary))
+    assert "the report's student (int8, onnxruntime): 14.0 fps at 720p." in text
+    assert "serves by default, int8): 11.3 fps at 720p, 4.9 fps at 1080p." in text
+    # An older run without the shipped student's figures still reads.
+    del metrics["shipped_throughput"]
+    (tmp_path / "06_video_metrics.json").write_text(json.dumps(metrics))
+    text = "\n".join(readme.video_markdown(readme.video_summary("default")))
+    assert "14.0 fps at 720p." in text and "shipped" not in text

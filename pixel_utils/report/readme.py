@@ -52,6 +52,9 @@ def video_summary(profile: str) -> dict | None:
         "summary": {m: {k: row[k] for k in keep if k in row} for m, row in v["summary"].items()},
         "throughput_fps": {res: t["fps"] for res, t in v["throughput"].items()},
         "codec_only_fps": {res: t["codec_only_fps"] for res, t in v["throughput"].items()},
+        "shipped_throughput_fps": {
+            res: t["fps"] for res, t in v.get("shipped_throughput", {}).items()
+        },
         "git_commit": (v.get("provenance") or {}).get("git_commit"),
     }
 
@@ -78,9 +81,17 @@ def video_markdown(v: dict | None) -> list[str]:
     rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in v["throughput_fps"].items())
     lines += [
         "",
-        f"End to end (decode + sharpen + encode, {v['served_student']} student, 2 CPU threads): "
+        f"End to end (decode + sharpen + encode, 2 CPU threads), the report's student "
+        f"({v['served_student']}): "
         f"{rates}.",
     ]
+    shipped = v.get("shipped_throughput_fps") or {}
+    if shipped:
+        lines[-1] += (
+            " The shipped student (what `pixel-sharpen clip.mp4` serves by default, int8): "
+            + ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped.items())
+            + "."
+        )
     return lines
 
 
