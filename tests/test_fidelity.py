@@ -91,3 +91,26 @@ def test_truncated_tiff_is_named(tmp_path):
     (tmp_path / "header.tif").write_bytes(data[:100])
     with pytest.raises(ImageReadError, match="header.tif"):
         read_image_file(tmp_path / "header.tif")
+
+
+def test_tiffs_no_reader_takes_are_named_with_what_is_wrong(tmp_path):
+    # A TIFF header without an image made tifffile raise IndexError, which stopped a batch.
+    (tmp_path / "empty_ifd.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImageReadError, match="empty_ifd.tif: corrupt or truncated image"):
+        read_image_file(tmp_path / "empty_ifd.tif")
+    # A float TIFF is a valid file this reader does not take: say which layout it is.
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((8, 9, 3), np.float32), photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"float.tif: unsupported TIFF layout \(float32"):
+        read_image_file(tmp_path / "float.tif")
+
+
+def test_a_decoder_failure_of_any_kind_becomes_an_image_read_error(tmp_path, monkeypatch):
+    import pixel_utils.data.images as images
+
+    def decoder_bug(path):
+        raise KeyError("a malformed chunk")
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
+    monkeypatch.setattr(images, "_read_png16", decoder_bug)
+    with pytest.raises(ImageReadError, match=r"x.png: corrupt or unreadable image \(KeyError"):
+        read_image_file(tmp_path / "x.png")

@@ -242,6 +242,9 @@ def _read_tiff(path: Path) -> ImageFile | None:
 
     try:
         with tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                raise ImageReadError(f"{path}: corrupt or truncated image (a TIFF header "
+                                     "without an image)")  # fmt: skip
             page = tif.pages.first
             colour_planes = {PHOTOMETRIC.MINISBLACK: 1, PHOTOMETRIC.RGB: 3}.get(page.photometric)
             if (
@@ -287,6 +290,20 @@ def _read_tiff(path: Path) -> ImageFile | None:
     return ImageFile(np.ascontiguousarray(rgb), alpha, bits, grey, "TIFF")
 
 
+def _unsupported_tiff(path: Path) -> str:
+    """Why neither tifffile's path (:func:`_read_tiff`) nor Pillow reads a TIFF, in words."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            layout = (f"{page.dtype} samples, {page.samplesperpixel} per pixel, "
+                      f"{page.photometric.name} colour")  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - tifffile's own failure on a malformed file
+        return f"corrupt or truncated TIFF ({type(err).__name__}: {err})"
+    return f"unsupported TIFF layout ({layout}); 8- and 16-bit grey or RGB TIFFs can be read"
+
+
 def _write_tiff(path: str, colour: np.ndarray, bits: int) -> None:
     """Write H×W×{1,2,3,4} (grey, grey+alpha, RGB, RGBA) as a lossless Deflate TIFF."""
     import tifffile
@@ -305,8 +322,22 @@ def _write_tiff(path: str, colour: np.ndarray, bits: int) -> None:
 
 
 def read_image_file(path: str | os.PathLike) -> ImageFile:
-    """Read ``path`` keeping bit depth, alpha and grey-ness (EXIF orientation applied)."""
+    """Read ``path`` keeping bit depth, alpha and grey-ness (EXIF orientation applied).
+
+    Every failure is an :class:`ImageReadError` naming the file: the decoders (Pillow,
+    tifffile, pypng) raise other exceptions on some malformed files (tifffile an IndexError
+    for a TIFF without an image), and one bad file must not stop a batch."""
     path = Path(path)
+    try:
+        return _read_image_file(path)
+    except (ImageReadError, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 - a decoder's own failure on a malformed file
+        raise ImageReadError(f"{path}: corrupt or unreadable image ({type(err).__name__}: "
+                             f"{err})") from None  # fmt: skip
+
+
+def _read_image_file(path: Path) -> ImageFile:
     _check_file(path)
     if _is_tiff(path):
         deep = _read_tiff(path)
@@ -328,6 +359,8 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
             return ImageFile(pil_to_array(im), alpha, bits, grey, fmt)
     except UnidentifiedImageError:
+        if _is_tiff(path):
+            raise ImageReadError(f"{path}: {_unsupported_tiff(path)}") from None
         raise ImageReadError(f"{path}: not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
