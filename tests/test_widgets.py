@@ -97,3 +97,17 @@ def test_upload_matrix_of_odd_files(panel, tmp_path):
             assert panel.image_choice.value == UPLOAD and panel.state.degraded.ndim == 3, name
         else:
             assert name in panel.error.value, name
+
+
+def test_upload_is_turned_upright_by_its_exif_orientation(panel):
+    panel, _ = panel
+    stored = np.zeros((120, 200, 3), np.uint8)
+    stored[:60] = 255  # the top half as stored is white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display (a phone held upright)
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, format="PNG", exif=exif)
+    panel.upload.value = (_upload("phone.png", buffer.getvalue()),)
+    assert panel.error.value == ""
+    upright = panel.uploaded  # the stored top edge is now the right edge
+    assert upright[:, :28].max() < 0.1 and upright[:, 36:].min() > 0.9

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pixel_utils.data.degradations import DegradationSpec, degrade
 from pixel_utils.data.images import center_crop, pil_to_array, to_uint8
@@ -142,7 +142,8 @@ class ComparisonPanel:
         try:
             with Image.open(io.BytesIO(bytes(item["content"]))) as im:
                 im.load()
-                self.uploaded = center_crop(pil_to_array(im), self.size)
+                # upright as the camera meant it (phone photos store the rotation in EXIF)
+                self.uploaded = center_crop(pil_to_array(ImageOps.exif_transpose(im)), self.size)
         except Exception as err:  # any unreadable upload: say so, keep the current image
             self.error.value = f"<b style='color:#c0392b'>{name}: cannot read image ({err})</b>"
             return
