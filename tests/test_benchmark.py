@@ -87,3 +87,18 @@ def test_a_case_may_not_overwrite_the_ground_truth(tmp_path):
     clash = BenchmarkCase("sharp", DegradationSpec("none", {}, 0.01), "no blur")
     with pytest.raises(ValueError, match="sharp"):
         build_benchmark(tmp_path, crop=32, cases=(clash,))
+
+
+def test_a_folder_benchmark_skips_photos_too_small_to_blur_and_names_them(tmp_path):
+    import pytest
+
+    from pixel_utils.data.benchmark import FOLDER_MIN_SIDE
+    from pixel_utils.data.images import write_png
+
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    write_png(photos / "big.png", rng.random((FOLDER_MIN_SIDE, 80, 3)))
+    write_png(photos / "icon.png", rng.random((7, FOLDER_MIN_SIDE + 20, 3)))
+    with pytest.warns(UserWarning, match=r"icon.png: 84×7 is smaller than the 64-pixel"):
+        manifest = build_benchmark(tmp_path / "bench", crop=48, folder=photos)
+    assert manifest["settings"]["photos"] == ["big"]

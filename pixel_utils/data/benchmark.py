@@ -79,6 +79,12 @@ def _pair_seed(seed: int, photo: str, case: str) -> int:
     return int(seed) * 1_000_003 + zlib.crc32(f"{photo}/{case}".encode())
 
 
+#: A folder photo smaller than this on a side is skipped (with a warning naming it): the
+#: largest benchmark blurs span 25 pixels, so a thumbnail or an icon would be scored mostly on
+#: its reflected border, and would pull the folder's mean towards noise.
+FOLDER_MIN_SIDE = 64
+
+
 def build_benchmark(
     out_dir: str | os.PathLike,
     crop: int,
@@ -100,7 +106,7 @@ def build_benchmark(
     if folder is not None:
         from pixel_utils.data.sources import load_folder
 
-        loaded = load_folder(folder)
+        loaded = load_folder(folder, min_size=FOLDER_MIN_SIDE)
         names = sorted(loaded)[:max_photos]
         photos = [Path(n).with_suffix("").as_posix().replace("/", "_") for n in names]
         images = dict(zip(photos, (loaded[n] for n in names), strict=True))
