@@ -102,8 +102,11 @@ def channels_last_shuffles(model):
         nodes = [n for n in nodes if all(n is not d for d in dropped)] + chain
         rewritten += 1
     if rewritten:
+        from onnxruntime.quantization.onnx_model import ONNXModel
+
         del graph.node[:]
-        graph.node.extend(_sorted_topologically(nodes, graph))
+        graph.node.extend(nodes)
+        ONNXModel(model).topological_sort()  # the new chains were appended at the end
     return model
 
 
@@ -161,7 +164,7 @@ def _channels_last_chain(source: str, target: str, block: int, channels: int, pr
     constants = [
         numpy_helper.from_array(
             np.array([0, 0, 0, block, block * channels], np.int64), name("split_rows")
-        ),  # fmt: skip
+        ),
         numpy_helper.from_array(np.array([0, 2, 3], np.int64), name("nhw_axes")),
         numpy_helper.from_array(np.array([1, block, block], np.int64), name("nhw_scale")),
         numpy_helper.from_array(np.array([channels], np.int64), name("channels")),
@@ -177,23 +180,8 @@ def _channels_last_chain(source: str, target: str, block: int, channels: int, pr
         helper.make_node("Mul", [name("nhw"), name("nhw_scale")], [name("out_nhw")]),
         helper.make_node(
             "Concat", [name("out_nhw"), name("channels")], [name("out_shape")], axis=0
-        ),  # fmt: skip
+        ),
         helper.make_node("Reshape", [name("moved"), name("out_shape")], [name("out_nhwc")]),
         helper.make_node("Transpose", [name("out_nhwc")], [target], perm=[0, 3, 1, 2]),
     ]
     return nodes, constants
-
-
-def _sorted_topologically(nodes: list, graph) -> list:
-    """``nodes`` ordered so that each comes after the producers of its inputs."""
-    available = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
-    pending, ordered = list(nodes), []
-    while pending:
-        ready = [n for n in pending if all(name in available for name in n.input)]
-        if not ready:
-            raise ValueError("channels_last_shuffles: the rewritten graph has a cycle")
-        ordered += ready
-        for node in ready:
-            available.update(node.output)
-        pending = [n for n in pending if all(n is not r for r in ready)]
-    return ordered
