@@ -13,6 +13,7 @@ from PIL import Image
 from pixel_utils.app.cli import main
 from pixel_utils.app.video import (
     VideoError,
+    display_rotation,
     frame_sharpener,
     probe,
     read_video,
@@ -44,12 +45,17 @@ def _brightness_index(frame: np.ndarray) -> int:
     return int(round((frame.astype(np.float64).mean() - 19.5) / 16))
 
 
-def _clip_with_audio(path, frames=FRAMES, size=(HEIGHT, WIDTH), codec="libx264", fmt="yuv420p"):
-    """An MP4/MKV with ``frames`` video frames at 25 fps and a second of AAC (or FLAC) audio."""
+def _clip_with_audio(
+    path, frames=FRAMES, size=(HEIGHT, WIDTH), codec="libx264", fmt="yuv420p", rotation=0
+):
+    """An MP4/MKV with ``frames`` video frames at 25 fps and a second of AAC (or FLAC) audio;
+    ``rotation``: the display rotation a phone would record (degrees counter-clockwise)."""
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=FPS)
         video.height, video.width = size
         video.pix_fmt = fmt
+        if rotation:
+            video.set_display_rotation(rotation)
         audio = out.add_stream("aac" if path.suffix == ".mp4" else "flac", rate=8000)
         for i in range(frames):
             picture = av.VideoFrame.from_ndarray(
@@ -467,3 +473,16 @@ def test_onnx_sharpener_is_frame_parallel_with_the_same_output(tmp_path, clip):
                             frames_in_flight=1)  # fmt: skip
         assert two.frames == one.frames == FRAMES
         assert two.output.read_bytes() == one.output.read_bytes()
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_a_phone_clip_stays_upright_when_played(tmp_path, rotation):
+    """Phone clips are stored sideways with a display matrix; the sharpened clip keeps it."""
+    upright = _clip_with_audio(tmp_path / "plain.mp4")
+    phone = _clip_with_audio(tmp_path / "phone.mp4", rotation=rotation)
+    assert display_rotation(upright) == 0 and display_rotation(phone) == rotation
+    plain_out = sharpen_video(upright, tmp_path / "out" / "plain.mp4", lambda f: f, progress=False)
+    phone_out = sharpen_video(phone, tmp_path / "out" / "phone.mp4", lambda f: f, progress=False)
+    assert display_rotation(plain_out.output) == 0
+    assert display_rotation(phone_out.output) == rotation
+    assert phone_out.frames == FRAMES

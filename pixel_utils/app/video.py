@@ -2,7 +2,8 @@
 
 :func:`sharpen_video` decodes, sharpens and encodes frame by frame, so memory holds a few frames
 whatever the clip's length. Each output frame keeps its input frame's timestamp (so the frame
-count, order, timing and frame rate are the input's) and audio packets are copied untouched.
+count, order, timing and frame rate are the input's), the display rotation a phone recorded is
+kept (:func:`display_rotation`) and audio packets are copied untouched.
 The output is H.264 (``libx264``, ``yuv420p``) in the input's container (MP4 for containers
 that cannot hold H.264 well), written to a temporary file and renamed, so a failure never leaves
 half a video and never touches the input. Problems are :class:`VideoError` naming the file.
@@ -85,6 +86,23 @@ def _open(path: Path):
         container.close()
         raise VideoError(f"{path}: has no video stream")
     return container
+
+
+def display_rotation(path: str | os.PathLike) -> int:
+    """The rotation, in degrees counter-clockwise, that players apply to the clip's frames.
+
+    Phone clips are stored sideways with a display matrix that turns them upright when
+    played; the sharpened clip must carry the same, or it plays sideways. It is read from the
+    first decoded frame (PyAV exposes the matrix there); 0 when there is none, or when that
+    frame cannot be decoded (:func:`sharpen_video` then reports why)."""
+    av = _av()
+    try:
+        with _open(Path(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                return round(frame.rotation or 0) % 360
+    except (VideoError, av.error.FFmpegError):
+        pass
+    return 0
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -425,6 +443,7 @@ def sharpen_video(
         raise VideoError(f"{source}: not writing {output}: it is the input")
     if output.exists() and not overwrite:
         raise VideoError(f"{source}: not writing {output}: it exists (use --overwrite)")
+    rotation = display_rotation(source)
     container = _open(source)
     frames_out, audio_packets, start = 0, 0, time.perf_counter()
 
@@ -442,6 +461,8 @@ def sharpen_video(
             out_video = _video_stream(out, rate, ctx.width, ctx.height, crf, preset,
                                       threads=ENCODER_THREADS)  # fmt: skip
             out_video.time_base = video.time_base  # so input timestamps carry over exactly
+            if rotation:
+                out_video.set_display_rotation(rotation)  # upright when played, as the input
             audio = container.streams.audio[0] if container.streams.audio else None
             out_audio = out.add_stream_from_template(audio) if audio is not None else None
             declared = int(video.frames or 0)
