@@ -117,3 +117,16 @@ def test_a_shuffle_not_fed_by_a_conv_or_whose_conv_is_shared_is_left_alone():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     rewritten = channels_last_shuffles(onnx.load_from_string(model.SerializeToString()))
     assert rewritten.SerializeToString() == model.SerializeToString()
+
+
+def test_layout_profile_compares_the_two_forms_and_states_it(student_graphs):
+    from pixel_utils.evaluation.onnx_profile import FORMS, layout_lesson, layout_profile
+
+    profile = layout_profile(student_graphs["int8"], 48, 64, rounds=2, min_run_time=0.01)
+    assert profile["identical"]
+    exported, served = (profile["ms_by_op"][form] for form in FORMS)
+    assert exported["DepthToSpace"] > 0 and "DepthToSpace" not in served
+    assert exported["QLinearConv"] > 0 and served["QLinearConv"] > 0
+    assert len(profile["rounds_ms"]) == 2 and all(ms > 0 for ms in profile["latency_ms"].values())
+    lesson = layout_lesson(profile, "48×64")
+    assert lesson.startswith("- **Layout costs time.** At 48×64") and "the same bits" in lesson

@@ -1,0 +1,107 @@
+"""Where an exported model's onnxruntime time goes, as exported and as the project serves it.
+
+:func:`layout_profile` times one image through the graph as exported and through the same graph
+with its pixel-shuffles rewritten for onnxruntime's channels-last convolutions
+(:func:`~pixel_utils.app.onnx_layout.channels_last_shuffles`, what every served session runs):
+
+* milliseconds per operator type, from onnxruntime's own profiler (mean over the timed runs; the
+  profiler adds a little time to each operator, so compare columns, not absolute totals);
+* the latency of each form, ``torch.utils.benchmark`` medians timed in alternation over several
+  rounds, and the median of the per-round ratios (a CPU's speed drifts between rounds);
+* whether the two outputs are the same bits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+FORMS = ("as exported", "as served")
+
+
+def layout_profile(
+    path: str | os.PathLike, height: int, width: int, rounds: int = 5,
+    min_run_time: float = 0.5, threads: int | None = None,
+) -> dict:  # fmt: skip
+    """Profile and time the model at ``path`` on one ``1×3×height×width`` image in both forms
+    (:data:`FORMS`); see the module docstring for what is measured."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from torch.utils import benchmark
+
+    from pixel_utils.app.onnx_layout import channels_last_shuffles
+
+    exported = onnx.load(str(path))
+    graphs = {
+        "as exported": exported.SerializeToString(),
+        "as served": channels_last_shuffles(onnx.load(str(path))).SerializeToString(),
+    }
+    feed = {exported.graph.input[0].name: np.random.default_rng(0).random(
+        (1, 3, height, width), dtype=np.float32)}  # fmt: skip
+    threads = threads or torch.get_num_threads()
+
+    def session(graph: bytes, profile_prefix: str | None = None):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        if profile_prefix:
+            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    ms_by_op, outputs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for form, graph in graphs.items():
+            profiled = session(graph, str(Path(tmp) / form.replace(" ", "_")))
+            outputs[form] = profiled.run(None, feed)[0]  # warm-up: left out of the sums
+            for _ in range(rounds):
+                profiled.run(None, feed)
+            trace = json.loads(Path(profiled.end_profiling()).read_text())
+            runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e["name"] == "model_run")
+            warm_up_end = runs[0][1]
+            per_op: Counter = Counter()
+            for event in trace:
+                if (event.get("cat") == "Node" and event["name"].endswith("_kernel_time")
+                        and event["ts"] >= warm_up_end):  # fmt: skip
+                    per_op[event["args"]["op_name"]] += event["dur"]  # microseconds
+            ms_by_op[form] = {op: us / 1e3 / rounds for op, us in per_op.most_common()}
+    sessions = {form: session(graph) for form, graph in graphs.items()}
+    rounds_ms = []
+    for _ in range(rounds):
+        rounds_ms.append({
+            form: 1e3 * benchmark.Timer(stmt="s.run(None, feed)", globals={"s": s, "feed": feed})
+            .blocked_autorange(min_run_time=min_run_time).median
+            for form, s in sessions.items()
+        })  # fmt: skip
+    return {
+        "size": [height, width],
+        "threads": threads,
+        "ms_by_op": ms_by_op,
+        "latency_ms": {f: statistics.median(r[f] for r in rounds_ms) for f in FORMS},
+        "rounds_ms": rounds_ms,
+        "served_over_exported": statistics.median(r[FORMS[1]] / r[FORMS[0]] for r in rounds_ms),
+        "identical": bool(np.array_equal(outputs[FORMS[0]], outputs[FORMS[1]])),
+    }
+
+
+def layout_lesson(profile: dict, resolution: str, model: str = "the served int8 student") -> str:
+    """One "What we learned" sentence from :func:`layout_profile`'s numbers of ``model``."""
+    exported, served = profile["ms_by_op"][FORMS[0]], profile["ms_by_op"][FORMS[1]]
+    moved = ("DepthToSpace", "Transpose")
+    before = sum(exported.get(op, 0.0) for op in moved)
+    after = sum(served.get(op, 0.0) for op in moved)
+    latency = profile["latency_ms"]
+    same = "the same bits" if profile["identical"] else "NOT the same bits"
+    return (
+        f"- **Layout costs time.** At {resolution} {model}, as exported, spends "
+        f"{before:.1f} ms of its profile in pixel-shuffles (DepthToSpace) and layout "
+        f"transposes; with the shuffles rewritten for onnxruntime's channels-last convolutions, "
+        f"{after:.1f} ms. It runs in {latency[FORMS[1]]:.1f} instead of "
+        f"{latency[FORMS[0]]:.1f} ms ({profile['served_over_exported']:.2f}× the time, median "
+        f"of {len(profile['rounds_ms'])} rounds in alternation), with {same}."
+    )
