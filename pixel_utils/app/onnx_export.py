@@ -55,11 +55,16 @@ def _set_stride(path: Path, stride: int) -> None:
 
 def onnx_stride(path: str | os.PathLike) -> int:
     """The stride an exported model's input sizes must be multiples of (1 if unrecorded)."""
-    meta = onnx_session(path).get_modelmeta().custom_metadata_map
+    import onnx
+
+    meta = {entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}
     return int(meta.get("stride", 1))
 
 
-def onnx_session(graph: str | os.PathLike | bytes, threads: int | None = None, spin: bool = True):
+def onnx_session(
+    graph: str | os.PathLike | bytes, threads: int | None = None, spin: bool = True,
+    channels_last: bool = True, profile_prefix: str | None = None,
+):  # fmt: skip
     """An onnxruntime CPU session of a graph (a file, or its serialised bytes). ``spin=False``
     stops its idle threads from spin-waiting between runs: slightly slower for one image, much
     faster when other threads (a video decoder and encoder) need the same cores.
@@ -68,6 +73,8 @@ def onnx_session(graph: str | os.PathLike | bytes, threads: int | None = None, s
     channels-last convolutions (:func:`~pixel_utils.app.onnx_layout.channels_last_shuffles`):
     the same numbers, bit for bit, about 12% faster for the shipped int8 student at 720p and
     1080p (2-core AVX2 EPYC, 7 rounds in alternation). The file itself is left as it is.
+    ``channels_last=False`` runs the graph as given; ``profile_prefix`` turns on onnxruntime's
+    profiler (both for :mod:`pixel_utils.evaluation.onnx_profile`).
     """
     import onnx
     import onnxruntime as ort
@@ -79,9 +86,14 @@ def onnx_session(graph: str | os.PathLike | bytes, threads: int | None = None, s
         options.intra_op_num_threads = threads
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     model = onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
-    source = channels_last_shuffles(model).SerializeToString()
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    if channels_last:
+        model = channels_last_shuffles(model)
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
 
 
 class OnnxModel(torch.nn.Module):

@@ -32,32 +32,22 @@ def layout_profile(
     """Profile and time the model at ``path`` on one ``1×3×height×width`` image in both forms
     (:data:`FORMS`); see the module docstring for what is measured."""
     import onnx
-    import onnxruntime as ort
     import torch
     from torch.utils import benchmark
 
-    from pixel_utils.app.onnx_layout import channels_last_shuffles
+    from pixel_utils.app.onnx_export import onnx_session
 
-    exported = onnx.load(str(path))
-    graphs = {
-        "as exported": exported.SerializeToString(),
-        "as served": channels_last_shuffles(onnx.load(str(path))).SerializeToString(),
-    }
-    feed = {exported.graph.input[0].name: np.random.default_rng(0).random(
-        (1, 3, height, width), dtype=np.float32)}  # fmt: skip
+    name = onnx.load(str(path)).graph.input[0].name
+    feed = {name: np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)}
     threads = threads or torch.get_num_threads()
-
-    def session(graph: bytes, profile_prefix: str | None = None):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        if profile_prefix:
-            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
-        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    rewritten = {FORMS[0]: False, FORMS[1]: True}
 
     ms_by_op, outputs = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for form, graph in graphs.items():
-            profiled = session(graph, str(Path(tmp) / form.replace(" ", "_")))
+        for form, channels_last in rewritten.items():
+            prefix = str(Path(tmp) / form.replace(" ", "_"))
+            profiled = onnx_session(path, threads, channels_last=channels_last,
+                                    profile_prefix=prefix)  # fmt: skip
             outputs[form] = profiled.run(None, feed)[0]  # warm-up: left out of the sums
             for _ in range(rounds):
                 profiled.run(None, feed)
@@ -70,7 +60,8 @@ def layout_profile(
                         and event["ts"] >= warm_up_end):  # fmt: skip
                     per_op[event["args"]["op_name"]] += event["dur"]  # microseconds
             ms_by_op[form] = {op: us / 1e3 / rounds for op, us in per_op.most_common()}
-    sessions = {form: session(graph) for form, graph in graphs.items()}
+    sessions = {form: onnx_session(path, threads, channels_last=cl)
+                for form, cl in rewritten.items()}  # fmt: skip
     rounds_ms = []
     for _ in range(rounds):
         rounds_ms.append({
