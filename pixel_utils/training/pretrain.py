@@ -124,6 +124,11 @@ def pretrain_student(
     return result, P
 
 
+def photos_cli(profile: Profile) -> str:
+    """The ``--photos`` argument that gives a student run its profile's photo folder."""
+    return f" --photos {profile.photo_folder}" if profile.photo_folder else ""
+
+
 def _shipped_student_profile(profile: Profile, steps=None, cache_batches=None) -> Profile:
     return dataclasses.replace(
         profile,
@@ -229,7 +234,8 @@ def ship_student(
         "profile": profile.name,
         "seed": profile.seed,
         "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name}"
-        f"{grow_cli} --steps {run['step']} --cache-batches {profile.cache_batches}{qat_cli} --ship",
+        f"{photos_cli(profile)}{grow_cli} --steps {run['step']} "
+        f"--cache-batches {profile.cache_batches}{qat_cli} --ship",
         "distilled_from": "teacher.pt",
         "model_name": ckpt["model_name"],
         "model_kwargs": ckpt["model_kwargs"],
@@ -500,8 +506,9 @@ def compare_with_scratch_twin(
                                          for a, v in kd["per_seed_db"].items()}  # fmt: skip
     more = f" --kd-seeds {seeds}" if seeds > 1 else ""
     entry["scratch_twin"] = {
-        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
-        f"--steps {distilled.step} --cache-batches {profile.cache_batches} --scratch-twin{more}",
+        "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name}"
+        f"{photos_cli(profile)} --steps {distilled.step} --cache-batches {profile.cache_batches} "
+        f"--scratch-twin{more}",
         "steps": runs[0][2].step,
         "seed": profile.seed,
         "seeds": [seed for seed, _, _ in runs],
@@ -662,7 +669,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=None, help="profile name (default: $PIXEL_PROFILE)")
     parser.add_argument(
         "--photos", action="append", default=[], metavar="DIR",
-        help="a folder of sharp photos to train on as well (repeatable)",
+        help="a folder of sharp photos to train on as well (repeatable for the teacher; one "
+        "for --student, whose teacher-labelled batches then include its photos)",
     )  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="override the profile's steps")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if any)")
@@ -737,8 +745,10 @@ def main(argv=None) -> int:
         if not Path(folder).is_dir():
             parser.error(f"--photos {folder}: not a folder")
     if args.student:
-        if args.photos:
-            parser.error("--photos is for the teacher; the student learns on the report's data")
+        if len(args.photos) > 1:
+            parser.error("--student takes one --photos folder (the profile's photo_folder)")
+        if args.photos:  # learn on these photos as well, as the teacher did
+            profile = dataclasses.replace(profile, photo_folder=args.photos[0])
         if args.init_from:
             parser.error("--init-from is for the teacher (a student grows --grow-from)")
         if args.lr and not args.grow_from:
