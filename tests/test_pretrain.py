@@ -116,6 +116,31 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     assert (out / "student.pt").read_bytes() == weights
 
 
+def test_student_learns_on_a_photo_folder_too_and_says_so(tmp_path, monkeypatch):
+    import numpy as np
+
+    from pixel_utils.data.images import write_png
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_png(photos / name, rng.random((96, 120, 3)))
+    with pytest.raises(SystemExit):  # the student's batches come from one profile folder
+        pretrain.main(["--profile", "smoke", "--student", "--photos", str(photos),
+                       "--photos", str(photos)])  # fmt: skip
+    out = tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--student", "--photos", str(photos),
+                          "--qat-steps", "0", "--ship", "--out", str(out)]) == 0  # fmt: skip
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert entry["data"]["photo_folder"] == str(photos)
+    assert f"--photos {photos} " in entry["made_by"]
+    # Its teacher-labelled batches are its own run's, not those of the plain student.
+    caches = {p.parent.parent.name for p in tmp_path.rglob("teacher_outputs_*.pt")}
+    assert len(caches) == 1 and caches != {"smoke"}
+
+
 def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypatch):
     from pixel_utils.training import pretrain
 
