@@ -2,7 +2,10 @@
 
 Without ``--student`` it trains the teacher; with ``--student`` (``make student``) it distils the
 shipped student from the shipped teacher: the profile's student and recipe, for many more steps
-than the report affords, on a larger teacher cache.
+than the report affords, on a larger teacher cache. ``--photos DIR`` adds one folder of sharp
+photos to the student's teacher-labelled batches (its own cache and run): the way to distil on
+your own kind of pictures. The wallpaper photos the teacher learned from did not help the shipped
+student (README, "The shipped student").
 
 The teacher:
 
