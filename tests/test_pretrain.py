@@ -141,6 +141,13 @@ def test_student_learns_on_a_photo_folder_too_and_says_so(tmp_path, monkeypatch)
     assert len(caches) == 1 and caches != {"smoke"}
 
 
+def test_made_by_writes_one_photos_argument_per_folder_and_skips_none():
+    from pixel_utils.training.pretrain import photos_cli
+
+    assert photos_cli() == photos_cli(None) == ""
+    assert photos_cli("a", None, "b c") == " --photos a --photos 'b c'"
+
+
 def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypatch):
     from pixel_utils.training import pretrain
 

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import platform
+import shlex
 from pathlib import Path
 
 import torch
@@ -127,9 +128,10 @@ def pretrain_student(
     return result, P
 
 
-def photos_cli(profile: Profile) -> str:
-    """The ``--photos`` argument that gives a student run its profile's photo folder."""
-    return f" --photos {profile.photo_folder}" if profile.photo_folder else ""
+def photos_cli(*folders) -> str:
+    """The ``--photos`` arguments that give a run these photo folders (``None`` skipped, quoted
+    for a shell), as the teacher's and the student's ``made_by`` both write them."""
+    return "".join(f" --photos {shlex.quote(str(folder))}" for folder in folders if folder)
 
 
 def _shipped_student_profile(profile: Profile, steps=None, cache_batches=None) -> Profile:
@@ -237,7 +239,7 @@ def ship_student(
         "profile": profile.name,
         "seed": profile.seed,
         "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name}"
-        f"{photos_cli(profile)}{grow_cli} --steps {run['step']} "
+        f"{photos_cli(profile.photo_folder)}{grow_cli} --steps {run['step']} "
         f"--cache-batches {profile.cache_batches}{qat_cli} --ship",
         "distilled_from": "teacher.pt",
         "model_name": ckpt["model_name"],
@@ -510,8 +512,8 @@ def compare_with_scratch_twin(
     more = f" --kd-seeds {seeds}" if seeds > 1 else ""
     entry["scratch_twin"] = {
         "made_by": f"python -m pixel_utils.training.pretrain --student --profile {profile.name}"
-        f"{photos_cli(profile)} --steps {distilled.step} --cache-batches {profile.cache_batches} "
-        f"--scratch-twin{more}",
+        f"{photos_cli(profile.photo_folder)} --steps {distilled.step} "
+        f"--cache-batches {profile.cache_batches} --scratch-twin{more}",
         "steps": runs[0][2].step,
         "seed": profile.seed,
         "seeds": [seed for seed, _, _ in runs],
@@ -621,7 +623,7 @@ def ship(
         "profile": profile.name,
         "seed": profile.seed,
         "made_by": f"python -m pixel_utils.training.pretrain --profile {profile.name}"
-        + "".join(f" --photos {f}" for f in photo_folders)
+        + photos_cli(*photo_folders)
         + f" --steps {ckpt['step']}"
         + (
             f" --init-from {fine_tuned_from['path']} --lr {ckpt['config']['lr']:g}"
