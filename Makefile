@@ -39,7 +39,7 @@ weights: setup
 # 3,000 quantisation-aware steps through its int8 rounding, written with its own manifest into
 # data/student-base (80 min on an idle 2-vCPU AVX2 CPU). Then that student grown by two coarse
 # blocks (profiles.py: grown_student_kwargs), fine-tuned for 6,000 steps on the same batches and
-# again 3,000 steps through its int8 rounding, and shipped (about 30 min).
+# again 3,000 steps through its int8 rounding, and shipped (about 20 min).
 STUDENT_BASE ?= data/student-base
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship --out $(STUDENT_BASE)

@@ -95,7 +95,7 @@ class Profile:
     # `make weights`); "budget": from the teacher notebook 02 trains within the report.
     distill_teacher: str = "shipped"
     # The report trains 2 × kd_seeds students; 600 steps each keeps `make report` within its
-    # 30 minutes on a 2-vCPU AVX2 CPU. `make student` trains the shipped one 20× longer.
+    # 30 minutes on a 2-vCPU AVX2 CPU. `make student` trains the shipped one 40× longer.
     student_steps: int = 600
     # Students keep their last step's EMA weights. Keeping instead those of their best
     # validation was tried (session of 2026-12-04): a rerun of the shipped student's 24,000-step

@@ -169,3 +169,21 @@ def test_video_lines_give_the_report_and_the_shipped_students_end_to_end_fps(tmp
     (tmp_path / "06_video_metrics.json").write_text(json.dumps(metrics))
     text = "\n".join(readme.video_markdown(readme.video_summary("default")))
     assert "14.0 fps at 720p." in text and "shipped" not in text
+
+
+def test_the_readme_says_how_long_the_run_took_only_from_that_runs_timings(tmp_path, monkeypatch):
+    import os
+
+    from pixel_utils.report import readme
+
+    monkeypatch.setattr(readme, "reports_dir", lambda profile: tmp_path)
+    assert readme.report_timings("default") is None and readme.timings_sentence(None) == ""
+    (tmp_path / "results.json").write_text("{}")
+    timings = {"01_dataset_synthesis": 60.0, "06_video": 150.0, "total": 210.0}
+    (tmp_path / "timings.json").write_text(json.dumps(timings))
+    assert readme.report_timings("default") == timings
+    sentence = readme.timings_sentence(timings)
+    assert sentence == "That run took 3.5 minutes (01: 1.0, 06: 2.5 minutes per notebook)."
+    # Timings older than the results belong to an earlier run: not reported.
+    os.utime(tmp_path / "timings.json", (1, 1))
+    assert readme.report_timings("default") is None

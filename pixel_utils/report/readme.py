@@ -34,7 +34,31 @@ def slim(results: dict) -> dict:
     out["teacher_train_minutes"] = teacher.get("train_minutes")
     out["shipped_student"] = shipped_student_summary()
     out["video"] = video_summary(results.get("profile", "default"))
+    out["report_timings_s"] = report_timings(results.get("profile", "default"))
     return out
+
+
+def report_timings(profile: str) -> dict | None:
+    """The run's seconds per notebook (``timings.json``, written when a ``make report`` run
+    ends), or None where that file is missing or older than the run's results."""
+    timings, results = reports_dir(profile) / "timings.json", reports_dir(profile) / "results.json"
+    if not timings.exists() or (
+        results.exists() and timings.stat().st_mtime < results.stat().st_mtime
+    ):
+        return None
+    return json.loads(timings.read_text())
+
+
+def timings_sentence(timings: dict | None) -> str:
+    """How long the report took, in minutes per notebook (by its number)."""
+    if not timings or "total" not in timings:
+        return ""
+    parts = ", ".join(
+        f"{name.split('_')[0]}: {seconds / 60:.1f}"
+        for name, seconds in timings.items()
+        if name != "total"
+    )
+    return f"That run took {timings['total'] / 60:.1f} minutes ({parts} minutes per notebook)."
 
 
 def video_summary(profile: str) -> dict | None:
@@ -319,6 +343,9 @@ def results_markdown(r: dict) -> str:
         f"pipeline sources `{(p.get('pipeline_sha256') or 'unknown')[:12]}` (a test checks that "
         "they are this checkout's).",
     ]
+    took = timings_sentence(r.get("report_timings_s"))
+    if took:
+        notes[-1] += " " + took
     if d.get("share_of_teacher_gain_kept") is not None:
         notes.append(
             f"The distilled student keeps {100 * d['share_of_teacher_gain_kept']:.0f}% of the "
