@@ -340,6 +340,47 @@ def test_a_failing_frame_function_stops_the_pipeline_and_writes_nothing(tmp_path
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+def _variable_rate_clip(path, pts, time_base=Fraction(1, 25)):
+    """A silent clip whose frame ``i`` is shown at ``pts[i] * time_base`` (gaps and jitter)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264" if path.suffix != ".avi" else "mpeg4", rate=25)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        video.codec_context.time_base = time_base
+        for i, t in enumerate(pts):
+            picture = av.VideoFrame.from_ndarray(_frame(i), format="rgb24")
+            picture.pts, picture.time_base = t, time_base
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+    return path
+
+
+def _seconds(path) -> list[Fraction]:
+    with av.open(str(path)) as container:
+        return [f.pts * f.time_base for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize(
+    "name, pts, time_base",
+    [("gaps.mp4", [0, 1, 2, 5, 6, 7, 12, 13], Fraction(1, 25)),  # ticks skipped
+     ("jitter.mp4", [0, 3224, 5925, 8694, 11504, 14274, 17490, 20755], Fraction(1, 90000)),
+     ("gaps.avi", [0, 2, 3, 4, 7, 8], Fraction(1, 25))],  # AVI counts skipped ticks as frames
+)  # fmt: skip
+def test_a_variable_frame_rate_clip_keeps_every_timestamp(tmp_path, name, pts, time_base):
+    source = _variable_rate_clip(tmp_path / name, pts, time_base)
+    result = sharpen_video(source, tmp_path / "out" / name, lambda f: f, progress=False)
+    assert result.frames == len(pts) and _seconds(result.output) == _seconds(source)
+    assert [_brightness_index(f) for f in read_video(result.output)] == list(range(len(pts)))
+
+
+def test_a_clip_cut_short_is_refused_even_when_under_half_a_second(tmp_path):
+    whole = _clip_with_audio(tmp_path / "whole.mkv", frames=10)  # 0.4 s of video
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(VideoError, match="cut.mkv.*truncated"):
+        sharpen_video(cut, tmp_path / "out.mkv", lambda f: f, progress=False)
+    assert sharpen_video(whole, tmp_path / "ok.mkv", lambda f: f, progress=False).frames == 10
+
+
 def test_an_encoder_failure_reaches_the_caller(tmp_path, clip):
     with pytest.raises(ValueError, match="uint8"):
         # Float frames cannot be encoded as rgb24: the writer thread's error is raised here.

@@ -195,6 +195,13 @@ def _covered_seconds(video, last_pts, rate: Fraction) -> float:
     return float((last_pts - start) * video.time_base + 1 / Fraction(rate))
 
 
+def _packet_end_seconds(packet) -> float:
+    """Seconds from its stream's start to the end of ``packet``."""
+    stream, pts = packet.stream, packet.pts if packet.pts is not None else packet.dts
+    start = stream.start_time or 0
+    return float((pts + (packet.duration or 0) - start) * packet.time_base)
+
+
 @dataclass
 class VideoResult:
     """What :func:`sharpen_video` did: frames written, audio packets copied, wall time."""
@@ -460,14 +467,18 @@ def sharpen_video(
             rate = video.average_rate or video.guessed_rate or Fraction(24)
             out_video = _video_stream(out, rate, ctx.width, ctx.height, crf, preset,
                                       threads=ENCODER_THREADS)  # fmt: skip
-            out_video.time_base = video.time_base  # so input timestamps carry over exactly
+            # The input's time base for the stream and for the encoder itself, so every input
+            # timestamp carries over exactly: an encoder at 1/rate would round a variable
+            # frame rate clip's times onto a grid, and two frames rounded onto one tick stop
+            # the muxer.
+            out_video.time_base = out_video.codec_context.time_base = video.time_base
             if rotation:
                 out_video.set_display_rotation(rotation)  # upright when played, as the input
             audio = container.streams.audio[0] if container.streams.audio else None
             out_audio = out.add_stream_from_template(audio) if audio is not None else None
             declared = int(video.frames or 0)
             streams = [s for s in (video, audio) if s is not None]
-            decoded = {"frames": 0, "last_pts": None}
+            decoded = {"frames": 0, "last_pts": None, "audio_end": 0.0}
             staged = as_staged(process)
             prepare, infer, finish = staged.prepare, staged.infer, staged.finish
 
@@ -477,6 +488,9 @@ def sharpen_video(
                     for packet in container.demux(streams):
                         if packet.stream.type == "audio":
                             if packet.dts is not None:  # the demuxer's final flush has none
+                                decoded["audio_end"] = max(
+                                    decoded["audio_end"], _packet_end_seconds(packet)
+                                )
                                 yield ("audio", packet)
                             continue
                         for frame in packet.decode():
@@ -537,22 +551,38 @@ def sharpen_video(
                     pass_on(keep=workers - 1)
                 pass_on(keep=0)
             bar.close()
+            frame_s = 1 / float(rate)
+            video_covered = _covered_seconds(video, decoded["last_pts"], rate)
             if declared and frames_out < declared:
-                raise VideoError(
-                    f"{source}: only {frames_out} of its {declared} frames could be decoded; "
-                    "the file looks truncated"
-                )
-            # Containers that declare no frame count (Matroska) still declare a duration.
-            covered = _covered_seconds(video, decoded["last_pts"], rate)
+                # AVI counts the ticks a variable-rate clip skips as frames: fewer frames
+                # than declared are missing only if the decoded ones stop short of the end.
+                video_end = (
+                    float(video.duration * video.time_base) if video.duration
+                    else (container.duration or 0) / 1e6
+                )  # fmt: skip
+                if not video_end or video_covered < video_end - 1.5 * frame_s:
+                    raise VideoError(
+                        f"{source}: only {frames_out} of its {declared} frames could be "
+                        "decoded; the file looks truncated"
+                    )
+            # Containers that declare no frame count (Matroska) still declare a duration,
+            # which the decoded video or audio must reach within a tenth (or two frames).
+            covered = max(video_covered, decoded["audio_end"])
             expected = container.duration / 1e6 if container.duration else None
-            if not declared and expected and covered < expected - max(0.5, 0.1 * expected):
+            slack = max(0.1 * (expected or 0), 2 * frame_s)
+            if not declared and expected and covered < expected - slack:
                 raise VideoError(
-                    f"{source}: decoded frames cover {covered:.2f} s of its declared "
+                    f"{source}: decoded frames and audio cover {covered:.2f} s of its declared "
                     f"{expected:.2f} s; the file looks truncated"
                 )
             if frames_out == 0:
                 raise VideoError(f"{source}: no frame could be decoded")
             out.mux(out_video.encode(None))
 
-    atomic_write(output, write)
+    try:
+        atomic_write(output, write)
+    except av.error.FFmpegError as err:
+        if isinstance(err, OSError):  # the output folder cannot be written: the caller says so
+            raise
+        raise VideoError(f"{source}: encoding {output} failed ({err.strerror or err})") from None
     return VideoResult(source, output, frames_out, audio_packets, time.perf_counter() - start)
