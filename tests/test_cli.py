@@ -78,6 +78,53 @@ def test_cli_missing_inputs_and_globs(tmp_path, checkpoint, capsys):
     assert (tmp_path / "o" / "x.png").exists()
 
 
+def test_two_inputs_with_one_output_name_are_not_silently_merged(tmp_path, checkpoint, capsys):
+    for folder, level in (("a", 40), ("b", 200)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((16, 16, 3), level, np.uint8)).save(tmp_path / folder / "x.png")
+    a, b, out = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "out"
+    code = main([str(a), str(b), "-o", str(out), "--model", checkpoint, "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{b}: not writing {out / 'x.png'}: the result of {a} goes there" in err
+    assert np.asarray(Image.open(out / "x.png")).mean() < 100  # a's result, not b's
+
+
+def test_a_result_never_replaces_another_input(tmp_path, checkpoint, capsys):
+    from pixel_utils.app.cli import plan_outputs
+
+    clip, other = tmp_path / "clip.avi", tmp_path / "clip.mp4"  # clip.avi's result is an .mp4
+    clip.write_bytes(b"x")
+    other.write_bytes(b"original")
+    planned, problems = plan_outputs([clip, other], tmp_path, [tmp_path])
+    assert planned == [(other, other)]  # an input may be replaced by its own result only
+    assert problems == [f"{clip}: not writing {other}: it is another input, {other}"]
+    image = tmp_path / "p.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    code = main([str(tmp_path), "-o", str(tmp_path), "--model", checkpoint, "--overwrite"])
+    assert code == 1 and "it is another input" in capsys.readouterr().err
+    assert other.read_bytes() == b"original"  # not a video, so not even its own result
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_sharpened_again(tmp_path, checkpoint):
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "p.png")
+    for _ in range(2):
+        main([str(tmp_path), "-o", str(tmp_path / "out"), "--model", checkpoint, "--overwrite"])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == [
+        "out/p.png", "p.png"]  # fmt: skip
+
+
+def test_folders_named_like_media_are_scanned_not_read_and_globs_reach_folders(tmp_path):
+    from pixel_utils.app.cli import expand_inputs
+
+    (tmp_path / "shots" / "odd.png").mkdir(parents=True)  # a folder with an image's name
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "shots" / "odd.png" / "in.png")
+    files, problems = expand_inputs([str(tmp_path / "sh*")])
+    assert files == [tmp_path / "shots" / "odd.png" / "in.png"] and problems == []
+    files, problems = expand_inputs([str(tmp_path / "none*")])
+    assert files == [] and problems == [f"{tmp_path / 'none*'}: pattern matches no files, "
+                                        "images or videos"]  # fmt: skip
+
+
 def test_tiled_cli_matches_untiled(tmp_path, checkpoint):
     rng = np.random.default_rng(1)
     Image.fromarray((rng.random((300, 420, 3)) * 255).astype(np.uint8)).save(tmp_path / "big.png")

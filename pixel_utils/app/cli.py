@@ -10,10 +10,12 @@ where the report measured it faster than PyTorch (``--model student-fp32`` for P
 
 Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
 channel (passed through untouched); EXIF orientation is applied. Inputs are never overwritten
-unless ``--overwrite`` is given. A file that cannot be read, sharpened or written gets one
-error line naming it and the reason, the batch goes on, and the exit code is non-zero if any
-file failed. ``--tile`` and ``--overlap`` are rounded up to multiples of the model's stride
-(with a note), so any tile size works with any model.
+unless ``--overwrite`` is given, and then only by their own result: two inputs whose results
+would share a file, or a result that would replace another input, are reported and skipped.
+An output folder inside an input folder is not scanned as input. A file that cannot be read,
+sharpened or written gets one error line naming it and the reason, the batch goes on, and the
+exit code is non-zero if any file failed. ``--tile`` and ``--overlap`` are rounded up to
+multiples of the model's stride (with a note), so any tile size works with any model.
 
 Videos (``.mp4 .m4v .mov .mkv .avi .webm``) are sharpened as a stream, frame by frame, with
 memory bounded by a few frames: frame count, timestamps, frame rate and audio are kept, the
@@ -51,24 +53,42 @@ from pixel_utils.evaluation.inference import pick_device, sharpen, sharpen_tiled
 from pixel_utils.progress import tqdm
 
 
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their images, recursively) and globs → (files, problems)."""
+def _media_in(folder: Path, out_dir: Path | None = None) -> list[Path]:
+    """The image and video files under ``folder``, recursively, except those under ``out_dir``
+    when it lies inside ``folder`` (so a second run does not sharpen the first run's results;
+    an output folder that *is* ``folder`` leaves everything in)."""
+    skip = out_dir.resolve() if out_dir is not None else None
+    if skip == folder.resolve():
+        skip = None
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in suffixes and p.is_file()
+        and not (skip is not None and p.resolve().is_relative_to(skip))
+    )  # fmt: skip
+
+
+def expand_inputs(items: list[str], out_dir: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Files, folders (their images and videos, recursively, leaving out ``out_dir``: see
+    :func:`_media_in`) and globs (files, and folders scanned like folders) → (files,
+    problems)."""
     files, problems = [], []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
+            found = _media_in(path, out_dir)
             if not found:
                 problems.append(f"{path}: folder contains no images or videos")
             files += found
         elif path.exists():
             files.append(path)
         elif any(ch in item for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-            if not matches:
-                problems.append(f"{item}: pattern matches no files")
-            files += [p for p in matches if p.is_file()]
+            found = []
+            for match in sorted(Path(p) for p in glob.glob(item, recursive=True)):
+                found += [match] if match.is_file() else _media_in(match, out_dir)
+            if not found:
+                problems.append(f"{item}: pattern matches no files, images or videos")
+            files += found
         else:
             problems.append(f"{path}: file does not exist")
     return list(dict.fromkeys(files)), problems
@@ -80,6 +100,33 @@ def output_path(src: Path, out_dir: Path, roots: list[Path]) -> Path:
         if root.is_dir() and src.is_relative_to(root):
             return out_dir / src.relative_to(root)
     return out_dir / src.name
+
+
+def plan_outputs(
+    files: list[Path], out_dir: Path, roots: list[Path]
+) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Each input's output path, and problems for the inputs that must not be written: a
+    second input whose result would land on the same file as an earlier one's (``a/x.jpg`` and
+    ``b/x.jpg``, or ``clip.avi`` and ``clip.mp4``, which both become ``clip.mp4``), and an
+    input whose result would replace *another* input of the batch. Decided before any work,
+    so no result silently replaces another and no input is lost before it is read."""
+    inputs = {f.resolve(): f for f in files}
+    planned, problems, taken = [], [], {}
+    for src in files:
+        dst = output_path(src, out_dir, roots)
+        if is_video(src):
+            dst = video_output_path(dst)
+        key = dst.resolve()
+        if key in taken:
+            problems.append(f"{src}: not writing {dst}: the result of {taken[key]} goes there "
+                            "(rename one, or sharpen them into separate folders)")  # fmt: skip
+            continue
+        if key in inputs and key != src.resolve():
+            problems.append(f"{src}: not writing {dst}: it is another input, {inputs[key]}")
+            continue
+        taken[key] = src
+        planned.append((src, dst))
+    return planned, problems
 
 
 def _report(message: str) -> None:
@@ -115,17 +162,17 @@ def sharpen_files(args) -> int:
             f"--overlap {overlap}: multiples of the model's stride {stride}",
             file=sys.stderr,
         )
-    files, problems = expand_inputs(args.inputs)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
     out_dir = Path(args.output)
+    files, problems = expand_inputs(args.inputs, out_dir)
     roots = [Path(i) for i in args.inputs]
-    failed, done, pixels = len(problems), 0, 0
+    planned, clashes = plan_outputs(files, out_dir, roots)
+    for problem in problems + clashes:
+        print(f"error: {problem}", file=sys.stderr)
+    failed, done, pixels = len(problems) + len(clashes), 0, 0
     start = time.perf_counter()
-    videos = [f for f in files if is_video(f)]
-    files = [f for f in files if not is_video(f)]
-    for src in videos:
-        dst = video_output_path(output_path(src, out_dir, roots))
+    videos = [(src, dst) for src, dst in planned if is_video(src)]
+    files = [(src, dst) for src, dst in planned if not is_video(src)]
+    for src, dst in videos:
         process = frame_sharpener(model)
         if args.temporal == "blend":
             from pixel_utils.evaluation.temporal import AlignedBlend
@@ -147,8 +194,7 @@ def sharpen_files(args) -> int:
             file=sys.stderr,
         )
     start = time.perf_counter()
-    for src in tqdm(files, desc="sharpening", unit="img", disable=not files):
-        dst = output_path(src, out_dir, roots)
+    for src, dst in tqdm(files, desc="sharpening", unit="img", disable=not files):
         if dst.exists() and not args.overwrite:
             same = dst.resolve() == src.resolve()
             why = "it is the input" if same else "it exists"
