@@ -268,3 +268,11 @@ def test_packaging_metadata_installs_without_deprecation_warnings():
         warnings.simplefilter("always")
         apply_configuration(Distribution(), pyproject)
     assert not [w for w in caught if "license" in str(w.message).lower()]
+
+
+def test_a_multi_page_file_says_only_its_first_page_is_sharpened(tmp_path, checkpoint, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((3, 16, 16), np.uint8), photometric="minisblack")
+    assert main([str(tmp_path / "m.tif"), "-o", str(tmp_path / "o"), "--model", checkpoint]) == 0
+    assert "m.tif: 3 pages or frames; only the first is sharpened" in capsys.readouterr().err

@@ -107,10 +107,80 @@ def test_tiffs_no_reader_takes_are_named_with_what_is_wrong(tmp_path):
 def test_a_decoder_failure_of_any_kind_becomes_an_image_read_error(tmp_path, monkeypatch):
     import pixel_utils.data.images as images
 
-    def decoder_bug(path):
+    def decoder_bug(path, *rest):
         raise KeyError("a malformed chunk")
 
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
     monkeypatch.setattr(images, "_read_png16", decoder_bug)
     with pytest.raises(ImageReadError, match=r"x.png: corrupt or unreadable image \(KeyError"):
         read_image_file(tmp_path / "x.png")
+
+
+def _png_with_exif_orientation(path, image16, orientation):
+    """A 16-bit RGB PNG (pypng) carrying an eXIf chunk with ``orientation``."""
+    import struct
+    import zlib
+
+    import png
+
+    h, w, _ = image16.shape
+    with open(path, "wb") as f:
+        png.Writer(w, h, greyscale=False, bitdepth=16).write(f, image16.reshape(h, -1))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()[len(b"Exif\x00\x00") :]
+    chunk = b"eXIf" + body
+    chunk = struct.pack(">I", len(body)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    data = path.read_bytes()
+    cut = data.index(b"IDAT") - 4  # the eXIf chunk goes before the image data
+    path.write_bytes(data[:cut] + chunk + data[cut:])
+    return path
+
+
+def test_a_16_bit_png_is_turned_upright_by_its_exif_orientation(tmp_path):
+    image16 = np.random.default_rng(0).integers(0, 65536, (6, 10, 3)).astype(np.uint16)
+    path = _png_with_exif_orientation(tmp_path / "o.png", image16, orientation=6)
+    read = read_image_file(path)
+    assert read.bits == 16 and read.rgb.shape == (10, 6, 3)
+    np.testing.assert_array_equal(
+        np.round(read.rgb * 65535).astype(np.uint16), np.rot90(image16, -1)
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype, words", [(np.float32, "floating-point"), (np.int16, "signed"), (np.int32, "32-bit")]
+)
+def test_float_and_signed_samples_are_refused_not_clipped(tmp_path, dtype, words):
+    values = np.linspace(-3000, 3000, 64).reshape(8, 8).astype(dtype)
+    tifffile.imwrite(tmp_path / "s.tif", values)
+    with pytest.raises(ImageReadError, match=rf"s\.tif: .*{words}.* not supported"):
+        read_image_file(tmp_path / "s.tif")
+
+
+def test_pages_are_counted_and_colour_profile_and_exif_are_written_back(tmp_path):
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    assert read_image_file(tmp_path / "m.tif").frames == 3
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert read_image_file(tmp_path / "a.gif").frames == 3
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "TestCam", 6  # make, orientation
+    Image.new("RGB", (10, 6), (90, 120, 150)).save(
+        tmp_path / "p.jpg", icc_profile=icc, exif=exif.tobytes()
+    )
+    for name in ("p.jpg",):
+        read = read_image_file(tmp_path / name)
+        out = write_image_file(tmp_path / "out" / name, read.rgb, read)
+        with Image.open(out) as im:
+            assert im.info.get("icc_profile") == icc and im.size == (6, 10)
+            assert im.getexif().get(0x010F) == "TestCam"
+            assert 0x0112 not in im.getexif()  # applied once, not again by a viewer
+    rgb16 = np.zeros((8, 8, 3), np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", rgb16, photometric="rgb", iccprofile=icc)
+    read = read_image_file(tmp_path / "c.tif")
+    out = write_image_file(tmp_path / "out" / "c.tif", read.rgb, read)
+    with tifffile.TiffFile(out) as tif:
+        assert bytes(tif.pages.first.tags["InterColorProfile"].value) == icc

@@ -9,7 +9,8 @@ where the report measured it faster than PyTorch (``--model student-fp32`` for P
     pixel-sharpen export --onnx student.onnx
 
 Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
-channel (passed through untouched); EXIF orientation is applied. Inputs are never overwritten
+channel (passed through untouched), and its colour profile and EXIF metadata where the format
+holds them; EXIF orientation is applied. Inputs are never overwritten
 unless ``--overwrite`` is given, and then only by their own result: two inputs whose results
 would share a file, or a result that would replace another input, are reported and skipped.
 An output folder inside an input folder is not scanned as input. A file that cannot be read,
@@ -207,6 +208,8 @@ def sharpen_files(args) -> int:
             _report(f"error: {err}")
             failed += 1
             continue
+        if image.frames > 1:
+            _report(f"note: {src}: {image.frames} pages or frames; only the first is sharpened")
         h, w = image.rgb.shape[:2]
         try:
             with torch.inference_mode():

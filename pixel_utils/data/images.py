@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,10 +184,14 @@ class ImageFile:
     bits: int  # 8 or 16
     grey: bool
     format: str  # Pillow format name, e.g. "PNG", "JPEG"
+    frames: int = 1  # pages or frames in the file; only the first is read
+    icc_profile: bytes | None = None  # the colour profile, written back where the format can
+    exif: bytes | None = None  # camera metadata (orientation already applied and removed)
 
 
-def _read_png16(path: Path) -> ImageFile | None:
-    """16-bit PNGs through pypng (Pillow would reduce 16-bit RGB to 8 bits)."""
+def _read_png16(path: Path, orientation: int = 1) -> ImageFile | None:
+    """16-bit PNGs through pypng (Pillow would reduce 16-bit RGB to 8 bits), turned by their
+    EXIF ``orientation``, which pypng does not read."""
     import png
 
     try:
@@ -200,7 +204,7 @@ def _read_png16(path: Path) -> ImageFile | None:
         arr = arr.reshape(height, width, planes)
     except png.Error as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
-    arr = arr.astype(np.float32) / 65535.0
+    arr = _orient(arr, orientation).astype(np.float32) / 65535.0
     grey = planes in (1, 2)
     colour = arr[..., :1] if grey else arr[..., :3]
     alpha = arr[..., -1] if planes in (2, 4) else None
@@ -270,6 +274,9 @@ def _read_tiff(path: Path) -> ImageFile | None:
             arr = page.asarray()
             tag = page.tags.get("Orientation")
             orientation = int(tag.value) if tag is not None else 1
+            pages = len(tif.pages)
+            icc = page.tags.get("InterColorProfile")
+            icc = bytes(icc.value) if icc is not None else None
     except ImageReadError:
         raise
     except (tifffile.TiffFileError, ValueError, OSError) as err:
@@ -287,7 +294,7 @@ def _read_tiff(path: Path) -> ImageFile | None:
     grey = colour_planes == 1
     rgb = np.repeat(colour, 3, axis=2) if grey else colour
     bits = 16 if arr.dtype == np.uint16 else 8
-    return ImageFile(np.ascontiguousarray(rgb), alpha, bits, grey, "TIFF")
+    return ImageFile(np.ascontiguousarray(rgb), alpha, bits, grey, "TIFF", pages, icc)
 
 
 def _unsupported_tiff(path: Path) -> str:
@@ -304,8 +311,9 @@ def _unsupported_tiff(path: Path) -> str:
     return f"unsupported TIFF layout ({layout}); 8- and 16-bit grey or RGB TIFFs can be read"
 
 
-def _write_tiff(path: str, colour: np.ndarray, bits: int) -> None:
-    """Write H×W×{1,2,3,4} (grey, grey+alpha, RGB, RGBA) as a lossless Deflate TIFF."""
+def _write_tiff(path: str, colour: np.ndarray, bits: int, icc_profile: bytes | None = None):
+    """Write H×W×{1,2,3,4} (grey, grey+alpha, RGB, RGBA) as a lossless Deflate TIFF, with
+    ``icc_profile`` when given."""
     import tifffile
 
     arr = to_uint16(colour) if bits == 16 else to_uint8(colour)
@@ -318,7 +326,28 @@ def _write_tiff(path: str, colour: np.ndarray, bits: int) -> None:
         extrasamples=("unassalpha",) if planes in (2, 4) else None,
         compression="zlib",
         predictor=True,
+        iccprofile=icc_profile,
     )
+
+
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _check_samples(path: Path, im: Image.Image) -> None:
+    """Refuse floating-point and signed samples, which 8- and 16-bit output would clip or
+    quantise without a word (Pillow reads such TIFFs as mode F or I)."""
+    kind = None
+    if im.mode.startswith("F"):
+        kind = "floating-point"
+    elif im.mode.endswith("S"):
+        kind = "signed"
+    elif im.mode.startswith("I") and not im.mode.startswith("I;16"):
+        values = np.asarray(im)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            kind = "signed or 32-bit"
+    if kind:
+        raise ImageReadError(f"{path}: {kind} samples (mode {im.mode}) are not supported; "
+                             "8- and 16-bit unsigned images can be read")  # fmt: skip
 
 
 def read_image_file(path: str | os.PathLike) -> ImageFile:
@@ -346,18 +375,26 @@ def _read_image_file(path: Path) -> ImageFile:
     try:
         with Image.open(path) as im:
             fmt = im.format or path.suffix.lstrip(".").upper()
-            deep = _read_png16(path) if fmt == "PNG" else None
+            frames = getattr(im, "n_frames", 1)
+            icc = im.info.get("icc_profile") or None
+            deep = _read_png16(path, im.getexif().get(_ORIENTATION, 1)) if fmt == "PNG" else None
             if deep is not None:
-                return deep
+                return replace(deep, frames=frames, icc_profile=icc)
+            _check_samples(path, im)
             im.load()
             im = ImageOps.exif_transpose(im)
+            exif = im.getexif()
+            exif.pop(_ORIENTATION, None)  # applied above: a viewer must not turn it again
             bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
             alpha = None
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
-            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt)
+            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc,
+                             exif.tobytes() if len(exif) else None)  # fmt: skip
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:
         if _is_tiff(path):
             raise ImageReadError(f"{path}: {_unsupported_tiff(path)}") from None
@@ -367,7 +404,9 @@ def _read_image_file(path: Path) -> ImageFile:
 
 
 def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) -> Path:
-    """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically."""
+    """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically,
+    with its colour profile and EXIF metadata where the format holds them (not 16-bit PNG,
+    which is written by pypng, nor EXIF in TIFF)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     colour = rgb.mean(axis=2, keepdims=True) if like.grey else rgb
@@ -377,8 +416,11 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
     os.close(fd)
     os.chmod(tmp, 0o644)
     try:
+        # The pixels stay in the input's colour space, so its profile still describes them.
+        metadata = {"icc_profile": like.icc_profile, "exif": like.exif}
+        metadata = {k: v for k, v in metadata.items() if v}
         if like.format == "TIFF":
-            _write_tiff(tmp, colour, like.bits)
+            _write_tiff(tmp, colour, like.bits, like.icc_profile)
         elif like.bits == 16 and like.format == "PNG":
             import png
 
@@ -388,11 +430,11 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
             with open(tmp, "wb") as f:
                 writer.write(f, to_uint16(colour).reshape(h, -1))
         elif like.bits == 16 and like.grey and like.alpha is None:
-            Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format)
+            Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format, **metadata)
         else:
             arr = to_uint8(colour[..., 0] if colour.shape[2] == 1 else colour)
             options = {"quality": 95} if like.format == "JPEG" else {}
-            Image.fromarray(arr).save(tmp, format=like.format, **options)
+            Image.fromarray(arr).save(tmp, format=like.format, **options, **metadata)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
