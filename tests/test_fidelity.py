@@ -184,3 +184,16 @@ def test_pages_are_counted_and_colour_profile_and_exif_are_written_back(tmp_path
     out = write_image_file(tmp_path / "out" / "c.tif", read.rgb, read)
     with tifffile.TiffFile(out) as tif:
         assert bytes(tif.pages.first.tags["InterColorProfile"].value) == icc
+
+
+def test_a_profile_that_does_not_describe_the_written_pixels_is_left_out(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cmyk = srgb[:16] + b"CMYK" + srgb[20:]  # the header's colour space is all that is read
+    Image.new("CMYK", (8, 8), (0, 50, 100, 0)).save(tmp_path / "c.jpg", icc_profile=cmyk)
+    read = read_image_file(tmp_path / "c.jpg")  # its result is RGB: a CMYK profile would lie
+    assert read.icc_profile is None
+    out = write_image_file(tmp_path / "out.jpg", read.rgb, read)
+    with Image.open(out) as im:
+        assert "icc_profile" not in im.info or not im.info["icc_profile"]

@@ -294,6 +294,7 @@ def _read_tiff(path: Path) -> ImageFile | None:
     grey = colour_planes == 1
     rgb = np.repeat(colour, 3, axis=2) if grey else colour
     bits = 16 if arr.dtype == np.uint16 else 8
+    icc = _profile_for(icc, grey)
     return ImageFile(np.ascontiguousarray(rgb), alpha, bits, grey, "TIFF", pages, icc)
 
 
@@ -331,6 +332,14 @@ def _write_tiff(path: str, colour: np.ndarray, bits: int, icc_profile: bytes | N
 
 
 _ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _profile_for(icc: bytes | None, grey: bool) -> bytes | None:
+    """``icc`` if it describes the pixels as they are written (an RGB profile for colour, a
+    grey one for grey), else None: a CMYK JPEG's profile must not be attached to its RGB
+    result, where it would shift every colour."""
+    space = icc[16:20] if icc and len(icc) >= 20 else None  # the header's data colour space
+    return icc if space == (b"GRAY" if grey else b"RGB ") else None
 
 
 def _check_samples(path: Path, im: Image.Image) -> None:
@@ -379,7 +388,7 @@ def _read_image_file(path: Path) -> ImageFile:
             icc = im.info.get("icc_profile") or None
             deep = _read_png16(path, im.getexif().get(_ORIENTATION, 1)) if fmt == "PNG" else None
             if deep is not None:
-                return replace(deep, frames=frames, icc_profile=icc)
+                return replace(deep, frames=frames, icc_profile=_profile_for(icc, deep.grey))
             _check_samples(path, im)
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -391,8 +400,9 @@ def _read_image_file(path: Path) -> ImageFile:
                 rgba = im.convert("RGBA")
                 alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
-            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc,
-                             exif.tobytes() if len(exif) else None)  # fmt: skip
+            exif_bytes = exif.tobytes() if len(exif) else None
+            icc = _profile_for(icc, grey)
+            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif_bytes)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
