@@ -381,6 +381,41 @@ def test_a_clip_cut_short_is_refused_even_when_under_half_a_second(tmp_path):
     assert sharpen_video(whole, tmp_path / "ok.mkv", lambda f: f, progress=False).frames == 10
 
 
+def _mkv(path, video_start=0, audio_tracks=((0, 8),)):
+    """A 10-frame Matroska clip at 25 fps starting at frame ``video_start``, with audio tracks
+    given as (first chunk, chunks) of 1024 samples at 8 kHz."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        tracks = [out.add_stream("flac", rate=8000) for _ in audio_tracks]
+        for i in range(10):
+            picture = av.VideoFrame.from_ndarray(_frame(i), format="rgb24")
+            picture.pts = video_start + i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        for track, (first, chunks) in zip(tracks, audio_tracks, strict=True):
+            for k in range(first, first + chunks):
+                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
+                                                   layout="mono")  # fmt: skip
+                chunk.sample_rate, chunk.pts = 8000, k * 1024
+                out.mux(track.encode(chunk))
+            out.mux(track.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    "video_start, audio_tracks",
+    [(8, ((3, 8),)),  # video and audio start late (0.32 s and 0.38 s)
+     (0, ((0, 2), (0, 8))),  # a second audio track outlasts the video
+     (25, ((0, 4),))],  # audio first, the video from 1 s on
+)  # fmt: skip
+def test_a_whole_matroska_clip_is_not_taken_for_a_truncated_one(tmp_path, video_start,
+                                                                 audio_tracks):  # fmt: skip
+    source = _mkv(tmp_path / "whole.mkv", video_start, audio_tracks)
+    result = sharpen_video(source, tmp_path / "out.mkv", lambda f: f, progress=False)
+    assert result.frames == 10 and _seconds(result.output) == _seconds(source)
+
+
 def test_an_encoder_failure_reaches_the_caller(tmp_path, clip):
     with pytest.raises(ValueError, match="uint8"):
         # Float frames cannot be encoded as rgb24: the writer thread's error is raised here.

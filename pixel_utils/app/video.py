@@ -195,11 +195,10 @@ def _covered_seconds(video, last_pts, rate: Fraction) -> float:
     return float((last_pts - start) * video.time_base + 1 / Fraction(rate))
 
 
-def _packet_end_seconds(packet) -> float:
-    """Seconds from its stream's start to the end of ``packet``."""
-    stream, pts = packet.stream, packet.pts if packet.pts is not None else packet.dts
-    start = stream.start_time or 0
-    return float((pts + (packet.duration or 0) - start) * packet.time_base)
+def _end_seconds(pts, duration, time_base, fallback: float = 0.0) -> float:
+    """When a packet or frame stops showing, in seconds on the file's clock (``fallback``
+    seconds after it starts where it declares no duration)."""
+    return float(pts * time_base) + (float(duration * time_base) if duration else fallback)
 
 
 @dataclass
@@ -477,26 +476,31 @@ def sharpen_video(
             audio = container.streams.audio[0] if container.streams.audio else None
             out_audio = out.add_stream_from_template(audio) if audio is not None else None
             declared = int(video.frames or 0)
-            streams = [s for s in (video, audio) if s is not None]
-            decoded = {"frames": 0, "last_pts": None, "audio_end": 0.0}
+            # How far the decoded video and every other stream reach, on the file's clock.
+            decoded = {"frames": 0, "last_pts": None, "end": 0.0}
             staged = as_staged(process)
             prepare, infer, finish = staged.prepare, staged.infer, staged.finish
 
             def demux() -> Iterator[tuple]:
                 """("video", RGB array, pts, time_base) and ("audio", packet), in file order."""
                 try:
-                    for packet in container.demux(streams):
-                        if packet.stream.type == "audio":
-                            if packet.dts is not None:  # the demuxer's final flush has none
-                                decoded["audio_end"] = max(
-                                    decoded["audio_end"], _packet_end_seconds(packet)
-                                )
+                    for packet in container.demux():  # every stream, for where they end
+                        if packet.stream.index != video.index:
+                            stamp = packet.pts if packet.pts is not None else packet.dts
+                            if stamp is None:  # the demuxer's final flush
+                                continue
+                            end = _end_seconds(stamp, packet.duration, packet.time_base)
+                            decoded["end"] = max(decoded["end"], end)
+                            if audio is not None and packet.stream.index == audio.index:
                                 yield ("audio", packet)
                             continue
                         for frame in packet.decode():
                             decoded["frames"] += 1
                             if frame.pts is not None:
                                 decoded["last_pts"] = frame.pts
+                                end = _end_seconds(frame.pts, frame.duration, frame.time_base,
+                                                   fallback=1 / float(rate))  # fmt: skip
+                                decoded["end"] = max(decoded["end"], end)
                             rgb = frame.to_ndarray(format="rgb24")
                             yield ("video", prepare(rgb), frame.pts, frame.time_base)
                 except av.error.FFmpegError as err:
@@ -566,15 +570,16 @@ def sharpen_video(
                         "decoded; the file looks truncated"
                     )
             # Containers that declare no frame count (Matroska) still declare a duration,
-            # which the decoded video or audio must reach within a tenth (or two frames).
-            covered = max(video_covered, decoded["audio_end"])
-            expected = container.duration / 1e6 if container.duration else None
-            slack = max(0.1 * (expected or 0), 2 * frame_s)
-            if not declared and expected and covered < expected - slack:
-                raise VideoError(
-                    f"{source}: decoded frames and audio cover {covered:.2f} s of its declared "
-                    f"{expected:.2f} s; the file looks truncated"
-                )
+            # which the decoded video or another stream must reach, on the file's clock,
+            # within a tenth (or two frames). Matroska's duration counts from 0, not from the
+            # first timestamp: taking it so is never stricter than the other reading.
+            if not declared and container.duration:
+                expected = container.duration / 1e6
+                if decoded["end"] < expected - max(0.1 * expected, 2 * frame_s):
+                    raise VideoError(
+                        f"{source}: its streams end at {decoded['end']:.2f} s of the "
+                        f"declared {expected:.2f} s; the file looks truncated"
+                    )
             if frames_out == 0:
                 raise VideoError(f"{source}: no frame could be decoded")
             out.mux(out_video.encode(None))
