@@ -1,5 +1,6 @@
 import hashlib
 import importlib
+import shutil
 
 import numpy as np
 import png
@@ -118,11 +119,32 @@ def test_folders_named_like_media_are_scanned_not_read_and_globs_reach_folders(t
 
     (tmp_path / "shots" / "odd.png").mkdir(parents=True)  # a folder with an image's name
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "shots" / "odd.png" / "in.png")
-    files, problems = expand_inputs([str(tmp_path / "sh*")])
+    files, problems, roots = expand_inputs([str(tmp_path / "sh*")])
     assert files == [tmp_path / "shots" / "odd.png" / "in.png"] and problems == []
-    files, problems = expand_inputs([str(tmp_path / "none*")])
-    assert files == [] and problems == [f"{tmp_path / 'none*'}: pattern matches no files, "
-                                        "images or videos"]  # fmt: skip
+    assert roots == [tmp_path / "shots"]  # so the result keeps its sub-folder
+    files, problems, _ = expand_inputs([str(tmp_path / "none*")])
+    assert files == [] and problems == [f"{tmp_path / 'none*'}: pattern matches no files"]
+
+
+def test_a_glob_skips_the_output_folder_and_a_file_is_counted_once(
+    tmp_path, checkpoint, monkeypatch
+):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for path in (photos / "a.png", photos / "sub" / "b.png"):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path)
+    out = photos / "sharp"
+    for _ in range(2):  # the second run must not take the first run's results as input
+        code = main([str(photos / "*"), "-o", str(out), "--model", checkpoint, "--overwrite"])
+        assert code == 0  # photos/* is photos/a.png and photos/sub, as a shell would give it
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png")) == [
+        "a.png", "sharp/a.png", "sharp/b.png", "sub/b.png"]  # fmt: skip
+    shutil.rmtree(out)
+    monkeypatch.chdir(tmp_path)  # one file, two spellings: one result, no clash
+    assert main(["photos/a.png", str(photos / "a.png"), "photos", "-o", "o", "--model",
+                 checkpoint]) == 0  # fmt: skip
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "o").rglob("*.png")) == [
+        "o/a.png", "o/sub/b.png"]  # fmt: skip
 
 
 def test_tiled_cli_matches_untiled(tmp_path, checkpoint):

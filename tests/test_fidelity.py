@@ -197,3 +197,27 @@ def test_a_profile_that_does_not_describe_the_written_pixels_is_left_out(tmp_pat
     out = write_image_file(tmp_path / "out.jpg", read.rgb, read)
     with Image.open(out) as im:
         assert "icc_profile" not in im.info or not im.info["icc_profile"]
+
+
+def test_exif_pillow_cannot_write_back_is_dropped_not_the_photo(tmp_path):
+    import struct
+
+    # A little-endian TIFF header and one IFD entry: XResolution stored as ASCII "72", which
+    # Pillow reads but cannot serialise again.
+    ifd = struct.pack("<H", 1) + struct.pack("<HHI", 0x011A, 2, 4) + b"72\x00\x00"
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4
+    Image.new("RGB", (12, 8), (10, 20, 30)).save(tmp_path / "x.jpg", exif=exif)
+    read = read_image_file(tmp_path / "x.jpg")
+    assert read.exif is None and read.rgb.shape == (8, 12, 3)
+    write_image_file(tmp_path / "out.jpg", read.rgb, read)
+
+
+def test_the_written_exif_gives_the_upright_pixel_dimensions(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769).update({0xA002: 12, 0xA003: 8})
+    Image.new("RGB", (12, 8), (10, 20, 30)).save(tmp_path / "r.jpg", exif=exif.tobytes())
+    read = read_image_file(tmp_path / "r.jpg")
+    with Image.open(write_image_file(tmp_path / "out.jpg", read.rgb, read)) as im:
+        assert im.size == (8, 12) and 0x0112 not in im.getexif()
+        assert dict(im.getexif().get_ifd(0x8769)) == {0xA002: 8, 0xA003: 12}

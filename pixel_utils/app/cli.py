@@ -69,30 +69,40 @@ def _media_in(folder: Path, out_dir: Path | None = None) -> list[Path]:
     )  # fmt: skip
 
 
-def expand_inputs(items: list[str], out_dir: Path | None = None) -> tuple[list[Path], list[str]]:
+def expand_inputs(
+    items: list[str], out_dir: Path | None = None
+) -> tuple[list[Path], list[str], list[Path]]:
     """Files, folders (their images and videos, recursively, leaving out ``out_dir``: see
-    :func:`_media_in`) and globs (files, and folders scanned like folders) → (files,
-    problems)."""
-    files, problems = [], []
+    :func:`_media_in`) and globs (each match taken as if it were named) → (files, problems,
+    roots). ``roots`` are the named or matched paths, whose folders keep their sub-folders in
+    the output; a folder a glob matches is left out when it is ``out_dir``. A file reached
+    twice (two spellings, or a folder and a file in it) is kept once, first spelling first."""
+    problems, named = [], []
     for item in items:
-        path = Path(item)
+        if Path(item).exists():
+            named.append(Path(item))
+        elif any(ch in item for ch in "*?["):
+            output = out_dir.resolve() if out_dir is not None else None
+            matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))]
+            matches = [m for m in matches if m.resolve() != output]
+            if not matches:
+                problems.append(f"{item}: pattern matches no files")
+            named += matches
+        else:
+            problems.append(f"{item}: file does not exist")
+    files = []
+    for path in named:
         if path.is_dir():
             found = _media_in(path, out_dir)
             if not found:
                 problems.append(f"{path}: folder contains no images or videos")
             files += found
-        elif path.exists():
-            files.append(path)
-        elif any(ch in item for ch in "*?["):
-            found = []
-            for match in sorted(Path(p) for p in glob.glob(item, recursive=True)):
-                found += [match] if match.is_file() else _media_in(match, out_dir)
-            if not found:
-                problems.append(f"{item}: pattern matches no files, images or videos")
-            files += found
         else:
-            problems.append(f"{path}: file does not exist")
-    return list(dict.fromkeys(files)), problems
+            files.append(path)
+    unique = {}
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems, named
 
 
 def output_path(src: Path, out_dir: Path, roots: list[Path]) -> Path:
@@ -164,8 +174,7 @@ def sharpen_files(args) -> int:
             file=sys.stderr,
         )
     out_dir = Path(args.output)
-    files, problems = expand_inputs(args.inputs, out_dir)
-    roots = [Path(i) for i in args.inputs]
+    files, problems, roots = expand_inputs(args.inputs, out_dir)
     planned, clashes = plan_outputs(files, out_dir, roots)
     for problem in problems + clashes:
         print(f"error: {problem}", file=sys.stderr)

@@ -342,6 +342,25 @@ def _profile_for(icc: bytes | None, grey: bool) -> bytes | None:
     return icc if space == (b"GRAY" if grey else b"RGB ") else None
 
 
+def _exif_to_write(im: Image.Image) -> bytes | None:
+    """The EXIF of an image already turned upright, as bytes to write with its result: the
+    orientation (applied) dropped, the pixel dimensions those of the upright image. None when
+    there is none, or when Pillow cannot write back what it read (a malformed tag): the
+    metadata is then lost rather than the photo refused."""
+    exif = im.getexif()
+    if not len(exif):
+        return None
+    exif.pop(_ORIENTATION, None)  # applied: a viewer must not turn the result again
+    details = exif.get_ifd(0x8769)  # the Exif sub-IFD
+    for tag, size in ((0xA002, im.width), (0xA003, im.height)):  # PixelX/YDimension
+        if tag in details:
+            details[tag] = size
+    try:
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001 - Pillow's serialiser fails in many ways on odd tags
+        return None
+
+
 def _check_samples(path: Path, im: Image.Image) -> None:
     """Refuse floating-point and signed samples, which 8- and 16-bit output would clip or
     quantise without a word (Pillow reads such TIFFs as mode F or I)."""
@@ -392,17 +411,15 @@ def _read_image_file(path: Path) -> ImageFile:
             _check_samples(path, im)
             im.load()
             im = ImageOps.exif_transpose(im)
-            exif = im.getexif()
-            exif.pop(_ORIENTATION, None)  # applied above: a viewer must not turn it again
+            exif = _exif_to_write(im) if fmt != "TIFF" else None  # TIFF is written without
             bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
             alpha = None
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
-            exif_bytes = exif.tobytes() if len(exif) else None
             icc = _profile_for(icc, grey)
-            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif_bytes)
+            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
