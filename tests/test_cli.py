@@ -1,6 +1,7 @@
 import hashlib
 import importlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import png
@@ -140,6 +141,13 @@ def test_a_glob_skips_the_output_folder_and_a_file_is_counted_once(
     assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png")) == [
         "a.png", "sharp/a.png", "sharp/b.png", "sub/b.png"]  # fmt: skip
     shutil.rmtree(out)
+    monkeypatch.chdir(photos)  # a recursive glob reaches the output folder too: left out
+    for _ in range(2):
+        assert main(["**/*.png", "-o", "again", "--model", checkpoint, "--overwrite"]) == 0
+    again = sorted(p.as_posix() for p in Path("again").rglob("*.png"))
+    assert again == ["again/a.png", "again/b.png"]
+    assert main(["*.png", "-o", ".", "--model", checkpoint, "--overwrite"]) == 0  # in place
+    shutil.rmtree("again")
     monkeypatch.chdir(tmp_path)  # one file, two spellings: one result, no clash
     assert main(["photos/a.png", str(photos / "a.png"), "photos", "-o", "o", "--model",
                  checkpoint]) == 0  # fmt: skip

@@ -54,13 +54,29 @@ from pixel_utils.evaluation.inference import pick_device, sharpen, sharpen_tiled
 from pixel_utils.progress import tqdm
 
 
+def _output_inside(folder: Path, out_dir: Path | None) -> Path | None:
+    """The output folder (resolved) whose contents a scan of ``folder`` must leave out, so
+    that a second run does not sharpen the first run's results; None when there is no output
+    folder or it *is* ``folder`` (the user sharpens a folder into itself)."""
+    if out_dir is None or out_dir.resolve() == folder.resolve():
+        return None
+    return out_dir.resolve()
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob pattern searches from: its leading parts without wildcards."""
+    parts = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
 def _media_in(folder: Path, out_dir: Path | None = None) -> list[Path]:
-    """The image and video files under ``folder``, recursively, except those under ``out_dir``
-    when it lies inside ``folder`` (so a second run does not sharpen the first run's results;
-    an output folder that *is* ``folder`` leaves everything in)."""
-    skip = out_dir.resolve() if out_dir is not None else None
-    if skip == folder.resolve():
-        skip = None
+    """The image and video files under ``folder``, recursively, except those in the output
+    folder (:func:`_output_inside`)."""
+    skip = _output_inside(folder, out_dir)
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     return sorted(
         p for p in folder.rglob("*")
@@ -73,18 +89,18 @@ def expand_inputs(
     items: list[str], out_dir: Path | None = None
 ) -> tuple[list[Path], list[str], list[Path]]:
     """Files, folders (their images and videos, recursively, leaving out ``out_dir``: see
-    :func:`_media_in`) and globs (each match taken as if it were named) → (files, problems,
-    roots). ``roots`` are the named or matched paths, whose folders keep their sub-folders in
-    the output; a folder a glob matches is left out when it is ``out_dir``. A file reached
+    :func:`_media_in`) and globs (each match taken as if it were named, except matches in the
+    output folder, as for a folder) → (files, problems, roots). ``roots`` are the named or
+    matched paths, whose folders keep their sub-folders in the output. A file reached
     twice (two spellings, or a folder and a file in it) is kept once, first spelling first."""
     problems, named = [], []
     for item in items:
         if Path(item).exists():
             named.append(Path(item))
         elif any(ch in item for ch in "*?["):
-            output = out_dir.resolve() if out_dir is not None else None
             matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))]
-            matches = [m for m in matches if m.resolve() != output]
+            skip = _output_inside(_glob_base(item), out_dir)
+            matches = [m for m in matches if not (skip and m.resolve().is_relative_to(skip))]
             if not matches:
                 problems.append(f"{item}: pattern matches no files")
             named += matches
