@@ -187,14 +187,6 @@ def write_video(
     return atomic_write(path, write)
 
 
-def _covered_seconds(video, last_pts, rate: Fraction) -> float:
-    """Seconds from the stream's start to the end of the last decoded frame."""
-    if last_pts is None:
-        return 0.0
-    start = video.start_time or 0
-    return float((last_pts - start) * video.time_base + 1 / Fraction(rate))
-
-
 def _end_seconds(pts, duration, time_base, fallback: float = 0.0) -> float:
     """When a packet or frame stops showing, in seconds on the file's clock (``fallback``
     seconds after it starts where it declares no duration)."""
@@ -476,8 +468,8 @@ def sharpen_video(
             audio = container.streams.audio[0] if container.streams.audio else None
             out_audio = out.add_stream_from_template(audio) if audio is not None else None
             declared = int(video.frames or 0)
-            # How far the decoded video and every other stream reach, on the file's clock.
-            decoded = {"frames": 0, "last_pts": None, "end": 0.0}
+            # How far the decoded video, and it or any other stream, reach on the file's clock.
+            decoded = {"frames": 0, "video_end": 0.0, "end": 0.0}
             staged = as_staged(process)
             prepare, infer, finish = staged.prepare, staged.infer, staged.finish
 
@@ -497,9 +489,9 @@ def sharpen_video(
                         for frame in packet.decode():
                             decoded["frames"] += 1
                             if frame.pts is not None:
-                                decoded["last_pts"] = frame.pts
                                 end = _end_seconds(frame.pts, frame.duration, frame.time_base,
                                                    fallback=1 / float(rate))  # fmt: skip
+                                decoded["video_end"] = max(decoded["video_end"], end)
                                 decoded["end"] = max(decoded["end"], end)
                             rgb = frame.to_ndarray(format="rgb24")
                             yield ("video", prepare(rgb), frame.pts, frame.time_base)
@@ -556,15 +548,14 @@ def sharpen_video(
                 pass_on(keep=0)
             bar.close()
             frame_s = 1 / float(rate)
-            video_covered = _covered_seconds(video, decoded["last_pts"], rate)
             if declared and frames_out < declared:
                 # AVI counts the ticks a variable-rate clip skips as frames: fewer frames
                 # than declared are missing only if the decoded ones stop short of the end.
                 video_end = (
-                    float(video.duration * video.time_base) if video.duration
-                    else (container.duration or 0) / 1e6
+                    float(((video.start_time or 0) + video.duration) * video.time_base)
+                    if video.duration else (container.duration or 0) / 1e6
                 )  # fmt: skip
-                if not video_end or video_covered < video_end - 1.5 * frame_s:
+                if not video_end or decoded["video_end"] < video_end - 1.5 * frame_s:
                     raise VideoError(
                         f"{source}: only {frames_out} of its {declared} frames could be "
                         "decoded; the file looks truncated"
