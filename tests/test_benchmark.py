@@ -102,3 +102,24 @@ def test_a_folder_benchmark_skips_photos_too_small_to_blur_and_names_them(tmp_pa
     with pytest.warns(UserWarning, match=r"icon.png: 84×7 is smaller than the 64-pixel"):
         manifest = build_benchmark(tmp_path / "bench", crop=48, folder=photos)
     assert manifest["settings"]["photos"] == ["big"]
+
+
+def test_a_folder_benchmark_scores_every_photo_even_when_their_names_clash(tmp_path):
+    from PIL import Image
+
+    from pixel_utils.data.benchmark import BENCHMARK_CASES, benchmark_photo_names
+    from pixel_utils.data.images import write_png
+
+    names = ["a/b.png", "a_b.png", "x.png", "x.bmp", "y.png"]
+    assert benchmark_photo_names(names) == ["a%2Fb.png", "a_b.png", "x.png", "x.bmp", "y"]
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    write_png(photos / "x.png", rng.random((80, 80, 3)))
+    write_png(photos / "x" / "y.png", rng.random((80, 80, 3)))
+    write_png(photos / "x_y.png", rng.random((80, 80, 3)))
+    Image.fromarray((rng.random((80, 80, 3)) * 255).astype(np.uint8)).save(photos / "x.bmp")
+    manifest = build_benchmark(tmp_path / "bench", crop=48, folder=photos,
+                               cases=BENCHMARK_CASES[:1])  # fmt: skip
+    photos_scored = manifest["settings"]["photos"]
+    assert len(photos_scored) == len(set(photos_scored)) == 4
+    assert len({e["blurred"] for e in manifest["entries"]}) == 4

@@ -80,3 +80,7 @@ def test_speed_report_times_slow_models_at_the_first_resolution_only(tmp_path):
     assert list(report.onnx_ms) == ["student"] and list(report.onnx_ms["student"]) == ["a", "b"]
     table = report.table()  # the teacher's missing cells are empty, not an error
     assert table.loc["teacher", "fps a"] > 0 and table.loc["teacher"].isna().any()
+    # In onnxruntime too, a slow model is timed at the first resolution only.
+    both = measure_speed({"teacher": big}, sizes, min_run_time=0.01, onnx_dir=tmp_path,
+                         first_resolution_only=("teacher",))  # fmt: skip
+    assert list(both.onnx_ms["teacher"]) == ["a"]

@@ -20,6 +20,7 @@ from pixel_utils.app.video import (
     sharpen_video,
     write_video,
 )
+from pixel_utils.data.sources import load_photo
 from pixel_utils.data.video import CameraMotion, make_clip
 from pixel_utils.evaluation.temporal import (
     AlignedBlend,
@@ -235,6 +236,19 @@ def test_estimate_shift_finds_the_content_displacement():
     previous = photo[20:116, 20:148]
     current = photo[17:113, 25:153]  # the content moved down 3 and left 5
     assert estimate_shift(previous, current, factor=1) == (3, -5)
+
+
+def test_estimate_shift_is_exact_at_the_default_downscaling():
+    # The coarse 1/4 estimate alone is only good to a few pixels; an upsampled refinement of
+    # it used to return shifts one pixel short (4 as 3). Every whole-pixel shift must come back.
+    photo = (load_photo("astronaut") * 255).astype(np.uint8)
+    previous = photo[100:292, 100:356]
+    for d in range(-9, 10):
+        across = photo[100:292, 100 - d : 356 - d]
+        down = photo[100 - d : 292 - d, 100:356]
+        assert estimate_shift(previous, across) == (0, d)
+        assert estimate_shift(previous, down) == (d, 0)
+    assert estimate_shift(previous, photo[93:285, 111:367]) == (7, -11)
 
 
 def test_temporal_error_and_frame_changes_see_flicker():

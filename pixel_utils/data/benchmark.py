@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,6 +86,25 @@ def _pair_seed(seed: int, photo: str, case: str) -> int:
 FOLDER_MIN_SIDE = 64
 
 
+def benchmark_photo_names(paths: list[str]) -> list[str]:
+    """File-safe, distinct photo names for a folder's images (paths relative to it): the path
+    without its suffix, folders joined by ``_`` (``a/b.png`` → ``a_b``); where two paths would
+    share a name (``x.png`` and ``x.jpg``, or ``a/b.png`` and ``a_b.png``), each of them is
+    named by its whole path, percent-quoted, instead, so no photo is dropped or scored twice."""
+    from urllib.parse import quote
+
+    short = [Path(p).with_suffix("").as_posix().replace("/", "_") for p in paths]
+    taken = Counter(short)
+    names = [
+        s if taken[s] == 1 else quote(Path(p).as_posix(), safe="")
+        for s, p in zip(short, paths, strict=True)
+    ]
+    if len(set(names)) != len(names):
+        clashes = sorted(n for n, k in Counter(names).items() if k > 1)
+        raise ValueError(f"photos with clashing names in the benchmark folder: {clashes}")
+    return names
+
+
 def build_benchmark(
     out_dir: str | os.PathLike,
     crop: int,
@@ -108,7 +128,7 @@ def build_benchmark(
 
         loaded = load_folder(folder, min_size=FOLDER_MIN_SIDE)
         names = sorted(loaded)[:max_photos]
-        photos = [Path(n).with_suffix("").as_posix().replace("/", "_") for n in names]
+        photos = benchmark_photo_names(names)
         images = dict(zip(photos, (loaded[n] for n in names), strict=True))
     else:
         photos = list(PHOTO_SPLITS["test"][:max_photos])

@@ -226,5 +226,5 @@ def measure_speed(
                 continue
             path, onnx_diff[name] = export_onnx(model, Path(onnx_dir) / f"{name}.onnx")
             onnx_ms[name] = {res: 1e3 * onnx_latency(path, *hw, min_run_time=min_run_time)
-                             for res, hw in resolutions.items()}  # fmt: skip
+                             for res, hw in sizes(name).items()}  # fmt: skip
     return SpeedReport(costs, onnx_ms, onnx_diff)

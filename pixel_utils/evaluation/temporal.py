@@ -7,9 +7,10 @@ the known camera motion ``W`` we measure it directly: the *temporal error* is th
 error along the motion (:func:`temporal_error`); 0 is perfect.
 
 **Motion.** The camera's motion between frames is estimated by phase correlation
-(:func:`skimage.registration.phase_cross_correlation`) on a 4× downscaled grey frame and
-rounded to whole pixels: cheap (a few ms at 720p) and exact enough for the networks, which
-are trained with the same estimate. :func:`shift_frame` moves a frame by it.
+(:func:`skimage.registration.phase_cross_correlation`) on a 4× downscaled grey frame, then
+refined at full resolution on a window of it, to whole pixels: about 9 ms at 720p, and exact on
+the synthetic clips' sharp frames. The networks are trained with the same estimate.
+:func:`shift_frame` moves a frame by it.
 
 **Two temporal methods** (both frame functions for :func:`pixel_utils.app.video.sharpen_video`):
 
@@ -49,18 +50,35 @@ def _grey_small(frame: np.ndarray, factor: int = 4) -> np.ndarray:
     return blocks.astype(np.float32) / np.float32(3 * factor * factor)
 
 
-def estimate_shift(previous: np.ndarray, current: np.ndarray, factor: int = 4) -> tuple[int, int]:
+def estimate_shift(
+    previous: np.ndarray, current: np.ndarray, factor: int = 4, crop: int = 256
+) -> tuple[int, int]:
     """Whole-pixel (rows, columns) displacement of the content from ``previous`` to ``current``
-    (HWC frames), by phase correlation at 1/``factor`` resolution refined to 1/``factor`` px
-    there (about a pixel at full size)."""
+    (HWC frames), in two steps of phase correlation: at 1/``factor`` resolution over the whole
+    frame (cheap, and it sees large motion), then at full resolution on a ``crop``-pixel
+    window of where the frames then overlap, which fixes the last few pixels.
+
+    Why not refine the coarse peak by upsampling it, as before: without normalisation its peak
+    is broad and the refinement stopped short of it, so whole-pixel shifts came back one pixel
+    too small (4 as 3) in half of the synthetic clips' frame pairs."""
     small_prev, small_cur = _grey_small(previous, factor), _grey_small(current, factor)
     if min(small_prev.shape) < 8:
         factor = 1
         small_prev, small_cur = _grey_small(previous, 1), _grey_small(current, 1)
-    shift, _, _ = phase_cross_correlation(
-        small_cur, small_prev, upsample_factor=factor, normalization=None
-    )
-    return int(round(shift[0] * factor)), int(round(shift[1] * factor))
+    coarse, _, _ = phase_cross_correlation(small_cur, small_prev, normalization=None)
+    dy, dx = int(round(coarse[0] * factor)), int(round(coarse[1] * factor))
+    h, w = previous.shape[:2]
+    rows, cols = min(crop, h - abs(dy)), min(crop, w - abs(dx))
+    if factor == 1 or min(rows, cols) < 8:
+        return dy, dx
+    # The window sits near the middle of the overlap: previous[top, left] shows what
+    # current[top + dy, left + dx] shows, if the coarse estimate is right.
+    top = int(np.clip((h - rows - dy) // 2, max(0, -dy), h - rows - max(dy, 0)))
+    left = int(np.clip((w - cols - dx) // 2, max(0, -dx), w - cols - max(dx, 0)))
+    before = _grey_small(previous[top : top + rows, left : left + cols], 1)
+    after = _grey_small(current[top + dy : top + dy + rows, left + dx : left + dx + cols], 1)
+    fine, _, _ = phase_cross_correlation(after, before, normalization=None)
+    return dy + int(round(fine[0])), dx + int(round(fine[1]))
 
 
 def shift_frame(frame: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
