@@ -84,3 +84,26 @@ def test_speed_report_times_slow_models_at_the_first_resolution_only(tmp_path):
     both = measure_speed({"teacher": big}, sizes, min_run_time=0.01, onnx_dir=tmp_path,
                          first_resolution_only=("teacher",))  # fmt: skip
     assert list(both.onnx_ms["teacher"]) == ["a"]
+
+
+def test_worst_case_notes_name_over_sharpening_when_there_was_no_blur():
+    import pandas as pd
+
+    from pixel_utils.evaluation.deconvolution import worst_cases_markdown
+
+    scores = pd.DataFrame([
+        {"case": "no_blur", "photo": "camera", "method": "blurred", "psnr": 40.0},
+        {"case": "no_blur", "photo": "camera", "method": "teacher", "psnr": 38.0},
+        {"case": "no_blur", "photo": "camera", "method": "distilled", "psnr": 37.0},
+        {"case": "gauss3", "photo": "camera", "method": "blurred", "psnr": 24.0},
+        {"case": "gauss3", "photo": "camera", "method": "teacher", "psnr": 27.0},
+        {"case": "gauss3", "photo": "camera", "method": "distilled", "psnr": 23.5},
+    ])  # fmt: skip
+    worst = pd.DataFrame([
+        {"case": "no_blur", "photo": "camera", "gain": -3.0, "reference_psnr": 40.0},
+        {"case": "gauss3", "photo": "camera", "gain": -0.5, "reference_psnr": 24.0},
+    ])  # fmt: skip
+    sharp_note, blur_note = worst_cases_markdown(worst, scores).splitlines()
+    assert "over-sharpening" in sharp_note and "PSF" not in sharp_note
+    assert "hard photo" not in sharp_note
+    assert "of the spectrum" in blur_note

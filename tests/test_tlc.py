@@ -153,3 +153,33 @@ def test_shipped_teacher_loads_with_unchanged_keys():
     # A training-size patch is no larger than any window: TLC leaves it unchanged.
     assert np.allclose(sharpen(model, image), before, atol=1e-6)
     set_test_time_window(model, None)
+
+
+def test_stage_costs_add_up_to_the_whole_teacher():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pixel_utils.models.anatomy import stage_costs
+    from pixel_utils.models.networks import build_model
+
+    model = build_model("nafnet", width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1))
+    table = stage_costs(model, 32)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.rand(1, 3, 32, 32))
+    total = counter.get_total_flops() / 2 / 1e9 / (32 * 32 / 1e6)
+    assert (table["GMAC/MP"] > 0).all()
+    assert abs(table["GMAC/MP"].sum() - total) < 1e-6 * total
+
+
+def test_the_shipped_teacher_counts_the_run_it_was_fine_tuned_from():
+    import json
+
+    from pixel_utils.app.pretrained import WEIGHTS_DIR
+    from pixel_utils.training.stages import shipped_teacher
+
+    entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
+    earlier = entry["fine_tuned_from"]["shipped_teacher"]
+    teacher = shipped_teacher()
+    assert teacher.step == entry["steps"] + earlier["steps"]
+    assert teacher.seconds == entry["wall_time_s"] + earlier["wall_time_s"]
+    assert teacher.history["val"][0][0] == earlier["steps"] + entry["validation_history"][0][0]

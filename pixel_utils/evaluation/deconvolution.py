@@ -188,8 +188,10 @@ def first_zero(kernel: np.ndarray, n: int = 1024) -> tuple[float, float]:
 
 
 def attenuated_fraction(kernel: np.ndarray, threshold: float = 0.01, n: int = 256) -> float:
-    """Share of the 2-D spectrum where the MTF ``|K|`` is below ``threshold``: frequencies
-    the blur pushes under a noise of that relative level, which no method can recover."""
+    """Share of the 2-D spectrum where the MTF ``|K|`` is below ``threshold``: a PSF-only proxy
+    for what the blur destroys. Whether a frequency is truly lost also depends on the photo:
+    it is where the blurred signal's power ``|K|²·S`` falls under the noise's ``σ²``
+    (:func:`pixel_utils.report.teaching.fraction_below_noise_floor`)."""
     return float(np.mean(np.abs(otf(kernel, (n, n))) < threshold))
 
 
@@ -592,7 +594,8 @@ def worst_cases_markdown(
 ) -> str:
     """Generated prose for :func:`worst_cases`: per item the gain of ``method`` and ``other``,
     whether the blurred input was easier or harder than the case's average, how much of the
-    spectrum the PSF attenuates below 1%, and why such a blur is hard."""
+    spectrum the PSF attenuates below 1%, and why such a blur is hard (for the noise-only case,
+    that there was nothing to undo)."""
     from pixel_utils.data.benchmark import BENCHMARK_CASES
 
     cases = {c.name: c for c in BENCHMARK_CASES}
@@ -611,11 +614,17 @@ def worst_cases_markdown(
             f"{'gains' if row['gain'] >= 0 else 'loses'} {abs(row['gain']):.2f} dB "
             f"({NAMES.get(other, other)}: {other_gain:+.2f} dB). The blurred input scores "
             f"{row['reference_psnr']:.2f} dB, {easier} this case's mean of {mean_in:.2f} dB"
-            + (
-                " (an already sharp-looking input leaves little to gain)"
-                if easier == "above"
-                else " (a hard photo for this blur)"
+        )
+        if case is not None and case.spec.blur_kind == "none":
+            lines.append(
+                text + ": there is no blur to undo, only noise, so whatever the network changes "
+                "beyond removing that noise is over-sharpening of an already sharp photo."
             )
+            continue
+        text += (
+            " (an already sharp-looking input leaves little to gain)"
+            if easier == "above"
+            else " (a hard photo for this blur)"
         )
         if case is not None:
             k = case.spec.kernel()
@@ -623,8 +632,9 @@ def worst_cases_markdown(
             why = _WHY.get(case.spec.blur_kind, "").format(extent=extent)
             frac = attenuated_fraction(k)
             text += (
-                f". The PSF pushes {frac:.0%} of the spectrum below 1% (|K| < 0.01, under the "
-                f"noise σ = {case.spec.noise_sigma:g})"
+                f". The PSF keeps less than 1% of the contrast over {frac:.0%} of the spectrum "
+                f"(|K| < 0.01), where only the photo's strongest detail stays above the noise "
+                f"(σ = {case.spec.noise_sigma:g})"
             )
             if why:
                 text += f"; {why}"

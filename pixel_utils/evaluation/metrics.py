@@ -6,8 +6,8 @@
   an 8-bit file and its float version give the same numbers (and can be mixed). Other integer
   dtypes (signed ones, ``uint32``, ``int64``, ...) have no agreed range and raise
   :class:`ValueError` naming the dtype, as do mismatched shapes. Everything is converted to
-  float64 before any arithmetic. Grey images are compared as three identical channels, so
-  their numbers are comparable with colour ones.
+  float64 before any arithmetic. Grey (``HW`` or ``HW×1``) images are refused: callers expand
+  them to three identical channels first, so their numbers are comparable with colour ones.
 * PSNR: ``10·log10(1 / MSE)`` with the MSE over all pixels and all three channels (data range
   1.0); identical images give ``inf``.
 * SSIM: Wang et al. (2004): an 11×11 Gaussian window with σ = 1.5 (scikit-image's

@@ -40,7 +40,8 @@ def stage_costs(model: torch.nn.Module, size: int = 256):
     with counter:
         model(x)
     per_module = counter.get_flop_counts()
-    root = next(iter(per_module))  # the model itself ("Global" or its class name)
+    # Keys are "Global", then the model's class name, then dotted paths below it.
+    root = type(model).__name__
     rows = []
     for name, module in _stages(model).items():
         flops = sum(per_module.get(f"{root}.{name}", {}).values())

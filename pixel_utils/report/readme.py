@@ -30,6 +30,8 @@ def slim(results: dict) -> dict:
     out["distillation"] = {k: distill.get(k) for k in
                            ("share_of_teacher_gain_kept", "distilled_minus_scratch_db",
                             "fidelity_to_teacher", "steps")}  # fmt: skip
+    kd = distill.get("kd_comparison") or {}
+    out["distillation"] |= {k: kd.get(k) for k in ("ci95_over_images", "images", "seeds")}
     teacher = results.get("teacher_training") or {}
     out["teacher_train_minutes"] = teacher.get("train_minutes")
     out["shipped_student"] = shipped_student_summary()
@@ -349,8 +351,14 @@ def results_markdown(r: dict) -> str:
     if d.get("share_of_teacher_gain_kept") is not None:
         notes.append(
             f"The distilled student keeps {100 * d['share_of_teacher_gain_kept']:.0f}% of the "
-            f"teacher's gain and is {d['distilled_minus_scratch_db']:+.2f} dB from the same "
-            f"student trained without the teacher; it runs "
+            f"teacher's gain and is {d['distilled_minus_scratch_db']:+.2f} dB"
+            + (
+                f" (mean of {d['seeds']} seeds, 95% CI ± {d['ci95_over_images']:.2f} dB over "
+                f"{d['images']} photos)"
+                if d.get("seeds")
+                else ""
+            )
+            + " from the same student trained without the teacher; it runs "
             f"{r['teacher_to_student_speedup']:.0f}× faster than the teacher."
         )
     onnx = r.get("onnxruntime_ms", {}).get("student")

@@ -286,7 +286,10 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
 
 def shipped_teacher(device: str | None = None) -> TrainResult:
     """The pretrained teacher shipped in ``pixel_utils/weights`` (made by ``make weights``),
-    with its validation history and training time from the manifest."""
+    with its validation history and training time from the manifest.
+
+    A teacher fine-tuned from an earlier shipped one counts both runs' steps and time; only the
+    fine-tuning kept a validation history, so its steps are placed after the first run's."""
     import json
 
     from pixel_utils.app.pretrained import WEIGHTS_DIR, shipped_path
@@ -296,9 +299,13 @@ def shipped_teacher(device: str | None = None) -> TrainResult:
     entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
     model = model_from_checkpoint(path, device=device)
     model.float()  # shipped in fp16
-    history = {"loss": [], "val": entry.get("validation_history", [])}
-    seconds = float(entry.get("wall_time_s") or 0.0)
-    return TrainResult(model, history, entry["steps"], seconds, True, path, info=entry)
+    steps, seconds = entry["steps"], float(entry.get("wall_time_s") or 0.0)
+    earlier = (entry.get("fine_tuned_from") or {}).get("shipped_teacher") or {}
+    before = int(earlier.get("steps") or 0)
+    val = [[step + before, *rest] for step, *rest in entry.get("validation_history", [])]
+    steps, seconds = steps + before, seconds + float(earlier.get("wall_time_s") or 0.0)
+    history = {"loss": [], "val": val}
+    return TrainResult(model, history, steps, seconds, True, path, info=entry)
 
 
 def distillation_teacher(profile: Profile, load_only: bool = False) -> TrainResult:
