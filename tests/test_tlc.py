@@ -183,3 +183,15 @@ def test_the_shipped_teacher_counts_the_run_it_was_fine_tuned_from():
     assert teacher.step == entry["steps"] + earlier["steps"]
     assert teacher.seconds == entry["wall_time_s"] + earlier["wall_time_s"]
     assert teacher.history["val"][0][0] == earlier["steps"] + entry["validation_history"][0][0]
+
+
+def test_full_resolution_stages_are_the_top_of_the_u():
+    from pixel_utils.models.anatomy import full_resolution_stages, stage_costs
+    from pixel_utils.models.networks import build_model
+
+    model = build_model("nafnet", width=8, enc_blocks=(1, 1, 1), middle_blocks=1,
+                        dec_blocks=(1, 1, 1))  # fmt: skip
+    # Decoders count from the bottom of the U: decoders.2 is the full-resolution one.
+    assert full_resolution_stages(stage_costs(model, 32)) == [
+        "intro", "encoders.0", "decoders.2", "ending"
+    ]  # fmt: skip

@@ -56,6 +56,15 @@ def stage_costs(model: torch.nn.Module, size: int = 256):
     return table
 
 
+def full_resolution_stages(table) -> list[str]:
+    """The stages of a :func:`stage_costs` table that run at full resolution: the intro, the
+    first encoder level, the last decoder level and the ending. Decoders (and upsamplers) are
+    numbered from the bottom of the U, so the full-resolution decoder is the last one."""
+    levels = sum(name.startswith("decoders.") for name in table.index)
+    names = ("intro", "encoders.0", f"decoders.{levels - 1}", "ending")
+    return [name for name in names if name in table.index]
+
+
 def receptive_field(model: torch.nn.Module, size: int = 129, mass: float = 0.95) -> dict:
     """Measured receptive field of the centre output pixel on a ``size``² input.
 

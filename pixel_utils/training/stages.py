@@ -299,13 +299,12 @@ def shipped_teacher(device: str | None = None) -> TrainResult:
     entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
     model = model_from_checkpoint(path, device=device)
     model.float()  # shipped in fp16
-    steps, seconds = entry["steps"], float(entry.get("wall_time_s") or 0.0)
     earlier = (entry.get("fine_tuned_from") or {}).get("shipped_teacher") or {}
     before = int(earlier.get("steps") or 0)
+    steps = entry["steps"] + before
+    seconds = float(entry.get("wall_time_s") or 0.0) + float(earlier.get("wall_time_s") or 0.0)
     val = [[step + before, *rest] for step, *rest in entry.get("validation_history", [])]
-    steps, seconds = steps + before, seconds + float(earlier.get("wall_time_s") or 0.0)
-    history = {"loss": [], "val": val}
-    return TrainResult(model, history, steps, seconds, True, path, info=entry)
+    return TrainResult(model, {"loss": [], "val": val}, steps, seconds, True, path, info=entry)
 
 
 def distillation_teacher(profile: Profile, load_only: bool = False) -> TrainResult:
