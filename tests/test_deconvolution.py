@@ -115,6 +115,18 @@ def test_richardson_lucy_curve_improves_noise_free():
     assert dc.best_iteration(curve) == 20
 
 
+def test_richardson_lucy_tuning_grid_reaches_the_noisy_optimum():
+    # The baseline's iteration grid must reach past the count where the benchmark's noise starts
+    # to win, or tuning picks its last value by default (it once ended at 40, and the noisy
+    # gauss1 crop of notebook 04 peaks at 50).
+    from pixel_utils.evaluation.baselines import BASELINES
+
+    grid = BASELINES["richardson_lucy"][2]
+    curves = dc.richardson_lucy_experiment("gauss1", crop=64, seed=0, iterations=(20, 50, 100))
+    best = dc.best_iteration(curves["with noise"])
+    assert min(grid) < best <= max(grid)
+
+
 def _scores():
     rows = []
     gains = {

@@ -3,7 +3,7 @@
 import json
 
 from pixel_utils.profiles import resolve_profile
-from pixel_utils.report.viz import pareto_front
+from pixel_utils.report.viz import pareto_figure, pareto_front
 from pixel_utils.training import sweep
 
 
@@ -61,3 +61,38 @@ def test_sweep_trains_scores_times_and_records_its_provenance(tmp_path, monkeypa
     assert saved["command"].startswith("python -m pixel_utils.training.sweep --profile smoke")
     text = sweep.sweep_findings(result)
     assert "Distillation at default" in text and saved["command"] in text
+
+
+def test_findings_say_when_no_student_is_real_time_and_name_the_cpu():
+    machine = {"cpu_model": "Some CPU", "cpu_count": 2, "int8_vnni": False, "torch_threads": 2}
+    result = {
+        "command": "python -m pixel_utils.training.sweep --profile default --steps 9 --seeds 3",
+        "steps": 9,
+        "seeds": 3,
+        "case": "gauss3",
+        "default_student": {},
+        "provenance": {"git_commit": "abc", "pipeline_sha256": "def", "machine": machine},
+        "students": {"small": _row(0.5, 40, 90), "big": _row(2.0, 60, 130)},
+    }
+    for row in result["students"].values():
+        for timed in row["latency"].values():
+            timed["pytorch_fp32"] = {"ms": 100.0}
+    result["best_real_time"] = sweep.best_real_time(result)
+    text = sweep.sweep_findings(result)
+    assert "without VNNI" in text
+    assert "No student is served in real time" in text and "small (+0.50 dB)" in text
+    assert "25 fps (720p)" in text
+
+
+def test_pareto_axis_within_a_decade_is_labelled_in_plain_numbers():
+    # Over less than a decade matplotlib labels every minor tick as a×10^b, and they overlapped.
+    students = {"a": _row(0.5, 30, 70), "b": _row(0.8, 45, 100)}
+    for row in students.values():
+        for timed in row["latency"].values():
+            timed["pytorch_fp32"] = {"ms": 2 * timed["int8_onnxruntime"]["ms"]}
+    fig = pareto_figure({"students": students, "case": "gauss3", "steps": 9})
+    fig.canvas.draw()
+    axis = fig.axes[0].xaxis
+    assert not [t.get_text() for t in axis.get_minorticklabels() if t.get_text()]
+    shown = [t.get_text() for t in axis.get_majorticklabels() if t.get_text()]
+    assert "20" in shown and not any("10^" in t or "times" in t for t in shown)
