@@ -45,8 +45,9 @@ class Profile:
                                  "dec_blocks": (1, 1, 1, 1)}
     )  # fmt: skip
     student: str = "unshuffle"
-    # A small two-level U (3 blocks of 32 channels at 1/4 resolution, 1 of 64 at 1/8): the best
-    # of the students served at >= 30 fps at 720p in `make sweep` (figures/student_sweep.json).
+    # A small two-level U (3 blocks of 32 channels at 1/4 resolution, 1 of 64 at 1/8): the
+    # sweep's largest gain. Served in int8 it runs at 41 fps at 720p on an EPYC with VNNI int8
+    # instructions, about 22 fps on one without (figures/student_sweep.json, README).
     student_kwargs: dict = field(
         default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 1}
     )

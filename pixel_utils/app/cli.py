@@ -214,6 +214,10 @@ def sharpen_files(args) -> int:
             _report(f"error: {src}: cannot write {dst} ({err.strerror or err})")
             failed += 1
             continue
+        except (ValueError, RuntimeError, MemoryError) as err:  # the model failed on a frame
+            _report(f"error: {src}: sharpening failed ({type(err).__name__}: {err})")
+            failed += 1
+            continue
         print(
             f"{src} -> {result.output}: {result.frames} frames, {result.audio_packets} audio "
             f"packets copied, {result.fps:.1f} fps end to end",

@@ -155,6 +155,22 @@ def _video_stream(
     return stream
 
 
+#: Channel layouts for audio whose channels carry no names (PCM in AVI): MP4 refuses those.
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+def _audio_stream(output, audio):
+    """A copy of the ``audio`` stream's settings in ``output``, with a named channel layout
+    where the input's channels have none and one is standard for their count."""
+    stream = output.add_stream_from_template(audio)
+    layout = audio.codec_context.layout
+    if all(channel.name == "NONE" for channel in layout.channels):
+        named = _DEFAULT_LAYOUTS.get(len(layout.channels))
+        if named:
+            stream.codec_context.layout = named
+    return stream
+
+
 def write_video(
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],
@@ -465,8 +481,10 @@ def sharpen_video(
             out_video.time_base = out_video.codec_context.time_base = video.time_base
             if rotation:
                 out_video.set_display_rotation(rotation)  # upright when played, as the input
-            audio = container.streams.audio[0] if container.streams.audio else None
-            out_audio = out.add_stream_from_template(audio) if audio is not None else None
+            if ctx.sample_aspect_ratio:  # anamorphic clips keep their displayed shape
+                out_video.codec_context.sample_aspect_ratio = ctx.sample_aspect_ratio
+            # Every audio track (a second language, a commentary) is copied as it is.
+            out_audio = {a.index: _audio_stream(out, a) for a in container.streams.audio}
             declared = int(video.frames or 0)
             # How far the decoded video, and it or any other stream, reach on the file's clock.
             decoded = {"frames": 0, "video_end": 0.0, "end": 0.0}
@@ -483,7 +501,7 @@ def sharpen_video(
                                 continue
                             end = _end_seconds(stamp, packet.duration, packet.time_base)
                             decoded["end"] = max(decoded["end"], end)
-                            if audio is not None and packet.stream.index == audio.index:
+                            if packet.stream.index in out_audio:
                                 yield ("audio", packet)
                             continue
                         for frame in packet.decode():
@@ -504,7 +522,7 @@ def sharpen_video(
             def mux(item: tuple) -> None:
                 nonlocal audio_packets
                 if item[0] == "audio":
-                    item[1].stream = out_audio
+                    item[1].stream = out_audio[item[1].stream.index]
                     out.mux(item[1])
                     audio_packets += 1
                     return
@@ -522,6 +540,7 @@ def sharpen_video(
             # between them: FFmpeg and onnxruntime release the GIL, so they overlap. The model
             # stage runs on ``workers`` threads; results leave it in the order frames came.
             with (
+                bar,  # closed however the run ends, so a failure leaves no half-drawn bar
                 _Pipeline(demux(), mux) as pipeline,
                 ThreadPoolExecutor(workers, thread_name_prefix="sharpen") as pool,
             ):
@@ -546,7 +565,6 @@ def sharpen_video(
                     in_flight.append((future, item))
                     pass_on(keep=workers - 1)
                 pass_on(keep=0)
-            bar.close()
             frame_s = 1 / float(rate)
             if declared and frames_out < declared:
                 # AVI counts the ticks a variable-rate clip skips as frames: fewer frames
@@ -555,18 +573,21 @@ def sharpen_video(
                     float(((video.start_time or 0) + video.duration) * video.time_base)
                     if video.duration else (container.duration or 0) / 1e6
                 )  # fmt: skip
-                if not video_end or decoded["video_end"] < video_end - 1.5 * frame_s:
+                # Other containers time their frames exactly: half a frame of slack.
+                slack = (1.5 if container.format.name == "avi" else 0.5) * frame_s
+                if not video_end or decoded["video_end"] < video_end - slack:
                     raise VideoError(
                         f"{source}: only {frames_out} of its {declared} frames could be "
                         "decoded; the file looks truncated"
                     )
             # Containers that declare no frame count (Matroska) still declare a duration,
             # which the decoded video or another stream must reach, on the file's clock,
-            # within a tenth (or two frames). Matroska's duration counts from 0, not from the
-            # first timestamp: taking it so is never stricter than the other reading.
+            # within two frames (a tenth of the duration once let a long clip lose a minute).
+            # Matroska's duration counts from 0, not from the first timestamp: taking it so is
+            # never stricter than the other reading.
             if not declared and container.duration:
                 expected = container.duration / 1e6
-                if decoded["end"] < expected - max(0.1 * expected, 2 * frame_s):
+                if decoded["end"] < expected - 2 * frame_s:
                     raise VideoError(
                         f"{source}: its streams end at {decoded['end']:.2f} s of the "
                         f"declared {expected:.2f} s; the file looks truncated"
