@@ -341,3 +341,85 @@ def test_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
         return json.dumps(summary_json(scores), sort_keys=True)
 
     assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def test_a_transparent_colour_key_is_kept_as_alpha(tmp_path):
+    from pixel_utils.data.images import write_image_file
+
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png", transparency=0)
+    rgb = np.dstack([grey, grey, 255 - grey])
+    Image.fromarray(rgb, "RGB").save(tmp_path / "rgb.png", transparency=(0, 0, 255))
+    for name, mode in (("grey.png", "LA"), ("rgb.png", "RGBA")):
+        image = read_image_file(tmp_path / name)
+        assert image.alpha is not None and image.alpha[0, 0] == 0 and image.alpha[0, 1] == 1
+        write_image_file(tmp_path / f"out_{name}", image.rgb, image)
+        with Image.open(tmp_path / f"out_{name}") as im:
+            assert im.mode == mode and im.getpixel((0, 0))[-1] == 0
+
+
+def test_lossless_webp_stays_lossless_and_camera_jpegs_keep_their_quality(tmp_path):
+    from pixel_utils.data.images import write_image_file
+
+    rng = np.random.default_rng(3)
+    noise = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "l.webp", lossless=True)
+    image = read_image_file(tmp_path / "l.webp")
+    assert image.lossless
+    write_image_file(tmp_path / "out.webp", image.rgb, image)
+    with Image.open(tmp_path / "out.webp") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), noise)
+    Image.fromarray(noise).save(tmp_path / "y.webp", quality=80)
+    assert not read_image_file(tmp_path / "y.webp").lossless
+    # A camera JPEG with a second (preview) image opens as MPO; it is written as a JPEG at 95.
+    Image.fromarray(noise).save(tmp_path / "cam.jpg", format="MPO", save_all=True,
+                                append_images=[Image.fromarray(noise[::2, ::2])])  # fmt: skip
+    image = read_image_file(tmp_path / "cam.jpg")
+    assert image.format == "JPEG"
+    write_image_file(tmp_path / "out.jpg", image.rgb, image)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.format == "JPEG" and im.quantization[0][0] <= 3  # quality 95 (2), not 75 (8)
+
+
+def test_an_unwritable_format_and_a_huge_panorama_do_not_stop_the_batch(tmp_path,
+                                                                       tiny_checkpoint, capsys):  # fmt: skip
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "0icon.xpm").write_text(
+        '/* XPM */\nstatic char *x[] = {\n"2 2 1 1",\n"a c #ff0000",\n"aa",\n"aa"};\n'
+    )
+    Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(src / "a.png")
+    code = cli([str(src / "*"), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert code == 1 and "0icon.xpm: XPM files cannot be written" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    # Beyond Pillow's decompression-bomb guard (179 MP), yet a valid photo: read, not refused.
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 100
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "pano.png")
+        assert read_image_file(tmp_path / "pano.png").rgb.shape == (20, 30, 3)
+        assert Image.MAX_IMAGE_PIXELS == 100  # the guard is restored for everyone else
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def test_outputs_follow_the_users_umask(tmp_path, tiny_checkpoint):
+    Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    old = os.umask(0o077)
+    try:
+        assert cli([str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model",
+                    str(tiny_checkpoint)]) == 0  # fmt: skip
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out" / "a.png").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_missing_model_or_bad_device_is_one_error_line(tmp_path, tiny_checkpoint, capsys):
+    Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    assert cli([str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model",
+                str(tmp_path / "nope.pt")]) == 2  # fmt: skip
+    assert "nope.pt" in capsys.readouterr().err
+    assert cli([str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model",
+                str(tiny_checkpoint), "--device", "cdua"]) == 2  # fmt: skip
+    assert "error:" in capsys.readouterr().err

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from pixel_utils.app.onnx_export import OnnxModel
 from pixel_utils.app.pretrained import MODEL_CHOICES, load_pretrained
 from pixel_utils.app.video import (
     VIDEO_SUFFIXES,
@@ -48,6 +49,7 @@ from pixel_utils.data.images import (
     IMAGE_SUFFIXES,
     ImageReadError,
     read_image_file,
+    writable_format,
     write_image_file,
 )
 from pixel_utils.evaluation.inference import pick_device, sharpen, sharpen_tiled
@@ -177,9 +179,13 @@ def fit_tiles(tile: int, overlap: int, stride: int) -> tuple[int, int]:
 
 
 def sharpen_files(args) -> int:
-    device = pick_device(args.device)
-    model = load_pretrained(args.model, device=device)
-    if args.model.endswith(".onnx") and device.type != "cpu":
+    try:
+        device = pick_device(args.device)
+        model = load_pretrained(args.model, device=device)
+    except (OSError, ValueError, RuntimeError) as err:  # a missing file, a bad --device
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isinstance(model, OnnxModel) and device.type != "cpu":
         print("note: ONNX models run on the CPU through onnxruntime", file=sys.stderr)
     stride = int(getattr(model, "stride", 1))
     tile, overlap = fit_tiles(args.tile, args.overlap, stride)
@@ -214,7 +220,8 @@ def sharpen_files(args) -> int:
             _report(f"error: {src}: cannot write {dst} ({err.strerror or err})")
             failed += 1
             continue
-        except (ValueError, RuntimeError, MemoryError) as err:  # the model failed on a frame
+        except Exception as err:  # noqa: BLE001 - the model failed on a frame (onnxruntime's
+            # errors are not RuntimeErrors)
             _report(f"error: {src}: sharpening failed ({type(err).__name__}: {err})")
             failed += 1
             continue
@@ -237,6 +244,15 @@ def sharpen_files(args) -> int:
             _report(f"error: {err}")
             failed += 1
             continue
+        except MemoryError:
+            _report(f"error: {src}: too large to read into memory")
+            failed += 1
+            continue
+        if not writable_format(image.format):  # said before, not after, the sharpening
+            _report(f"error: {src}: {image.format} files cannot be written; sharpen a PNG or "
+                    "TIFF copy")  # fmt: skip
+            failed += 1
+            continue
         if image.frames > 1:
             _report(f"note: {src}: {image.frames} pages or frames; only the first is sharpened")
         h, w = image.rgb.shape[:2]
@@ -246,8 +262,8 @@ def sharpen_files(args) -> int:
                     result = sharpen_tiled(model, image.rgb, tile, overlap)
                 else:
                     result = sharpen(model, image.rgb)
-        except (ValueError, RuntimeError, MemoryError) as err:  # e.g. out of (GPU) memory
-            _report(f"error: {src}: sharpening failed ({err})")
+        except Exception as err:  # noqa: BLE001 - out of (GPU) memory, onnxruntime's own errors
+            _report(f"error: {src}: sharpening failed ({type(err).__name__}: {err})")
             failed += 1
             continue
         try:

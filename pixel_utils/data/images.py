@@ -104,7 +104,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs should be readable like any file
+    _permissions_of_a_new_file(tmp)
     try:
         if bits == 8:
             Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
@@ -187,6 +187,38 @@ class ImageFile:
     frames: int = 1  # pages or frames in the file; only the first is read
     icc_profile: bytes | None = None  # the colour profile, written back where the format can
     exif: bytes | None = None  # camera metadata (orientation already applied and removed)
+    lossless: bool = False  # a lossless WebP, written back losslessly
+
+
+def _is_lossless_webp(path: Path) -> bool:
+    """Whether a WebP file's image is coded losslessly (a ``VP8L`` chunk, not ``VP8``)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            return False
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                return False
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind in (b"VP8L", b"VP8 "):
+                return kind == b"VP8L"
+            f.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+    return False
+
+
+def writable_format(fmt: str) -> bool:
+    """Whether Pillow (or this module, for TIFF and 16-bit PNG) can write ``fmt``: some formats
+    it reads (XPM, PSD, ...) it cannot write."""
+    Image.init()
+    return fmt in ("TIFF", "PNG") or fmt in Image.SAVE
+
+
+def _permissions_of_a_new_file(path) -> None:
+    """``mkstemp`` creates files readable by their owner only; give ``path`` the permissions
+    any new file of the user gets (0666 less the umask), so private stays private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _read_png16(path: Path, orientation: int = 1) -> ImageFile | None:
@@ -385,6 +417,10 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
     tifffile, pypng) raise other exceptions on some malformed files (tifffile an IndexError
     for a TIFF without an image), and one bad file must not stop a batch."""
     path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    # A user's own panorama or scan is not a decompression bomb: Pillow's guard (179 MP)
+    # refused them as corrupt, while tiling exists for exactly such sizes.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         return _read_image_file(path)
     except (ImageReadError, MemoryError):
@@ -392,6 +428,8 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
     except Exception as err:  # noqa: BLE001 - a decoder's own failure on a malformed file
         raise ImageReadError(f"{path}: corrupt or unreadable image ({type(err).__name__}: "
                              f"{err})") from None  # fmt: skip
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _read_image_file(path: Path) -> ImageFile:
@@ -403,6 +441,8 @@ def _read_image_file(path: Path) -> ImageFile:
     try:
         with Image.open(path) as im:
             fmt = im.format or path.suffix.lstrip(".").upper()
+            if fmt == "MPO":  # a camera JPEG with a preview or depth image after the photo
+                fmt = "JPEG"
             frames = getattr(im, "n_frames", 1)
             icc = im.info.get("icc_profile") or None
             deep = _read_png16(path, im.getexif().get(_ORIENTATION, 1)) if fmt == "PNG" else None
@@ -414,12 +454,16 @@ def _read_image_file(path: Path) -> ImageFile:
             exif = _exif_to_write(im) if fmt != "TIFF" else None  # TIFF is written without
             bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
             alpha = None
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            # A transparent colour (tRNS, as PNG optimisers write) is alpha too.
+            keyed = im.mode in ("P", "L", "RGB") and "transparency" in im.info
+            if im.mode in ("RGBA", "LA", "PA") or keyed:
                 rgba = im.convert("RGBA")
                 alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
             icc = _profile_for(icc, grey)
-            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif)
+            lossless = fmt == "WEBP" and _is_lossless_webp(path)
+            return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif,
+                             lossless)  # fmt: skip
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -435,13 +479,15 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
     with its colour profile and EXIF metadata where the format holds them (not 16-bit PNG,
     which is written by pypng, nor EXIF in TIFF)."""
     path = Path(path)
+    if not writable_format(like.format):
+        raise ValueError(f"{like.format} files cannot be written; sharpen a PNG or TIFF copy")
     path.parent.mkdir(parents=True, exist_ok=True)
     colour = rgb.mean(axis=2, keepdims=True) if like.grey else rgb
     if like.alpha is not None:
         colour = np.concatenate([colour, like.alpha[..., None]], axis=2)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o644)
+    _permissions_of_a_new_file(tmp)
     try:
         # The pixels stay in the input's colour space, so its profile still describes them.
         metadata = {"icc_profile": like.icc_profile, "exif": like.exif}
@@ -460,7 +506,9 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
             Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format, **metadata)
         else:
             arr = to_uint8(colour[..., 0] if colour.shape[2] == 1 else colour)
-            options = {"quality": 95} if like.format == "JPEG" else {}
+            options = {"quality": 95} if like.format in ("JPEG", "WEBP") else {}
+            if like.format == "WEBP" and like.lossless:
+                options = {"lossless": True}
             Image.fromarray(arr).save(tmp, format=like.format, **options, **metadata)
         os.replace(tmp, path)
     finally:
