@@ -381,8 +381,9 @@ def test_lossless_webp_stays_lossless_and_camera_jpegs_keep_their_quality(tmp_pa
         assert im.format == "JPEG" and im.quantization[0][0] <= 3  # quality 95 (2), not 75 (8)
 
 
-def test_an_unwritable_format_and_a_huge_panorama_do_not_stop_the_batch(tmp_path,
-                                                                       tiny_checkpoint, capsys):  # fmt: skip
+def test_an_unwritable_format_and_a_huge_panorama_do_not_stop_the_batch(
+    tmp_path, tiny_checkpoint, capsys
+):
     src = tmp_path / "in"
     src.mkdir()
     (src / "0icon.xpm").write_text(
@@ -423,3 +424,47 @@ def test_a_missing_model_or_bad_device_is_one_error_line(tmp_path, tiny_checkpoi
     assert cli([str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model",
                 str(tiny_checkpoint), "--device", "cdua"]) == 2  # fmt: skip
     assert "error:" in capsys.readouterr().err
+
+
+def test_sixteen_bit_files_keep_their_depth_and_profile(tmp_path):
+    import zlib
+
+    from pixel_utils.data.images import write_image_file
+
+    rng = np.random.default_rng(5)
+    deep = (rng.random((6, 8, 3)) * 4095).astype(np.uint16)  # 12-bit data, declared by sBIT
+    plain = tmp_path / "plain.png"
+    with open(plain, "wb") as f:
+        png.Writer(8, 6, greyscale=False, bitdepth=16).write(f, (deep << 4).reshape(6, -1))
+    chunks = list(png.Reader(filename=str(plain)).chunks())
+    profile = bytes(16) + b"RGB " + b"the rest of an RGB profile" * 3  # its colour space: RGB
+    with open(tmp_path / "sbit.png", "wb") as f:
+        iccp = (b"iCCP", b"p\0\0" + zlib.compress(profile))
+        png.write_chunks(f, [chunks[0], (b"sBIT", bytes([12, 12, 12])), iccp, *chunks[1:]])
+    image = read_image_file(tmp_path / "sbit.png")
+    assert image.bits == 16
+    assert np.allclose(image.rgb, deep / 4095.0, atol=1e-6)
+    assert image.icc_profile == profile
+    write_image_file(tmp_path / "out.png", image.rgb, image)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.info.get("icc_profile") == profile  # pypng alone would drop it
+    assert png.Reader(filename=str(tmp_path / "out.png")).read()[3]["bitdepth"] == 16
+
+
+def test_premultiplied_16_bit_tiff_is_read_at_full_depth_and_cmyk16_refused(tmp_path):
+    import tifffile
+
+    colour, alpha = 12345, 40000
+    rgba = np.zeros((4, 5, 4), np.uint16)
+    rgba[..., :3] = round(colour * alpha / 65535)  # premultiplied
+    rgba[..., 3] = alpha
+    tifffile.imwrite(tmp_path / "assoc.tif", rgba, photometric="rgb",
+                     extrasamples=("assocalpha",))  # fmt: skip
+    image = read_image_file(tmp_path / "assoc.tif")
+    assert image.bits == 16
+    assert np.allclose(image.rgb, colour / 65535, atol=2e-5)
+    assert np.allclose(image.alpha, alpha / 65535)
+    tifffile.imwrite(tmp_path / "cmyk.tif", np.zeros((4, 5, 4), np.uint16),
+                     photometric="separated")  # fmt: skip
+    with pytest.raises(ImageReadError, match="cmyk.tif: 16-bit SEPARATED TIFF"):
+        read_image_file(tmp_path / "cmyk.tif")

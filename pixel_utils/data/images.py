@@ -228,15 +228,19 @@ def _read_png16(path: Path, orientation: int = 1) -> ImageFile | None:
 
     try:
         with open(path, "rb") as f:  # pypng leaves a file it opened itself unclosed
-            width, height, rows, info = png.Reader(file=f).asDirect()
-            if info["bitdepth"] != 16:
+            reader = png.Reader(file=f)
+            reader.preamble()
+            if reader.bitdepth != 16:  # the stored depth, whatever sBIT says
                 return None
+            width, height, rows, info = reader.asDirect()
             planes = info["planes"]
             arr = np.vstack([np.asarray(r, np.uint16) for r in rows])
         arr = arr.reshape(height, width, planes)
     except png.Error as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
-    arr = _orient(arr, orientation).astype(np.float32) / 65535.0
+    # asDirect scales to the significant bits (an sBIT chunk: 12-bit data in 16-bit samples).
+    top = float(2 ** info["bitdepth"] - 1)
+    arr = _orient(arr, orientation).astype(np.float32) / top
     grey = planes in (1, 2)
     colour = arr[..., :1] if grey else arr[..., :3]
     alpha = arr[..., -1] if planes in (2, 4) else None
@@ -268,9 +272,10 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _read_tiff(path: Path) -> ImageFile | None:
-    """8- and 16-bit grey or RGB TIFFs (optionally with unassociated alpha) through tifffile,
-    which keeps 16-bit colour (Pillow reduces it to 8 bits). Other layouts (palette, CMYK,
-    1-bit, float, premultiplied alpha, ...) return None and are left to Pillow. So are
+    """8- and 16-bit grey or RGB TIFFs (optionally with alpha; premultiplied colour is divided
+    by it) through tifffile, which keeps 16-bit colour (Pillow reduces it to 8 bits). Other
+    8-bit layouts (palette, CMYK, 1-bit, ...) return None and are left to Pillow; other 16-bit
+    ones are refused, since Pillow would keep only 8 of their bits. So are
     compressions that tifffile cannot decode without the optional ``imagecodecs`` package (LZW,
     JPEG, ...), except for 16-bit colour, where Pillow would silently lose the low 8 bits."""
     import tifffile
@@ -288,6 +293,11 @@ def _read_tiff(path: Path) -> ImageFile | None:
                 or page.dtype not in (np.uint8, np.uint16)
                 or page.axes not in ("YX", "YXS", "SYX")
             ):
+                if page.dtype == np.uint16:  # Pillow would silently keep 8 of its 16 bits
+                    raise ImageReadError(
+                        f"{path}: 16-bit {page.photometric.name} TIFF cannot be read at full "
+                        "depth; convert it to 16-bit RGB or grey first"
+                    )
                 return None
             if page.compression not in TIFF.DECOMPRESSORS or (
                 page.predictor != 1 and page.predictor not in TIFF.PREDICTORS
@@ -301,7 +311,7 @@ def _read_tiff(path: Path) -> ImageFile | None:
                 return None
             extras = page.samplesperpixel - colour_planes
             kinds = tuple(page.extrasamples)
-            if extras < 0 or len(kinds) != extras or EXTRASAMPLE.ASSOCALPHA in kinds[:1]:
+            if extras < 0 or len(kinds) != extras:
                 return None
             arr = page.asarray()
             tag = page.tags.get("Orientation")
@@ -321,8 +331,13 @@ def _read_tiff(path: Path) -> ImageFile | None:
     top = 65535.0 if arr.dtype == np.uint16 else 255.0
     colour = arr[..., :colour_planes].astype(np.float32) / top
     alpha = None
-    if extras and kinds[0] == EXTRASAMPLE.UNASSALPHA:
+    if extras and kinds[0] in (EXTRASAMPLE.UNASSALPHA, EXTRASAMPLE.ASSOCALPHA):
         alpha = arr[..., colour_planes].astype(np.float32) / top
+    if extras and kinds[0] == EXTRASAMPLE.ASSOCALPHA:
+        # Premultiplied colour: divided by alpha, to be sharpened and written back (with
+        # unassociated alpha) as the colour it stands for.
+        colour = np.where(alpha[..., None] > 0, colour / np.maximum(alpha[..., None], 1e-12), 0)
+        colour = np.clip(colour, 0, 1).astype(np.float32)
     grey = colour_planes == 1
     rgb = np.repeat(colour, 3, axis=2) if grey else colour
     bits = 16 if arr.dtype == np.uint16 else 8
@@ -474,10 +489,24 @@ def _read_image_file(path: Path) -> ImageFile:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
 
 
+def _add_png_profile(path, profile: bytes) -> None:
+    """Insert an ``iCCP`` chunk (the colour profile, which pypng does not write) after the
+    header of the PNG at ``path``."""
+    import zlib
+
+    import png
+
+    with open(path, "rb") as f:
+        chunks = list(png.Reader(file=f).chunks())
+    iccp = (b"iCCP", b"ICC profile\0\0" + zlib.compress(profile))  # name, method 0 (zlib)
+    with open(path, "wb") as f:
+        png.write_chunks(f, [chunks[0], iccp, *chunks[1:]])
+
+
 def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) -> Path:
     """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically,
-    with its colour profile and EXIF metadata where the format holds them (not 16-bit PNG,
-    which is written by pypng, nor EXIF in TIFF)."""
+    with its colour profile and EXIF metadata where the format holds them (not EXIF in TIFF
+    nor in 16-bit PNG, which is written by pypng)."""
     path = Path(path)
     if not writable_format(like.format):
         raise ValueError(f"{like.format} files cannot be written; sharpen a PNG or TIFF copy")
@@ -502,6 +531,8 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
                                 bitdepth=16)  # fmt: skip
             with open(tmp, "wb") as f:
                 writer.write(f, to_uint16(colour).reshape(h, -1))
+            if like.icc_profile:
+                _add_png_profile(tmp, like.icc_profile)
         elif like.bits == 16 and like.grey and like.alpha is None:
             Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format, **metadata)
         else:
