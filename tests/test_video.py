@@ -676,3 +676,35 @@ def test_a_model_failing_on_a_clip_does_not_stop_the_batch(tmp_path, checkpoint,
     err = capsys.readouterr().err
     assert code == 1 and "a.mp4: sharpening failed" in err and "out of memory" in err
     assert sorted(p.name for p in out.iterdir()) == ["photo.png"]
+
+
+def test_a_bt709_clip_keeps_its_colour_tags_and_colours(tmp_path):
+    # Untagged output was converted with BT.601: players that assume BT.709 for HD showed
+    # the sharpened clip with shifted colours (184, 17, 88 for 199, 39, 90 here).
+    rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    rgb[...] = (200, 40, 90)
+    source = tmp_path / "hd.mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        ctx = video.codec_context
+        ctx.colorspace = ctx.color_primaries = ctx.color_trc = ctx.color_range = 1  # BT.709
+        for i in range(3):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
+            )
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+    result = sharpen_video(source, tmp_path / "out.mp4", lambda f: f, progress=False)
+
+    def described(path):
+        with av.open(str(path)) as container:
+            ctx = container.streams.video[0].codec_context
+            frame = next(container.decode(video=0))
+            tags = (ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range)
+            return tags, frame.to_ndarray(format="rgb24").astype(int)  # decoded as tagged
+
+    (tags_in, rgb_in), (tags_out, rgb_out) = described(source), described(result.output)
+    assert tags_out == tags_in == (1, 1, 1, 1)
+    assert np.abs(rgb_out - rgb_in).max() <= 4

@@ -155,6 +155,25 @@ def _video_stream(
     return stream
 
 
+#: FFmpeg's matrix codes (AVColorSpace) → the matrix swscale converts RGB with.
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020",
+             10: "BT2020"}  # fmt: skip
+
+
+def _colour_tags(ctx) -> dict | None:
+    """The input's colour description (matrix, primaries, transfer, range), when it names a
+    matrix: the output must be converted from RGB with that matrix and say so, or players
+    that assume BT.709 for untagged HD show shifted colours. None for untagged input."""
+    matrix = _MATRICES.get(int(ctx.colorspace or 0))
+    if matrix is None:
+        return None
+    full = int(ctx.color_range or 0) == 2  # JPEG (full) range; otherwise the usual limited
+    return {"matrix": matrix, "range": "JPEG" if full else "MPEG",
+            "codes": {"colorspace": int(ctx.colorspace), "color_range": 2 if full else 1,
+                      "color_primaries": int(ctx.color_primaries or 2),
+                      "color_trc": int(ctx.color_trc or 2)}}  # fmt: skip
+
+
 #: Channel layouts for audio whose channels carry no names (PCM in AVI): MP4 refuses those.
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
@@ -483,6 +502,10 @@ def sharpen_video(
                 out_video.set_display_rotation(rotation)  # upright when played, as the input
             if ctx.sample_aspect_ratio:  # anamorphic clips keep their displayed shape
                 out_video.codec_context.sample_aspect_ratio = ctx.sample_aspect_ratio
+            colour = _colour_tags(ctx)
+            if colour:
+                for name, code in colour["codes"].items():
+                    setattr(out_video.codec_context, name, code)
             # Every audio track (a second language, a commentary) is copied as it is.
             out_audio = {a.index: _audio_stream(out, a) for a in container.streams.audio}
             declared = int(video.frames or 0)
@@ -528,6 +551,9 @@ def sharpen_video(
                     return
                 _, result, pts, time_base = item
                 picture = av.VideoFrame.from_ndarray(finish(result), format="rgb24")
+                if colour:  # back to YUV with the matrix the frames were decoded with
+                    picture = picture.reformat(format="yuv420p", dst_colorspace=colour["matrix"],
+                                               dst_color_range=colour["range"])  # fmt: skip
                 picture.pts, picture.time_base = pts, time_base
                 out.mux(out_video.encode(picture))
 
