@@ -14,13 +14,14 @@ on RGB). Anything that cannot be read raises :class:`ImageReadError` naming the 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pixel_utils.artefacts import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -100,28 +101,21 @@ def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> Path
     Pillow cannot write 16-bit RGB, so 16-bit files go through pypng. The bytes depend only on
     the pixels, so rebuilding gives identical files.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    _permissions_of_a_new_file(tmp)
-    try:
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+
+    def write(tmp: Path) -> None:
         if bits == 8:
             Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
-        elif bits == 16:
+        else:
             import png
 
             rows = to_uint16(image).reshape(image.shape[0], -1)
             writer = png.Writer(image.shape[1], image.shape[0], greyscale=False, bitdepth=16)
             with open(tmp, "wb") as f:
                 writer.write(f, rows)
-        else:
-            raise ValueError(f"bits must be 8 or 16, got {bits}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
@@ -211,14 +205,6 @@ def writable_format(fmt: str) -> bool:
     it reads (XPM, PSD, ...) it cannot write."""
     Image.init()
     return fmt in ("TIFF", "PNG") or fmt in Image.SAVE
-
-
-def _permissions_of_a_new_file(path) -> None:
-    """``mkstemp`` creates files readable by their owner only; give ``path`` the permissions
-    any new file of the user gets (0666 less the umask), so private stays private."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _read_png16(path: Path, orientation: int = 1) -> ImageFile | None:
@@ -507,17 +493,13 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
     """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically,
     with its colour profile and EXIF metadata where the format holds them (not EXIF in TIFF
     nor in 16-bit PNG, which is written by pypng)."""
-    path = Path(path)
     if not writable_format(like.format):
         raise ValueError(f"{like.format} files cannot be written; sharpen a PNG or TIFF copy")
-    path.parent.mkdir(parents=True, exist_ok=True)
     colour = rgb.mean(axis=2, keepdims=True) if like.grey else rgb
     if like.alpha is not None:
         colour = np.concatenate([colour, like.alpha[..., None]], axis=2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    os.close(fd)
-    _permissions_of_a_new_file(tmp)
-    try:
+
+    def write(tmp: Path) -> None:
         # The pixels stay in the input's colour space, so its profile still describes them.
         metadata = {"icc_profile": like.icc_profile, "exif": like.exif}
         metadata = {k: v for k, v in metadata.items() if v}
@@ -541,8 +523,7 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
             if like.format == "WEBP" and like.lossless:
                 options = {"lossless": True}
             Image.fromarray(arr).save(tmp, format=like.format, **options, **metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    # Through the project's one atomic writer: its temporary file is created like any new file
+    # of the user's (the umask decides who may read it), then renamed onto ``path``.
+    return atomic_write(path, write)
