@@ -14,7 +14,7 @@ from pixel_utils.app.onnx_export import (
     export_onnx,
     quantize_int8,
 )
-from pixel_utils.app.onnx_layout import channels_last_shuffles
+from pixel_utils.app.onnx_layout import channels_last_shuffles, channels_last_unshuffle
 from pixel_utils.data.datasets import PatchPairDataset
 from pixel_utils.data.sources import dead_leaves
 from pixel_utils.models.networks import build_model
@@ -127,6 +127,87 @@ def test_layout_profile_compares_the_two_forms_and_states_it(student_graphs):
     exported, served = (profile["ms_by_op"][form] for form in FORMS)
     assert exported["DepthToSpace"] > 0 and "DepthToSpace" not in served
     assert exported["QLinearConv"] > 0 and served["QLinearConv"] > 0
+    assert profile["unshuffle_ms"]["as exported"] > 0 and profile["unshuffle_ms"]["as served"] == 0
     assert len(profile["rounds_ms"]) == 2 and all(ms > 0 for ms in profile["latency_ms"].values())
     lesson = layout_lesson(profile, "48×64")
     assert lesson.startswith("- **Layout costs time.** At 48×64") and "the same bits" in lesson
+
+
+def _conv_kernels(model: onnx.ModelProto) -> list[list[int]]:
+    return [
+        list(next(a.ints for a in n.attribute if a.name == "kernel_shape"))
+        for n in model.graph.node
+        if n.op_type == "Conv"
+    ]
+
+
+def test_quantised_unshuffle_becomes_moves_with_the_same_bits(student_graphs):
+    original = onnx.load(str(student_graphs["int8"]))
+    rewritten = channels_last_unshuffle(onnx.load(str(student_graphs["int8"])))
+    onnx.checker.check_model(rewritten)
+    assert [4, 4] in _conv_kernels(original) and [4, 4] not in _conv_kernels(rewritten)
+    before, after = plain_session(original), plain_session(rewritten)
+    rng = np.random.default_rng(5)
+    for shape in [(1, 3, 64, 96), (2, 3, 40, 24)]:  # on the stride-8 grid
+        x = rng.random(shape, dtype=np.float32)
+        np.testing.assert_array_equal(after.run(None, {"image": x})[0],
+                                      before.run(None, {"image": x})[0])  # fmt: skip
+
+
+def test_a_float_unshuffle_or_one_that_rescales_is_left_alone(student_graphs):
+    """Only an exact 8-bit copy is rewritten: not the float graph's convolution, and not a
+    quantised one whose output scale differs from its input's (then it rounds)."""
+    fp32 = onnx.load(str(student_graphs["fp32"]))
+    assert channels_last_unshuffle(fp32).SerializeToString() == (
+        onnx.load(str(student_graphs["fp32"])).SerializeToString()
+    )
+    int8 = onnx.load(str(student_graphs["int8"]))
+    for tensor in int8.graph.initializer:
+        if tensor.name == "/unshuffle/Conv_output_0_scale":
+            value = numpy_helper.to_array(tensor) * np.float32(1.5)
+            tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    before = int8.SerializeToString()
+    assert channels_last_unshuffle(int8).SerializeToString() == before
+
+
+def test_eight_bit_graph_of_an_int8_student_has_integer_ends(student_graphs):
+    """The int8 student's frame graph reads the frame's bytes directly and adds the correction
+    in 8 bits: no float conversion over the frame; the float graph keeps the float path."""
+    int8 = onnx.load_from_string(eight_bit_graph(student_graphs["int8"]))
+    assert "QLinearAdd" in ops(int8) and not {"Cast", "Div"} & set(ops(int8))
+    assert not any("image" in node.input for node in int8.graph.node)  # no float image
+    fp32 = onnx.load_from_string(eight_bit_graph(student_graphs["fp32"]))
+    assert {"Cast", "Div"} <= set(ops(fp32)) and "QLinearAdd" not in ops(fp32)
+
+
+def test_integer_ends_are_refused_where_the_levels_would_not_survive(student_graphs, tmp_path):
+    """An image scale under which level / 255 does not round back to its level (here 1/200):
+    the frame graph keeps the float front and back, and still gives the float graph's bytes."""
+    model = onnx.load(str(student_graphs["int8"]))
+    for tensor in model.graph.initializer:
+        if tensor.name == "image_scale":
+            tensor.CopyFrom(numpy_helper.from_array(np.array(1 / 200, np.float32), tensor.name))
+    path = tmp_path / "rescaled.onnx"
+    onnx.save(model, str(path))
+    graph = onnx.load_from_string(eight_bit_graph(path))
+    assert "QLinearAdd" not in ops(graph) and {"Cast", "Div"} <= set(ops(graph))
+    frame = (np.random.default_rng(6).random((48, 72, 3)) * 255).astype(np.uint8)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
+    expected = (OnnxModel(path)(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(FrameModel(path)(frame), expected)
+
+
+def test_the_exactness_checks_can_fail():
+    """The two checks behind the integer ends say no where the 8-bit path would differ."""
+    from pixel_utils.app.onnx_export import (
+        _eight_bit_addition_is_exact,
+        _levels_survive_quantisation,
+    )
+
+    assert _levels_survive_quantisation(np.float32(1 / 255), np.uint8(0))
+    assert not _levels_survive_quantisation(np.float32(1 / 200), np.uint8(0))
+    assert not _levels_survive_quantisation(np.float32(1 / 255), np.uint8(3))
+    assert _eight_bit_addition_is_exact(np.float32(0.0022685372), np.uint8(127))
+    # a correction step of exactly half a level: every odd correction lands on a tie, which
+    # the float path and the 8-bit addition need not break the same way
+    assert not _eight_bit_addition_is_exact(np.float32(0.5 / 255 * 1.0000001), np.uint8(128))
