@@ -21,7 +21,7 @@ from pixel_utils.app.video import (
     write_video,
 )
 from pixel_utils.data.sources import load_photo
-from pixel_utils.data.video import CameraMotion, make_clip
+from pixel_utils.data.video import CameraMotion, fit_pan, make_clip
 from pixel_utils.evaluation.temporal import (
     AlignedBlend,
     TwoFrameSharpener,
@@ -249,6 +249,19 @@ def test_estimate_shift_is_exact_at_the_default_downscaling():
         assert estimate_shift(previous, across) == (0, d)
         assert estimate_shift(previous, down) == (d, 0)
     assert estimate_shift(previous, photo[93:285, 111:367]) == (7, -11)
+
+
+def test_estimate_shift_is_exact_on_blurred_noisy_frames():
+    """Motion-blurred, noisy frames of a hand-held pan (a training photo): without a window
+    the frames' edges pulled the correlation peak towards zero and 4 to 6 of these 7 frame
+    pairs per clip came back a pixel or more short."""
+    photo = load_photo("immunohistochemistry")
+    motion = fit_pan(photo.shape, (96, 128), 8, CameraMotion())
+    for seed in range(3):
+        clip = make_clip(photo, 8, (96, 128), np.random.default_rng(seed), motion)
+        truth = [tuple(int(v) for v in np.rint(s)) for s in clip.shifts]
+        got = [estimate_shift(clip.blurred[t - 1], clip.blurred[t]) for t in range(1, 8)]
+        assert got == truth[1:]
 
 
 def test_temporal_error_and_frame_changes_see_flicker():

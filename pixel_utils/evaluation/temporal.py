@@ -7,9 +7,10 @@ the known camera motion ``W`` we measure it directly: the *temporal error* is th
 error along the motion (:func:`temporal_error`); 0 is perfect.
 
 **Motion.** The camera's motion between frames is estimated by phase correlation
-(:func:`skimage.registration.phase_cross_correlation`) on a 4× downscaled grey frame, then
-refined at full resolution on a window of it, to whole pixels: about 9 ms at 720p, and exact on
-the synthetic clips' sharp frames. The networks are trained with the same estimate.
+(:func:`skimage.registration.phase_cross_correlation`, under a Hann window) on a 4× downscaled
+grey frame, then refined at full resolution on a window of it, to whole pixels: exact on every
+frame pair of blurred, noisy synthetic clips over the training and validation photos
+(:func:`estimate_shift`). The networks are trained with the same estimate.
 :func:`shift_frame` moves a frame by it.
 
 **Two temporal methods** (both frame functions for :func:`pixel_utils.app.video.sharpen_video`):
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.ndimage import uniform_filter, uniform_filter1d
+from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
 from pixel_utils.evaluation.metrics import psnr, ssim
@@ -55,17 +57,24 @@ def estimate_shift(
 ) -> tuple[int, int]:
     """Whole-pixel (rows, columns) displacement of the content from ``previous`` to ``current``
     (HWC frames), in two steps of phase correlation: at 1/``factor`` resolution over the whole
-    frame (cheap, and it sees large motion), then at full resolution on a ``crop``-pixel
-    window of where the frames then overlap, which fixes the last few pixels.
+    frame, to a quarter of a coarse pixel (cheap, and it sees large motion), then at full
+    resolution on a ``crop``-pixel window of where the frames then overlap, which fixes the
+    last pixel.
 
-    Why not refine the coarse peak by upsampling it, as before: without normalisation its peak
-    is broad and the refinement stopped short of it, so whole-pixel shifts came back one pixel
-    too small (4 as 3) in half of the synthetic clips' frame pairs."""
+    Both steps correlate the grey images with their mean removed under a Hann window. Why:
+    without it the frame's edges, which do not wrap around, add a broad ridge to the (circular)
+    correlation that pulls its peak towards zero shift, and one frame pair in five came back a
+    pixel or more short. Measured on blurred, noisy synthetic clips (:func:`make_clip`, 12
+    frames over each training and validation photo, never the test photos): whole-pixel exact
+    on all 121 frame pairs at 192×256 and all 143 at 720p, against 84% and 75% without the
+    window and the quarter-pixel coarse step. The correlation is not whitened
+    (``normalization=None``): on those clips whitening the spectrum amplified the noise and
+    was exact on only 20–50% of the pairs."""
     small_prev, small_cur = _grey_small(previous, factor), _grey_small(current, factor)
     if min(small_prev.shape) < 8:
         factor = 1
         small_prev, small_cur = _grey_small(previous, 1), _grey_small(current, 1)
-    coarse, _, _ = phase_cross_correlation(small_cur, small_prev, normalization=None)
+    coarse = _correlate(small_cur, small_prev, upsample=4 if factor > 1 else 1)
     dy, dx = int(round(coarse[0] * factor)), int(round(coarse[1] * factor))
     h, w = previous.shape[:2]
     rows, cols = min(crop, h - abs(dy)), min(crop, w - abs(dx))
@@ -77,8 +86,28 @@ def estimate_shift(
     left = int(np.clip((w - cols - dx) // 2, max(0, -dx), w - cols - max(dx, 0)))
     before = _grey_small(previous[top : top + rows, left : left + cols], 1)
     after = _grey_small(current[top + dy : top + dy + rows, left + dx : left + dx + cols], 1)
-    fine, _, _ = phase_cross_correlation(after, before, normalization=None)
+    fine = _correlate(after, before)
     return dy + int(round(fine[0])), dx + int(round(fine[1]))
+
+
+def _correlate(reference: np.ndarray, moving: np.ndarray, upsample: int = 1) -> np.ndarray:
+    """The (rows, columns) shift that registers grey ``moving`` onto ``reference``: phase
+    correlation of the two with their means removed, under a Hann window."""
+    taper = _hann(reference.shape)
+    reference = (reference - reference.mean()) * taper
+    moving = (moving - moving.mean()) * taper
+    shift, _, _ = phase_cross_correlation(
+        reference, moving, upsample_factor=upsample, normalization=None
+    )
+    return shift
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(shape: tuple[int, int]) -> np.ndarray:
+    """A 2-D Hann window of ``shape`` (float32; the same for every frame of a clip)."""
+    taper = window("hann", shape).astype(np.float32)
+    taper.flags.writeable = False
+    return taper
 
 
 def shift_frame(frame: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
