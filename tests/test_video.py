@@ -473,6 +473,14 @@ def test_box_mean_counts_only_pixels_inside_the_image():
     np.testing.assert_allclose(_box_mean(values, 5), expected.numpy(), rtol=1e-6)
 
 
+def test_blend_strength_must_be_a_weight():
+    """A strength outside [0, 1] would extrapolate past the two frames (and past 0–255)."""
+    for strength in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            AlignedBlend(lambda f: f, strength=strength)
+    AlignedBlend(lambda f: f, strength=1.0)  # the edges are fine
+
+
 def test_blend_gate_and_pull_are_their_formulas():
     """The gate and the pull, written for speed, give the plain formulas' numbers: the gate
     from the channel-summed absolute difference averaged over the 5×5 window's pixels inside
