@@ -298,8 +298,9 @@ def _levels_survive_quantisation(scale: np.ndarray, zero_point: np.ndarray) -> b
 def _eight_bit_addition_is_exact(scale: np.ndarray, zero_point: np.ndarray) -> bool:
     """Whether QLinearAdd(frame, correction) gives the float path's byte for every pair of
     a frame level and an 8-bit correction (``scale``, ``zero_point``), in onnxruntime: once
-    as they come and once shifted by one element, so each pair also meets the other lanes
-    of the vector code and its scalar tail."""
+    as they come, once shifted by one element (so each pair meets another lane of the vector
+    code), and once with 63 more pairs at the end, where the vector code's tail runs (a spot
+    check: the tests compare the served bytes on whole photos as well)."""
     from onnx import TensorProto, helper
 
     frame, correction = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
@@ -318,8 +319,11 @@ def _eight_bit_addition_is_exact(scale: np.ndarray, zero_point: np.ndarray) -> b
     eight_bit = [helper.make_node("QLinearAdd", ["a", "frame_scale", "frame_zero", "b", "scale",
                                                  "zero", "frame_scale", "frame_zero"], ["out"],
                                   domain="com.microsoft")]  # fmt: skip
-    for shift in (0, 1):
-        inputs = {"a": np.roll(frame, shift)[None], "b": np.roll(correction, shift)[None]}
+    for shift, extra in ((0, 0), (1, 0), (0, 63)):
+        a, b = np.roll(frame, shift), np.roll(correction, shift)
+        spread = slice(7, None, 1031)  # pairs from all over the grid, not one frame level
+        inputs = {"a": np.concatenate([a, a[spread][:extra]])[None],
+                  "b": np.concatenate([b, b[spread][:extra]])[None]}  # fmt: skip
         expected = _run_tiny(float_path, inputs, constants)
         if not np.array_equal(_run_tiny(eight_bit, inputs, constants), expected):
             return False

@@ -210,7 +210,7 @@ def channels_last_unshuffle(model):
         nodes[-1].CopyFrom(node)
     initializers = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
-    rewritten = 0
+    rewritten, orphans = 0, set()
     for conv in [n for n in nodes if n.op_type == "Conv"]:
         producers = {out: node for node in nodes for out in node.output}
         readers: dict[str, list] = {}
@@ -241,6 +241,7 @@ def channels_last_unshuffle(model):
         chain, chain_constants = _unshuffle_chain(source, target, block, channels, prefix)
         graph.initializer.extend(chain_constants)
         nodes = [n for n in nodes if all(n is not d for d in dropped)] + chain
+        orphans |= {name for node in dropped for name in node.input}
         rewritten += 1
     if rewritten:
         from onnxruntime.quantization.onnx_model import ONNXModel
@@ -248,8 +249,10 @@ def channels_last_unshuffle(model):
         del graph.node[:]
         graph.node.extend(nodes)
         ONNXModel(model).topological_sort()
+        # The dropped unshuffle weights, scales and zero points, now read by nothing.
         used = {name for node in graph.node for name in node.input}
-        kept = [t for t in graph.initializer if t.name in used]
+        used |= {v.name for v in [*graph.input, *graph.output]}
+        kept = [t for t in graph.initializer if t.name in used or t.name not in orphans]
         del graph.initializer[:]
         graph.initializer.extend(kept)
     return model
@@ -274,6 +277,9 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
         return None
     if any(attribute("pads", [0]) or [0]) or any(d != 1 for d in attribute("dilations", [1])):
         return None
+    auto_pad = next((a.s.decode() for a in conv.attribute if a.name == "auto_pad"), "NOTSET")
+    if auto_pad not in ("NOTSET", "VALID"):
+        return None
     block = kernel[0]
     into, weights = producers.get(conv.input[0]), producers.get(conv.input[1])
     out = only_reader_of(conv.output[0])
@@ -288,6 +294,8 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
         return None
     if only_reader_of(into.output[0]) is not conv or only_reader_of(weights.output[0]) is not conv:
         return None
+    if any(len(node.input) != 3 for node in (into, weights, out, back)):
+        return None  # scales and zero points given explicitly
     if not all(_same_constant(initializers, into.input[k], out.input[k]) for k in (1, 2)):
         return None  # the copy must keep the scale and zero point
     if not all(name in initializers for name in weights.input[:3]):
@@ -295,6 +303,9 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
     quantised, scale, zero = (numpy_helper.to_array(initializers[n]) for n in weights.input[:3])
     if quantised.ndim != 4 or quantised.shape[2:] != (block, block):
         return None
+    axis = next((a.i for a in weights.attribute if a.name == "axis"), 1)
+    if scale.size > 1 and (axis != 0 or scale.shape != (quantised.shape[0],)):
+        return None  # per-channel scales must run along the output channels
     channels = quantised.shape[1]
     if quantised.shape[0] != channels * block**2 or np.any(zero != 0):
         return None
@@ -315,14 +326,18 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
 
 def _entry_weight(entry, producers, readers, initializers):
     """The initializer holding ``entry``'s weights (input channels on axis 1), read by that
-    node alone (through its DequantizeLinear, if quantised); None otherwise."""
+    node alone (through its DequantizeLinear, if quantised), when ``entry`` is an ungrouped
+    convolution whose scales (if any) run along its output channels; None otherwise."""
+    if next((a.i for a in entry.attribute if a.name == "group"), 1) != 1:
+        return None  # a grouped convolution reads its input channels group by group
     name = entry.input[1]
     source = producers.get(name)
     if source is not None:
         if source.op_type != "DequantizeLinear" or len(readers.get(name, [])) != 1:
             return None
         axis = next((a.i for a in source.attribute if a.name == "axis"), 1)
-        if len(initializers.get(source.input[1]).dims) and axis != 0:
+        scale = initializers.get(source.input[1]) if len(source.input) > 1 else None
+        if scale is None or (len(scale.dims) and axis != 0):
             return None
         name = source.input[0]
     if name not in initializers or len(readers.get(name, [])) != 1:
