@@ -211,3 +211,40 @@ def test_the_exactness_checks_can_fail():
     # a correction step of exactly half a level: every odd correction lands on a tie, which
     # the float path and the 8-bit addition need not break the same way
     assert not _eight_bit_addition_is_exact(np.float32(0.5 / 255 * 1.0000001), np.uint8(128))
+
+
+def test_integer_ends_give_the_float_graphs_bytes_on_every_level(student_graphs):
+    """The int8 student's frame graph against the float graph between numpy conversions, on a
+    frame that holds every 8-bit level in every channel."""
+    path = student_graphs["int8"]
+    assert "QLinearAdd" in ops(onnx.load_from_string(eight_bit_graph(path)))
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    frame = np.stack([levels, levels.T, levels[::-1]], axis=2)
+    frame = np.ascontiguousarray(np.tile(frame, (3, 5, 1)))  # 48 × 80, on the stride grid
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
+    expected = (OnnxModel(path)(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(FrameModel(path)(frame), expected)
+
+
+def test_integer_ends_fall_back_for_a_signed_image_zero_point(student_graphs, tmp_path):
+    """An image quantised to int8 cannot take the frame's unsigned bytes: the float ends are
+    kept, without an error."""
+    model = onnx.load(str(student_graphs["int8"]))
+    for tensor in model.graph.initializer:
+        if tensor.name == "image_zero_point":
+            tensor.CopyFrom(numpy_helper.from_array(np.array(0, np.int8), tensor.name))
+    path = tmp_path / "signed.onnx"
+    onnx.save(model, str(path))
+    graph = onnx.load_from_string(eight_bit_graph(path))
+    assert "QLinearAdd" not in ops(graph) and {"Cast", "Div"} <= set(ops(graph))
+
+
+def test_an_unshuffle_whose_output_is_read_twice_is_left_alone(student_graphs):
+    model = onnx.load(str(student_graphs["int8"]))
+    unshuffled = "/unshuffle/Conv_output_0"
+    out = next(
+        n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == unshuffled
+    )
+    model.graph.output.append(helper.make_tensor_value_info(out.output[0], TensorProto.UINT8, None))
+    before = model.SerializeToString()
+    assert channels_last_unshuffle(model).SerializeToString() == before

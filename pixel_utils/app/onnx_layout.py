@@ -197,9 +197,11 @@ def channels_last_unshuffle(model):
     3 input channels, its least efficient shape: on the shipped student at 720p (one thread,
     a 2-core Xeon with VNNI) it took 16 of 55 ms, more than any other layer. Rewritten only
     where the copy is exact in 8 bits: every weight dequantises to exactly 0 or 1 with a
-    power-of-two scale, and the output's scale and zero point are the input's, so the
-    convolution's requantisation multiplies by exactly 1. Then the rewritten graph computes
-    bit for bit what the original does (``tests/test_onnx_layout.py``).
+    power-of-two scale, and the output's scale and zero point are the input's, so each copied
+    value comes back multiplied by exactly 1 (its 8-bit weight times the requantisation
+    multiplier). Then, for heights and widths that are multiples of the unshuffle's factor
+    (the served models' stride grid), the rewritten graph computes bit for bit what the
+    original does (``tests/test_onnx_layout.py``).
     """
     from onnx import NodeProto, numpy_helper
 
@@ -262,18 +264,20 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
     """For a ``Conv`` that is an exact 8-bit pixel-unshuffle (see
     :func:`channels_last_unshuffle`): ``(8-bit source, block, channels, nodes to drop, the
     DequantizeLinear that reads its result, the Conv behind that)``; otherwise None."""
-    from onnx import numpy_helper
+    from onnx import AttributeProto, numpy_helper
 
     def attribute(name, default=None):
         found = next((a for a in conv.attribute if a.name == name), None)
         if found is None:
             return default
-        return list(found.ints) if found.ints else found.i
+        return list(found.ints) if found.type == AttributeProto.INTS else found.i
 
     if len(conv.input) > 2 and conv.input[2]:
         return None  # a bias: not a copy
     kernel, strides = attribute("kernel_shape"), attribute("strides")
-    if not kernel or kernel != strides or kernel[0] != kernel[1] or attribute("group", 1) != 1:
+    if not kernel or len(kernel) != 2 or kernel != strides or kernel[0] != kernel[1]:
+        return None  # a square 2-D window that steps by its own size
+    if attribute("group", 1) != 1:
         return None
     if any(attribute("pads", [0]) or [0]) or any(d != 1 for d in attribute("dilations", [1])):
         return None
@@ -298,6 +302,8 @@ def _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers):
         return None  # scales and zero points given explicitly
     if not all(_same_constant(initializers, into.input[k], out.input[k]) for k in (1, 2)):
         return None  # the copy must keep the scale and zero point
+    if not all(_same_constant(initializers, back.input[k], out.input[k]) for k in (1, 2)):
+        return None  # and be read back with them (not per channel: the channels move)
     if not all(name in initializers for name in weights.input[:3]):
         return None
     quantised, scale, zero = (numpy_helper.to_array(initializers[n]) for n in weights.input[:3])

@@ -572,12 +572,16 @@ def sharpen_video(
                 ThreadPoolExecutor(workers, thread_name_prefix="sharpen") as pool,
             ):
                 in_flight: deque = deque()  # (future or None for audio, item), in file order
+                frames_in_model = 0  # the video items of in_flight
 
                 def pass_on(keep: int) -> None:
-                    nonlocal frames_out
-                    while len(in_flight) > keep:
+                    """Send on, in order, what leads in_flight until at most ``keep`` frames
+                    are left in the model (audio at the front goes at once)."""
+                    nonlocal frames_out, frames_in_model
+                    while in_flight and (in_flight[0][0] is None or frames_in_model > keep):
                         future, item = in_flight.popleft()
                         if future is not None:
+                            frames_in_model -= 1
                             item = ("video", future.result(), *item[2:])
                             frames_out += 1
                             bar.update()
@@ -590,6 +594,7 @@ def sharpen_video(
                     video_frame = item[0] == "video"
                     future = pool.submit(model_stage, item[1]) if video_frame else None
                     in_flight.append((future, item))
+                    frames_in_model += video_frame
                     # In parallel, one frame more than the workers: a worker that finishes
                     # early finds the next frame waiting instead of idling until the oldest
                     # frame is done (2-core Xeon with VNNI, shipped student, 60 frames at 720p,

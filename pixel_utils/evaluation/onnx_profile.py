@@ -104,7 +104,7 @@ def layout_lesson(profile: dict, resolution: str, model: str = "the served int8 
         f"- **Layout costs time.** At {resolution} {model}, as exported, spends "
         f"{before:.1f} ms of its profile moving pixels: pixel-shuffles (DepthToSpace), its "
         f"pixel-unshuffle convolution ({profile['unshuffle_ms'][FORMS[0]]:.1f} ms) and layout "
-        f"transposes; with both rewritten for onnxruntime's channels-last convolutions, "
+        f"transposes; with them rewritten for onnxruntime's channels-last convolutions, "
         f"{after:.1f} ms. It runs in {latency[FORMS[1]]:.1f} instead of "
         f"{latency[FORMS[0]]:.1f} ms ({profile['served_over_exported']:.2f}× the time, median "
         f"of {len(profile['rounds_ms'])} rounds in alternation), with {same}."
