@@ -103,7 +103,7 @@ def train_two_frame_student(
         "batches": profile.temporal_cache_batches,
         "batch_size": profile.batch_size,
         "patch": profile.distill_patch_size,
-        "recipe": "two-frame v2",  # v2: the two-step motion estimate
+        "recipe": "two-frame v3",  # v2: the two-step motion estimate; v3: under a Hann window
     }
     digest = hashlib.sha256(repr(sorted(key.items())).encode()).hexdigest()[:12]
     cache = data_dir(profile.run_name) / "cache" / f"two_frame_{digest}.pt"
