@@ -31,27 +31,13 @@ def channels_last_shuffles(model):
     """Rewrite ``model`` (an ``onnx.ModelProto``, changed in place and returned): every
     ``DepthToSpace`` fed by a ``Conv`` (directly, or through QuantizeLinear → DequantizeLinear)
     becomes a channels-last reshuffle; others are left as they are."""
-    from onnx import NodeProto
-
     graph = model.graph
-    nodes = []
-    for node in graph.node:  # copies: the graph's own list is rebuilt at the end
-        nodes.append(NodeProto())
-        nodes[-1].CopyFrom(node)
+    nodes = _copied_nodes(graph)
     initializers = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
     rewritten = 0
     for shuffle in [n for n in nodes if n.op_type == "DepthToSpace"]:
-        producers = {out: node for node in nodes for out in node.output}
-        readers: dict[str, list] = {}
-        for node in nodes:
-            for name in node.input:
-                readers.setdefault(name, []).append(node)
-
-        def only_reader_of(name: str, readers=readers):
-            found = readers.get(name, [])
-            return found[0] if len(found) == 1 and name not in outputs else None
-
+        producers, readers, only_reader_of = _graph_index(nodes, outputs)
         block = next(a.i for a in shuffle.attribute if a.name == "blocksize")
         mode = next((a.s.decode() for a in shuffle.attribute if a.name == "mode"), "DCR")
         # Walk back: DepthToSpace ← [DequantizeLinear ← QuantizeLinear ←] Conv.
@@ -102,12 +88,47 @@ def channels_last_shuffles(model):
         nodes = [n for n in nodes if all(n is not d for d in dropped)] + chain
         rewritten += 1
     if rewritten:
-        from onnxruntime.quantization.onnx_model import ONNXModel
-
-        del graph.node[:]
-        graph.node.extend(nodes)
-        ONNXModel(model).topological_sort()  # the new chains were appended at the end
+        _replace_nodes(model, nodes)
     return model
+
+
+def _copied_nodes(graph) -> list:
+    """Copies of ``graph``'s nodes: the rewrites edit and reorder these, and the graph's own
+    list is replaced by them at the end (:func:`_replace_nodes`)."""
+    from onnx import NodeProto
+
+    nodes = []
+    for node in graph.node:
+        nodes.append(NodeProto())
+        nodes[-1].CopyFrom(node)
+    return nodes
+
+
+def _graph_index(nodes: list, outputs: set):
+    """``(producers, readers, only_reader_of)`` of ``nodes``: the node that writes each tensor,
+    the nodes that read it, and a function giving a tensor's one reader (None where it has
+    none, several, or is a graph output, whose value must stay as it is)."""
+    producers = {out: node for node in nodes for out in node.output}
+    readers: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def only_reader_of(name: str):
+        found = readers.get(name, [])
+        return found[0] if len(found) == 1 and name not in outputs else None
+
+    return producers, readers, only_reader_of
+
+
+def _replace_nodes(model, nodes: list) -> None:
+    """Make ``nodes`` the graph's nodes, sorted so that each comes after what it reads (the
+    rewrites append their new chains at the end)."""
+    from onnxruntime.quantization.onnx_model import ONNXModel
+
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    ONNXModel(model).topological_sort()
 
 
 def _output_channel_constants(conv, producers, readers, initializers):
@@ -203,27 +224,15 @@ def channels_last_unshuffle(model):
     (the served models' stride grid), the rewritten graph computes bit for bit what the
     original does (``tests/test_onnx_layout.py``).
     """
-    from onnx import NodeProto, numpy_helper
+    from onnx import numpy_helper
 
     graph = model.graph
-    nodes = []
-    for node in graph.node:
-        nodes.append(NodeProto())
-        nodes[-1].CopyFrom(node)
+    nodes = _copied_nodes(graph)
     initializers = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
     rewritten, orphans = 0, set()
     for conv in [n for n in nodes if n.op_type == "Conv"]:
-        producers = {out: node for node in nodes for out in node.output}
-        readers: dict[str, list] = {}
-        for node in nodes:
-            for name in node.input:
-                readers.setdefault(name, []).append(node)
-
-        def only_reader_of(name: str, readers=readers):
-            found = readers.get(name, [])
-            return found[0] if len(found) == 1 and name not in outputs else None
-
+        producers, readers, only_reader_of = _graph_index(nodes, outputs)
         found = _exact_quantised_unshuffle(conv, producers, only_reader_of, initializers)
         if found is None:
             continue
@@ -246,11 +255,7 @@ def channels_last_unshuffle(model):
         orphans |= {name for node in dropped for name in node.input}
         rewritten += 1
     if rewritten:
-        from onnxruntime.quantization.onnx_model import ONNXModel
-
-        del graph.node[:]
-        graph.node.extend(nodes)
-        ONNXModel(model).topological_sort()
+        _replace_nodes(model, nodes)
         # The dropped unshuffle weights, scales and zero points, now read by nothing.
         used = {name for node in graph.node for name in node.input}
         used |= {v.name for v in [*graph.input, *graph.output]}
