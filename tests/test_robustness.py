@@ -405,6 +405,70 @@ def test_an_unwritable_format_and_a_huge_panorama_do_not_stop_the_batch(
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def test_overlapping_reads_leave_the_pixel_guard_as_they_found_it(tmp_path):
+    from pixel_utils.data.images import _no_pixel_limit
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 100
+        first, second = _no_pixel_limit(), _no_pixel_limit()
+        # Two threads' reads, interleaved: the second starts while the first is lifted and
+        # ends after it. Saving and restoring per read would leave None behind.
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert Image.MAX_IMAGE_PIXELS is None  # the second read is still going on
+        second.__exit__(None, None, None)
+        assert Image.MAX_IMAGE_PIXELS == 100
+        # Also when a read fails.
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "pano.png")
+        (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png")
+        with pytest.raises(ImageReadError):
+            read_image_file(tmp_path / "bad.png")
+        assert Image.MAX_IMAGE_PIXELS == 100
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            shapes = list(pool.map(lambda _: read_image_file(tmp_path / "pano.png").rgb.shape,
+                                   range(16)))  # fmt: skip
+        assert shapes == [(20, 30, 3)] * 16 and Image.MAX_IMAGE_PIXELS == 100
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+def test_jpegs_keep_their_chroma_subsampling(tmp_path, subsampling):
+    from PIL import JpegImagePlugin
+
+    from pixel_utils.data.images import write_image_file
+
+    rng = np.random.default_rng(subsampling)
+    noise = (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "in.jpg", quality=90, subsampling=subsampling)
+    image = read_image_file(tmp_path / "in.jpg")
+    assert image.subsampling == subsampling
+    write_image_file(tmp_path / "out.jpg", image.rgb, image)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert JpegImagePlugin.get_sampling(im) == subsampling
+    # A grey JPEG has no chroma to subsample, and is written grey.
+    Image.fromarray(noise[..., 0]).save(tmp_path / "grey.jpg", quality=90)
+    grey = read_image_file(tmp_path / "grey.jpg")
+    assert grey.grey and grey.subsampling is None
+    write_image_file(tmp_path / "grey_out.jpg", grey.rgb, grey)
+    with Image.open(tmp_path / "grey_out.jpg") as im:
+        assert im.mode == "L"
+
+
+def test_a_dark_16_bit_image_read_as_mode_i_stays_dark(tmp_path):
+    # Pillow opens a 16-bit PGM as mode "I"; one whose samples are all under 256 is a dark
+    # 16-bit image, not an 8-bit one to be stretched 257 times brighter.
+    samples = np.array([[0, 100, 200, 255], [1, 2, 3, 4]], ">u2")
+    (tmp_path / "dark.pgm").write_bytes(b"P5\n4 2\n65535\n" + samples.tobytes())
+    image = read_image_file(tmp_path / "dark.pgm")
+    assert image.bits == 16 and image.grey
+    np.testing.assert_allclose(image.rgb[..., 0], samples.astype(np.float32) / 65535, atol=1e-7)
+
+
 def test_outputs_follow_the_users_umask(tmp_path, tiny_checkpoint):
     Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(tmp_path / "a.png")
     old = os.umask(0o077)

@@ -13,7 +13,9 @@ on RGB). Anything that cannot be read raises :class:`ImageReadError` naming the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,9 +49,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def pil_to_array(im: Image.Image) -> np.ndarray:
     """Convert any Pillow mode to HWC float32 RGB in ``[0, 1]`` (alpha dropped)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        scale = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        grey = np.clip(arr / scale, 0.0, 1.0)
+        # 16-bit samples whatever their values: a dark 16-bit image (every value under 256,
+        # which Pillow gives a 16-bit PGM as mode "I") is dark, not an 8-bit one.
+        grey = np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
     if im.mode == "F":
         grey = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
@@ -182,6 +184,9 @@ class ImageFile:
     icc_profile: bytes | None = None  # the colour profile, written back where the format can
     exif: bytes | None = None  # camera metadata (orientation already applied and removed)
     lossless: bool = False  # a lossless WebP, written back losslessly
+    # A JPEG's chroma subsampling, Pillow's code (0: 4:4:4, 1: 4:2:2, 2: 4:2:0), written back
+    # the same: a 4:4:4 photo keeps its sharp colour edges. None: Pillow's default (4:2:0).
+    subsampling: int | None = None
 
 
 def _is_lossless_webp(path: Path) -> bool:
@@ -418,19 +423,43 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
     tifffile, pypng) raise other exceptions on some malformed files (tifffile an IndexError
     for a TIFF without an image), and one bad file must not stop a batch."""
     path = Path(path)
-    limit = Image.MAX_IMAGE_PIXELS
-    # A user's own panorama or scan is not a decompression bomb: Pillow's guard (179 MP)
-    # refused them as corrupt, while tiling exists for exactly such sizes.
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        return _read_image_file(path)
+        with _no_pixel_limit():
+            return _read_image_file(path)
     except (ImageReadError, MemoryError):
         raise
     except Exception as err:  # noqa: BLE001 - a decoder's own failure on a malformed file
         raise ImageReadError(f"{path}: corrupt or unreadable image ({type(err).__name__}: "
                              f"{err})") from None  # fmt: skip
+
+
+_pixel_limit_lock = threading.Lock()
+_pixel_limit_readers = 0
+_pixel_limit_saved = None
+
+
+@contextlib.contextmanager
+def _no_pixel_limit():
+    """Lift Pillow's decompression-bomb guard while a user's file is read: a user's own
+    panorama or scan is not a bomb, yet the guard (179 MP) refused them as corrupt, while
+    tiling exists for exactly such sizes. Pillow has only the process-wide
+    ``Image.MAX_IMAGE_PIXELS``. Reads in several threads of one program (a caller's thread
+    pool over a folder) share one lifting, and the last reader out restores the value the
+    first one found, so the guard is never left off, as two overlapping save-and-restore pairs
+    could leave it (the second saves the first's None and restores it last)."""
+    global _pixel_limit_readers, _pixel_limit_saved
+    with _pixel_limit_lock:
+        if _pixel_limit_readers == 0:
+            _pixel_limit_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _pixel_limit_readers += 1
+    try:
+        yield
     finally:
-        Image.MAX_IMAGE_PIXELS = limit
+        with _pixel_limit_lock:
+            _pixel_limit_readers -= 1
+            if _pixel_limit_readers == 0:
+                Image.MAX_IMAGE_PIXELS = _pixel_limit_saved
 
 
 def _read_image_file(path: Path) -> ImageFile:
@@ -441,6 +470,7 @@ def _read_image_file(path: Path) -> ImageFile:
             return deep
     try:
         with Image.open(path) as im:
+            source = im  # exif_transpose below returns a new image, without the JPEG's tables
             fmt = im.format or path.suffix.lstrip(".").upper()
             if fmt == "MPO":  # a camera JPEG with a preview or depth image after the photo
                 fmt = "JPEG"
@@ -463,8 +493,9 @@ def _read_image_file(path: Path) -> ImageFile:
             grey = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
             icc = _profile_for(icc, grey)
             lossless = fmt == "WEBP" and _is_lossless_webp(path)
+            subsampling = _jpeg_subsampling(source) if fmt == "JPEG" else None
             return ImageFile(pil_to_array(im), alpha, bits, grey, fmt, frames, icc, exif,
-                             lossless)  # fmt: skip
+                             lossless, subsampling)  # fmt: skip
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -473,6 +504,17 @@ def _read_image_file(path: Path) -> ImageFile:
         raise ImageReadError(f"{path}: not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from None
+
+
+def _jpeg_subsampling(im: Image.Image) -> int | None:
+    """The chroma subsampling of an opened JPEG, as Pillow's ``subsampling`` code, or None
+    where it is none of 4:4:4, 4:2:2 and 4:2:0 (or a grey or CMYK file)."""
+    from PIL import JpegImagePlugin
+
+    if im.mode != "RGB" and im.mode != "YCbCr":
+        return None
+    code = JpegImagePlugin.get_sampling(im)
+    return code if code in (0, 1, 2) else None
 
 
 def _add_png_profile(path, profile: bytes) -> None:
@@ -520,6 +562,8 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
         else:
             arr = to_uint8(colour[..., 0] if colour.shape[2] == 1 else colour)
             options = {"quality": 95} if like.format in ("JPEG", "WEBP") else {}
+            if like.format == "JPEG" and like.subsampling is not None and colour.shape[2] > 1:
+                options["subsampling"] = like.subsampling
             if like.format == "WEBP" and like.lossless:
                 options = {"lossless": True}
             Image.fromarray(arr).save(tmp, format=like.format, **options, **metadata)
