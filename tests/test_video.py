@@ -729,3 +729,107 @@ def test_a_bt709_clip_keeps_its_colour_tags_and_colours(tmp_path):
     (tags_in, rgb_in), (tags_out, rgb_out) = described(source), described(result.output)
     assert tags_out == tags_in == (1, 1, 1, 1)
     assert np.abs(rgb_out - rgb_in).max() <= 4
+
+
+def _ten_bit_clip(path, frames=4):
+    """A clip in 10-bit 4:2:0 (as HDR phones record): a fine ramp of 10-bit levels."""
+    ramp = np.linspace(0, 65535, WIDTH * HEIGHT, dtype=np.float64).reshape(HEIGHT, WIDTH)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p10le"
+        video.options = {"crf": "4"}
+        for i in range(frames):
+            rgb = np.stack([ramp, ramp[::-1], np.roll(ramp, 8 * i, axis=1)], axis=2)
+            picture = av.VideoFrame.from_ndarray(rgb.astype(np.uint16), format="rgb48le")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+    return path
+
+
+def _decoded_16_bit(path) -> tuple[str, np.ndarray]:
+    with av.open(str(path)) as container:
+        pix_fmt = container.streams.video[0].codec_context.pix_fmt
+        frames = [f.to_ndarray(format="rgb48le") for f in container.decode(video=0)]
+    return pix_fmt, np.stack(frames)
+
+
+def test_a_10_bit_clip_is_sharpened_and_written_in_10_bits(tmp_path):
+    # An HDR phone clip came out 8-bit: its smooth skies banded.
+    source = _ten_bit_clip(tmp_path / "hdr.mp4")
+    seen = []
+
+    def identity(frame):
+        seen.append(frame.dtype)
+        return frame
+
+    result = sharpen_video(source, tmp_path / "out.mp4", identity, progress=False)
+    assert result.frames == 4 and set(seen) == {np.dtype(np.uint16)}
+    (fmt_in, frames_in), (fmt_out, frames_out) = (_decoded_16_bit(p)
+                                                  for p in (source, result.output))  # fmt: skip
+    assert fmt_in == fmt_out == "yuv420p10le"
+    # 8 bits written as 16 would all be multiples of 257; 10 bits keep the ramp's fine steps.
+    assert np.count_nonzero(frames_out % 257) > frames_out.size // 2
+    assert len(np.unique(frames_out[..., 0])) > 256  # more levels than 8 bits have
+    error = np.abs(frames_out.astype(int) - frames_in.astype(int))
+    assert np.median(error) < 257  # the same picture, within an 8-bit level (x264 is lossy)
+    # An 8-bit clip stays 8-bit.
+    eight = sharpen_video(_clip_with_audio(tmp_path / "c8.mp4"), tmp_path / "o8.mp4",
+                          lambda f: f, progress=False)  # fmt: skip
+    assert _decoded_16_bit(eight.output)[0] == "yuv420p"
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_models_on_16_bit_frames_match_the_float_model(tmp_path, int8):
+    from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
+
+    torch.manual_seed(0)
+    model = UnshuffleStudent(scale=4, channels=8, blocks=1, inner_blocks=1).eval()
+    path = export_onnx(model, tmp_path / "s.onnx")[0]
+    if int8:
+        rng = np.random.default_rng(0)
+        calibration = [rng.random((2, 3, 32, 32), dtype=np.float32) for _ in range(3)]
+        path = quantize_int8(path, tmp_path / "s_int8.onnx", calibration)
+    served = OnnxModel(path)
+    rng = np.random.default_rng(1)
+    frame = _frame(3)[:45, :61].astype(np.uint16) * 257 + rng.integers(0, 257, (45, 61, 3))
+    frame = np.ascontiguousarray(frame.astype(np.uint16))  # off the stride grid
+    x = torch.from_numpy(frame.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    for runner in (served, model):
+        with torch.no_grad():
+            y = runner(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        expected = np.rint(y.astype(np.float64) * 65535).astype(np.uint16)
+        sharpener = frame_sharpener(runner)
+        got = sharpener(frame)
+        assert got.dtype == np.uint16 and got.shape == frame.shape
+        np.testing.assert_allclose(got.astype(int), expected.astype(int), atol=1)
+        if sharpener.concurrent is not None:  # frame-parallel, 16-bit and 8-bit frames mixed
+            infer = sharpener.concurrent(2)
+            again = sharpener.finish(infer(sharpener.prepare(frame)))
+            np.testing.assert_array_equal(again, got)
+            eight = _frame(3)[:45, :61].copy()
+            np.testing.assert_array_equal(sharpener.finish(infer(sharpener.prepare(eight))),
+                                          sharpener(eight))  # fmt: skip
+        assert not np.array_equal(got, frame)  # the model did run
+
+
+def test_the_blend_on_16_bit_frames_follows_it_on_8_bit_ones(tmp_path):
+    frames = [_frame(i) for i in range(4)]
+    eight, deep = AlignedBlend(lambda f: f), AlignedBlend(lambda f: f)
+    for frame in frames:
+        out8 = eight(frame)
+        out16 = deep(frame.astype(np.uint16) * 257)  # the same picture in 16 bits
+        assert out16.dtype == np.uint16
+        assert np.abs(out16.astype(int) - 257 * out8.astype(int)).max() <= 129  # rounding
+    # In the video pipeline, with a served model running two frames at once.
+    from pixel_utils.app.onnx_export import OnnxModel, export_onnx
+
+    torch.manual_seed(0)
+    model = UnshuffleStudent(scale=4, channels=8, blocks=1).eval()
+    served = OnnxModel(export_onnx(model, tmp_path / "s.onnx")[0])
+    source = _ten_bit_clip(tmp_path / "hdr.mp4", frames=6)
+    runs = [sharpen_video(source, tmp_path / f"b{n}.mp4", AlignedBlend(frame_sharpener(served)),
+                          progress=False, frames_in_flight=n) for n in (1, 2)]  # fmt: skip
+    assert runs[0].frames == runs[1].frames == 6
+    assert runs[0].output.read_bytes() == runs[1].output.read_bytes()
+    assert _decoded_16_bit(runs[1].output)[0] == "yuv420p10le"

@@ -4,12 +4,14 @@
 whatever the clip's length. Each output frame keeps its input frame's timestamp (so the frame
 count, order, timing and frame rate are the input's), the display rotation a phone recorded is
 kept (:func:`display_rotation`) and audio packets are copied untouched.
-The output is H.264 (``libx264``, ``yuv420p``) in the input's container (MP4 for containers
+The output is H.264 (``libx264``, ``yuv420p``; ``yuv420p10le``, High 10, for a clip of more than
+8 bits) in the input's container (MP4 for containers
 that cannot hold H.264 well), written to a temporary file and renamed, so a failure never leaves
 half a video and never touches the input. Problems are :class:`VideoError` naming the file.
 
-A *frame function* maps one ``H×W×3`` uint8 RGB frame to another. :func:`frame_sharpener` makes
-one from any model (PyTorch or onnxruntime); temporal methods
+A *frame function* maps one ``H×W×3`` RGB frame to another of the same type: uint8, or uint16
+(0–65535) for a clip of 10 or 12 bits, which would lose its depth and band in 8 bits.
+:func:`frame_sharpener` makes one from any model (PyTorch or onnxruntime); temporal methods
 (:class:`~pixel_utils.evaluation.temporal.AlignedBlend`) are frame functions with state. A
 frame function may come in stages (:class:`StagedFrameFunction`, or an object whose
 ``staged()`` returns one): :func:`sharpen_video` then runs the work that does not need the model
@@ -144,15 +146,26 @@ def _check_size(path: Path, width: int, height: int) -> None:
 
 
 def _video_stream(
-    output, rate: Fraction, width: int, height: int, crf: int, preset: str, threads: int = 1
-):
+    output, rate: Fraction, width: int, height: int, crf: int, preset: str, threads: int = 1,
+    pix_fmt: str = "yuv420p",
+):  # fmt: skip
     stream = output.add_stream("libx264", rate=rate)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
     # No B-frame reordering delay, which a live sharpener does not want. A fixed thread count
     # (zerolatency threads by slices) keeps the bytes the same on every machine.
     stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency",
                       "threads": str(threads)}  # fmt: skip
     return stream
+
+
+def _bits_per_sample(ctx) -> int:
+    """The most bits of any component of the decoder's pixel format (8 when it is unknown)."""
+    av = _av()
+    name = getattr(ctx.format, "name", None) or ctx.pix_fmt
+    try:
+        return max(c.bits for c in av.VideoFormat(name).components)
+    except (TypeError, ValueError):
+        return 8
 
 
 #: FFmpeg's matrix codes (AVColorSpace) → the matrix swscale converts RGB with.
@@ -245,10 +258,10 @@ class VideoResult:
 
 @dataclass(frozen=True)
 class StagedFrameFunction:
-    """A frame function in three steps: ``prepare`` (uint8 frame → model input), ``infer``
-    and ``finish`` (model output → uint8 frame). Called, it runs all three; :func:`sharpen_video`
-    runs ``prepare`` on its decoding thread and ``finish`` on its encoding thread, so the
-    layout conversions overlap with the model instead of waiting for it.
+    """A frame function in three steps: ``prepare`` (frame → model input), ``infer`` and
+    ``finish`` (model output → frame of the input's type). Called, it runs all three;
+    :func:`sharpen_video` runs ``prepare`` on its decoding thread and ``finish`` on its
+    encoding thread, so the layout conversions overlap with the model instead of waiting.
 
     ``concurrent``, where given, makes the model stage frame-parallel: ``concurrent(n)``
     returns an ``infer`` that ``n`` threads may call at once, each call on its own share of the
@@ -277,7 +290,7 @@ def as_staged(process: FrameFunction) -> StagedFrameFunction:
 
 def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
     """A frame function running ``model`` (PyTorch, or an onnxruntime ``OnnxModel``) on its
-    device: uint8 → float in [0, 1] → model → rounded uint8.
+    device: uint8 (or uint16) → float in [0, 1] → model → rounded to the frame's type.
 
     An ``OnnxModel`` runs in a session that does not spin-wait (decoding and encoding share
     the cores), on contiguous arrays: both measured faster on video.
@@ -291,19 +304,29 @@ def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
     model.eval()
 
     @torch.inference_mode()
-    def prepare(frame: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float().div_(255)
+    def prepare(frame: np.ndarray) -> tuple[torch.Tensor, bool]:
+        deep = frame.dtype == np.uint16
+        x = torch.from_numpy(frame.astype(np.float32) if deep else frame).to(device)
+        return x.permute(2, 0, 1)[None].float().div_(65535 if deep else 255), deep
 
     @torch.inference_mode()
-    def infer(x: torch.Tensor) -> torch.Tensor:
-        return model(x)[0]
+    def infer(prepared: tuple[torch.Tensor, bool]) -> tuple[torch.Tensor, bool]:
+        return model(prepared[0])[0], prepared[1]
 
     @torch.inference_mode()
-    def finish(y: torch.Tensor) -> np.ndarray:
+    def finish(inferred: tuple[torch.Tensor, bool]) -> np.ndarray:
+        y, deep = inferred
+        if deep:
+            return _to_uint16(y.permute(1, 2, 0).cpu().numpy())
         y = y.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return y.permute(1, 2, 0).cpu().numpy()
 
     return StagedFrameFunction(prepare, infer, finish)
+
+
+def _to_uint16(y: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] (values outside are clipped) as rounded 16-bit samples."""
+    return np.rint(np.clip(y, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
 def _onnx_frame_sharpener(model) -> StagedFrameFunction:
@@ -311,36 +334,58 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
     and from float run in its graph, not in numpy, and no torch runs on the decoding and
     encoding threads (its thread pool would compete with onnxruntime's for the same cores,
     measured slower). Frame-parallel (``concurrent``): ``n`` sessions of the same graph, each
-    with 1/n of the model's threads."""
+    with 1/n of the model's threads. A 16-bit frame (a 10- or 12-bit clip) runs on the float
+    graph (:class:`OnnxModel`, the photo path) instead, whose sessions are made when such a
+    frame first comes."""
 
-    from pixel_utils.app.onnx_export import FrameModel
+    from pixel_utils.app.onnx_export import FrameModel, OnnxModel
+    from pixel_utils.models.networks import pad_image_to_stride
 
     served = FrameModel(model.path, model.threads, spin=False)
 
     def prepare(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        if frame.dtype == np.uint16:
+            padded = pad_image_to_stride(frame, served.stride).astype(np.float32)
+            padded *= np.float32(1 / 65535)
+            return padded.transpose(2, 0, 1)[None], frame.shape[:2]
         return served.pad(frame), frame.shape[:2]
 
-    def infer(prepared: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
-        frame, (h, w) = prepared
-        return served.run_padded(frame)[:h, :w]
+    def sessions_for(threads: int) -> Callable:
+        """An ``infer`` over free sessions: 8-bit ones made now (one per caller), float ones
+        made on first need (at most one per caller), each with ``threads`` threads."""
+        eight_bit: queue.Queue = queue.Queue()
+        floating: queue.Queue = queue.Queue()
+
+        def infer_on_a_free_session(prepared: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
+            frame, (h, w) = prepared
+            if frame.dtype == np.float32:
+                try:
+                    session = floating.get_nowait()
+                except queue.Empty:
+                    session = OnnxModel(model.path, threads, spin=False)
+                try:
+                    return _to_uint16(session.run_array(frame)[0].transpose(1, 2, 0)[:h, :w])
+                finally:
+                    floating.put(session)
+            session = eight_bit.get()  # as many sessions as callers: one is always free
+            try:
+                return session.run_padded(frame)[:h, :w]
+            finally:
+                eight_bit.put(session)
+
+        return infer_on_a_free_session, eight_bit
+
+    infer, first = sessions_for(model.threads)
+    first.put(served)
 
     def finish(y: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(y)
 
     def concurrent(n: int) -> Callable:
         threads = max(1, (model.threads or torch.get_num_threads()) // n)
-        sessions: queue.Queue = queue.Queue()
+        infer_on_a_free_session, sessions = sessions_for(threads)
         for _ in range(n):
             sessions.put(FrameModel(model.path, threads, spin=False, graph=served.graph))
-
-        def infer_on_a_free_session(prepared: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
-            frame, (h, w) = prepared
-            session = sessions.get()  # n callers, n sessions: one is always free
-            try:
-                return session.run_padded(frame)[:h, :w]
-            finally:
-                sessions.put(session)
-
         return infer_on_a_free_session
 
     return StagedFrameFunction(prepare, infer, finish, concurrent)
@@ -492,8 +537,12 @@ def sharpen_video(
             ctx = video.codec_context
             _check_size(source, ctx.width, ctx.height)
             rate = video.average_rate or video.guessed_rate or Fraction(24)
+            # A clip of more than 8 bits (an HDR phone clip) is sharpened in 16-bit RGB and
+            # written in 10 bits, the most H.264 (x264) holds: in 8 bits it would band.
+            deep = _bits_per_sample(ctx) > 8
+            rgb_format, yuv_format = ("rgb48le", "yuv420p10le") if deep else ("rgb24", "yuv420p")
             out_video = _video_stream(out, rate, ctx.width, ctx.height, crf, preset,
-                                      threads=ENCODER_THREADS)  # fmt: skip
+                                      threads=ENCODER_THREADS, pix_fmt=yuv_format)  # fmt: skip
             # The input's time base for the stream and for the encoder itself, so every input
             # timestamp carries over exactly: an encoder at 1/rate would round a variable
             # frame rate clip's times onto a grid, and two frames rounded onto one tick stop
@@ -535,7 +584,7 @@ def sharpen_video(
                                                    fallback=1 / float(rate))  # fmt: skip
                                 decoded["video_end"] = max(decoded["video_end"], end)
                                 decoded["end"] = max(decoded["end"], end)
-                            rgb = frame.to_ndarray(format="rgb24")
+                            rgb = frame.to_ndarray(format=rgb_format)
                             yield ("video", prepare(rgb), frame.pts, frame.time_base)
                 except av.error.FFmpegError as err:
                     raise VideoError(
@@ -551,9 +600,9 @@ def sharpen_video(
                     audio_packets += 1
                     return
                 _, result, pts, time_base = item
-                picture = av.VideoFrame.from_ndarray(finish(result), format="rgb24")
+                picture = av.VideoFrame.from_ndarray(finish(result), format=rgb_format)
                 if colour:  # back to YUV with the matrix the frames were decoded with
-                    picture = picture.reformat(format="yuv420p", dst_colorspace=colour["matrix"],
+                    picture = picture.reformat(format=yuv_format, dst_colorspace=colour["matrix"],
                                                dst_color_range=colour["range"])  # fmt: skip
                 picture.pts, picture.time_base = pts, time_base
                 out.mux(out_video.encode(picture))

@@ -227,7 +227,11 @@ class AlignedBlend:
 
     def align(self, frame: np.ndarray) -> _Alignment | None:
         """The input side, in frame order: how this frame moved since the previous input and
-        where the two agree; ``None`` for the first frame of a clip."""
+        where the two agree; ``None`` for the first frame of a clip. A 16-bit frame (a 10- or
+        12-bit clip) is measured on its top 8 bits: the motion and the gate's tolerance are in
+        8-bit levels."""
+        if frame.dtype == np.uint16:
+            frame = (frame >> 8).astype(np.uint8)
         alignment = None
         if self.previous_input is not None:
             if self.shifts is not None:
@@ -250,9 +254,9 @@ class AlignedBlend:
             pull -= current
             pull *= alignment.weights
             current += pull
-            # A convex combination of two 8-bit images (weights in [0, 1]) stays in [0, 255]
-            # up to float rounding, which rint takes back onto 0 and 255: no clip needed.
-            result = np.rint(current, out=current).astype(np.uint8)
+            # A convex combination of two 8-bit (or 16-bit) images, weights in [0, 1], stays in
+            # their range up to float rounding, which rint takes back onto its ends: no clip.
+            result = np.rint(current, out=current).astype(result.dtype)
         self.previous_output = result
         return result
 
