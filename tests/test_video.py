@@ -671,11 +671,25 @@ def test_a_clip_missing_its_last_frames_is_refused(tmp_path, suffix, options):
     with av.open(str(whole)) as container:
         starts = [p.pos for p in container.demux(video=0) if p.size]
     assert sharpen_video(whole, tmp_path / f"ok{suffix}", lambda f: f, progress=False).frames == 100
-    lose = 1 if suffix == ".mp4" else 5
-    cut = tmp_path / f"cut{suffix}"
-    cut.write_bytes(whole.read_bytes()[: starts[100 - lose]])
-    with pytest.raises(VideoError, match="truncated"):
-        sharpen_video(cut, tmp_path / f"out{suffix}", lambda f: f, progress=False)
+    # Matroska by the DURATION tag its video stream carries (FFmpeg writes it at the head).
+    for lose in (1, 2, 5):
+        cut = tmp_path / f"cut{lose}{suffix}"
+        cut.write_bytes(whole.read_bytes()[: starts[100 - lose]])
+        with pytest.raises(VideoError, match="truncated"):
+            sharpen_video(cut, tmp_path / f"out{suffix}", lambda f: f, progress=False)
+
+
+def test_matroska_duration_tags_are_read():
+    from pixel_utils.app.video import _tagged_end
+
+    class Stream:
+        def __init__(self, metadata):
+            self.metadata = metadata
+
+    assert _tagged_end(Stream({"DURATION": "00:00:04.000000000"})) == 4.0
+    assert _tagged_end(Stream({"DURATION-eng": "01:02:03.5"})) == 3723.5
+    assert _tagged_end(Stream({"duration": "garbage"})) is None
+    assert _tagged_end(Stream({"ENCODER": "x"})) is None
 
 
 def test_a_model_failing_on_a_clip_does_not_stop_the_batch(tmp_path, checkpoint, capsys,

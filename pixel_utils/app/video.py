@@ -235,6 +235,20 @@ def write_video(
     return atomic_write(path, write)
 
 
+def _tagged_end(stream) -> float | None:
+    """Where a Matroska stream ends, in seconds on the file's clock, from its ``DURATION``
+    tag (``HH:MM:SS.nnnnnnnnn``, possibly with a language suffix); None without one."""
+    for key, value in stream.metadata.items():
+        if key.upper().split("-")[0] != "DURATION":
+            continue
+        try:
+            hours, minutes, seconds = value.strip().split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    return None
+
+
 def _end_seconds(pts, duration, time_base, fallback: float = 0.0) -> float:
     """When a packet or frame stops showing, in seconds on the file's clock (``fallback``
     seconds after it starts where it declares no duration)."""
@@ -665,6 +679,15 @@ def sharpen_video(
                         f"{source}: only {frames_out} of its {declared} frames could be "
                         "decoded; the file looks truncated"
                     )
+            # Matroska written by FFmpeg or mkvmerge records where each stream ends (a
+            # DURATION tag, at the head of the file): the video must reach it within half a
+            # frame, so a clip missing even its last frame is refused.
+            tagged_end = _tagged_end(video)
+            if not declared and tagged_end and decoded["video_end"] < tagged_end - frame_s / 2:
+                raise VideoError(
+                    f"{source}: its video ends at {decoded['video_end']:.3f} s, short of the "
+                    f"{tagged_end:.3f} s its container records; the file looks truncated"
+                )
             # Containers that declare no frame count (Matroska) still declare a duration,
             # which the decoded video or another stream must reach, on the file's clock,
             # within two frames (a tenth of the duration once let a long clip lose a minute).
