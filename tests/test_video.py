@@ -787,6 +787,12 @@ def test_a_10_bit_clip_is_sharpened_and_written_in_10_bits(tmp_path):
     assert len(np.unique(frames_out[..., 0])) > 256  # more levels than 8 bits have
     error = np.abs(frames_out.astype(int) - frames_in.astype(int))
     assert np.median(error) < 257  # the same picture, within an 8-bit level (x264 is lossy)
+    # A frame function that gives 8 bits back (a two-frame or custom one) still writes.
+    eight_back = sharpen_video(source, tmp_path / "b8.mp4", lambda f: (f >> 8).astype(np.uint8),
+                               progress=False)  # fmt: skip
+    fmt_back, frames_back = _decoded_16_bit(eight_back.output)
+    assert fmt_back == "yuv420p10le"
+    assert np.median(np.abs(frames_back.astype(int) - frames_in)) < 600  # within 2 8-bit levels
     # An 8-bit clip stays 8-bit.
     eight = sharpen_video(_clip_with_audio(tmp_path / "c8.mp4"), tmp_path / "o8.mp4",
                           lambda f: f, progress=False)  # fmt: skip

@@ -364,9 +364,10 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
             return padded.transpose(2, 0, 1)[None], frame.shape[:2]
         return served.pad(frame), frame.shape[:2]
 
-    def sessions_for(threads: int) -> Callable:
-        """An ``infer`` over free sessions: 8-bit ones made now (one per caller), float ones
-        made on first need (at most one per caller), each with ``threads`` threads."""
+    def sessions_for(threads: int) -> tuple[Callable, queue.Queue]:
+        """An ``infer`` over free sessions of ``threads`` threads each, and the queue its
+        8-bit sessions are to be put in (one per caller); its float sessions are made on first
+        need (at most one per caller)."""
         eight_bit: queue.Queue = queue.Queue()
         floating: queue.Queue = queue.Queue()
 
@@ -614,7 +615,10 @@ def sharpen_video(
                     audio_packets += 1
                     return
                 _, result, pts, time_base = item
-                picture = av.VideoFrame.from_ndarray(finish(result), format=rgb_format)
+                rgb = finish(result)
+                if deep and rgb.dtype == np.uint8:  # a frame function that only gives 8 bits
+                    rgb = rgb.astype(np.uint16) * np.uint16(257)
+                picture = av.VideoFrame.from_ndarray(rgb, format=rgb_format)
                 if colour:  # back to YUV with the matrix the frames were decoded with
                     picture = picture.reformat(format=yuv_format, dst_colorspace=colour["matrix"],
                                                dst_color_range=colour["range"])  # fmt: skip
