@@ -308,10 +308,9 @@ def test_two_frame_student_starts_as_the_single_frame_student():
         np.testing.assert_array_equal(sharpener(f), per_frame(f))
 
 
-@pytest.mark.parametrize("int8", [False, True])
-@pytest.mark.parametrize("size", [(48, 64), (45, 61), (7, 9)])  # on, off the grid; tiny
-def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size, int8):
-    """The 8-bit graph video runs gives the float graph's bytes after numpy's conversions."""
+def _tiny_served_student(tmp_path, int8: bool):
+    """A small two-level student and its ONNX export (int8 QDQ, calibrated on noise, or fp32)
+    run by onnxruntime."""
     from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
 
     torch.manual_seed(0)
@@ -321,7 +320,14 @@ def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size, int8):
         rng = np.random.default_rng(0)
         calibration = [rng.random((2, 3, 32, 32), dtype=np.float32) for _ in range(3)]
         path = quantize_int8(path, tmp_path / "s_int8.onnx", calibration)
-    served = OnnxModel(path)
+    return model, OnnxModel(path)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("size", [(48, 64), (45, 61), (7, 9)])  # on, off the grid; tiny
+def test_onnx_frame_path_matches_the_onnx_model(tmp_path, size, int8):
+    """The 8-bit graph video runs gives the float graph's bytes after numpy's conversions."""
+    _, served = _tiny_served_student(tmp_path, int8)
     frame = np.ascontiguousarray(_frame(3)[: size[0], : size[1]])
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
     expected = (served(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
@@ -801,16 +807,7 @@ def test_a_10_bit_clip_is_sharpened_and_written_in_10_bits(tmp_path):
 
 @pytest.mark.parametrize("int8", [False, True])
 def test_models_on_16_bit_frames_match_the_float_model(tmp_path, int8):
-    from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
-
-    torch.manual_seed(0)
-    model = UnshuffleStudent(scale=4, channels=8, blocks=1, inner_blocks=1).eval()
-    path = export_onnx(model, tmp_path / "s.onnx")[0]
-    if int8:
-        rng = np.random.default_rng(0)
-        calibration = [rng.random((2, 3, 32, 32), dtype=np.float32) for _ in range(3)]
-        path = quantize_int8(path, tmp_path / "s_int8.onnx", calibration)
-    served = OnnxModel(path)
+    model, served = _tiny_served_student(tmp_path, int8)
     rng = np.random.default_rng(1)
     frame = _frame(3)[:45, :61].astype(np.uint16) * 257 + rng.integers(0, 257, (45, 61, 3))
     frame = np.ascontiguousarray(frame.astype(np.uint16))  # off the stride grid
