@@ -477,6 +477,14 @@ def test_box_mean_counts_only_pixels_inside_the_image():
         torch.from_numpy(values).double()[None, None], 5, 1, 2, count_include_pad=False
     )[0, 0]
     np.testing.assert_allclose(_box_mean(values, 5), expected.numpy(), rtol=1e-6)
+    # In 16 bits where the bound allows it: the same numbers, at the bound's every value too.
+    np.testing.assert_array_equal(_box_mean(values, 5, largest=765), _box_mean(values, 5))
+    full = np.full((9, 11), 765)
+    np.testing.assert_array_equal(_box_mean(full, 5, largest=765), _box_mean(full, 5))
+    np.testing.assert_allclose(_box_mean(full, 5, largest=765), 765.0, rtol=1e-6)
+    # A bound too large for 16-bit sums keeps 32 bits (16 would wrap at 25 × 5000).
+    big = np.full((9, 11), 5000)
+    np.testing.assert_allclose(_box_mean(big, 5, largest=5000), 5000.0, rtol=1e-6)
 
 
 def test_blend_strength_must_be_a_weight():
