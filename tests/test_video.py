@@ -546,6 +546,13 @@ def test_grey_small_is_the_block_mean_over_channels(factor):
     h, w = 43 // factor * factor, 61 // factor * factor
     blocks = frame[:h, :w].astype(np.float64).reshape(h // factor, factor, w // factor, factor, 3)
     np.testing.assert_allclose(_grey_small(frame, factor), blocks.mean(axis=(1, 3, 4)), rtol=1e-6)
+    # A window of a larger frame (a view, as the motion estimate passes), and white: no
+    # integer sum may wrap.
+    white = np.full((50, 70, 3), 255, np.uint8)
+    np.testing.assert_array_equal(_grey_small(white[3:46, 5:66], factor), 255.0)
+    big = np.zeros((60, 80, 3), np.uint8)
+    big[7:50, 9:70] = frame
+    np.testing.assert_array_equal(_grey_small(big[7:50, 9:70], factor), _grey_small(frame, factor))
 
 
 def test_frame_parallel_model_stage_keeps_order_and_bytes(tmp_path, clip):
