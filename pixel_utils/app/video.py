@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from pixel_utils.artefacts import atomic_write
+from pixel_utils.data.images import to_uint16
 from pixel_utils.progress import tqdm
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
@@ -331,16 +332,11 @@ def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
     def finish(inferred: tuple[torch.Tensor, bool]) -> np.ndarray:
         y, deep = inferred
         if deep:
-            return _to_uint16(y.permute(1, 2, 0).cpu().numpy())
+            return to_uint16(y.permute(1, 2, 0).cpu().numpy())
         y = y.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return y.permute(1, 2, 0).cpu().numpy()
 
     return StagedFrameFunction(prepare, infer, finish)
-
-
-def _to_uint16(y: np.ndarray) -> np.ndarray:
-    """A float image in [0, 1] (values outside are clipped) as rounded 16-bit samples."""
-    return np.rint(np.clip(y, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
 def _onnx_frame_sharpener(model) -> StagedFrameFunction:
@@ -379,7 +375,7 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
                 except queue.Empty:
                     session = OnnxModel(model.path, threads, spin=False)
                 try:
-                    return _to_uint16(session.run_array(frame)[0].transpose(1, 2, 0)[:h, :w])
+                    return to_uint16(session.run_array(frame)[0].transpose(1, 2, 0)[:h, :w])
                 finally:
                     floating.put(session)
             session = eight_bit.get()  # as many sessions as callers: one is always free

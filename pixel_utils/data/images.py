@@ -511,7 +511,7 @@ def _jpeg_subsampling(im: Image.Image) -> int | None:
     where it is none of 4:4:4, 4:2:2 and 4:2:0 (or a grey or CMYK file)."""
     from PIL import JpegImagePlugin
 
-    if im.mode != "RGB" and im.mode != "YCbCr":
+    if im.mode not in ("RGB", "YCbCr"):
         return None
     code = JpegImagePlugin.get_sampling(im)
     return code if code in (0, 1, 2) else None
