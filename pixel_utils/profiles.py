@@ -89,6 +89,21 @@ class Profile:
     grown_student_kwargs: dict = field(
         default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 3}
     )
+    # Then (`make student`, third step) a third level is added to the grown student: two
+    # blocks of 128 channels at 1/16 resolution (networks.UnshuffleStudent's deep_blocks), its
+    # way back up starting at zero, fine-tuned with the growth's steps and lr, then again
+    # through its int8 rounding. On 96-pixel patches the third level sees 6×6 maps, mostly
+    # their zero-padded edge, which it never does on a whole photo: a student deepened there
+    # gained +0.05 dB over the grown one on 96-pixel tiles of the test photos (gauss3, fp32)
+    # but lost 0.09 dB on the whole photos (session of 2026-12-05). So it learns from its own
+    # teacher-labelled batches of 192-pixel patches, as many pixels per batch.
+    deepened_student_kwargs: dict = field(
+        default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 3,
+                                 "deep_blocks": 2}
+    )  # fmt: skip
+    deepen_patch_size: int = 192
+    deepen_batch_size: int = 4
+    deepen_dead_leaves_size: int = 256  # the dead-leaves images the patches are cut from
     grow_steps: int = 6000
     grow_lr: float = 1e-3
     # --- distillation (notebook 03) ---
@@ -197,6 +212,9 @@ PROFILES: dict[str, Profile] = {
         pretrain_student_cache_batches=6,
         qat_steps=8,
         grow_steps=6,
+        deepen_patch_size=32,
+        deepen_batch_size=2,
+        deepen_dead_leaves_size=64,
         student_steps=20,
         distill_patch_size=32,
         kd_seeds=2,

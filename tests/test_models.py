@@ -133,6 +133,8 @@ def test_numpy_padding_to_the_stride_is_the_models_own(size):
         {"blocks": 3, "inner_blocks": 3},  # coarse blocks added
         {"blocks": 5, "inner_blocks": 1},  # fine blocks added on both sides of the U
         {"blocks": 4, "inner_blocks": 2},
+        {"blocks": 3, "inner_blocks": 1, "deep_blocks": 2},  # a third level added
+        {"blocks": 3, "inner_blocks": 3, "deep_blocks": 1},  # and coarse blocks with it
     ],
 )
 def test_a_grown_student_computes_what_it_grew_from(new):
@@ -146,11 +148,40 @@ def test_a_grown_student_computes_what_it_grew_from(new):
     new_kwargs = old_kwargs | new
     grown = UnshuffleStudent(**new_kwargs).eval()
     grown.load_state_dict(grown_student_state(old.state_dict(), old_kwargs, new_kwargs))
-    x = torch.rand(2, 3, 20, 28)
+    # on the grid of both strides: a third level doubles the stride, so padding differs
+    x = torch.rand(2, 3, 24, 32)
     with torch.no_grad():
         torch.testing.assert_close(grown(x), old(x), rtol=0, atol=1e-6)
     # the added blocks can learn: their first convolutions are not zero
-    assert all(b.conv1.weight.abs().sum() > 0 for b in grown.inner)
+    assert all(b.conv1.weight.abs().sum() > 0 for b in [*grown.inner, *grown.deep])
+    if new.get("deep_blocks"):
+        assert grown.stride == 2 * old.stride
+        # ... and so can the third level, once its zero way back up has learned
+        assert grown.deep_up[0].weight.abs().sum() == 0
+
+
+def test_a_deepened_student_grows_its_third_level():
+    from pixel_utils.models.networks import UnshuffleStudent, grown_student_state
+
+    old_kwargs = {"scale": 2, "channels": 8, "blocks": 3, "inner_blocks": 3, "deep_blocks": 1}
+    torch.manual_seed(0)
+    old = UnshuffleStudent(**old_kwargs).eval()
+    for p in old.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    new_kwargs = old_kwargs | {"deep_blocks": 3}
+    grown = UnshuffleStudent(**new_kwargs).eval()
+    grown.load_state_dict(grown_student_state(old.state_dict(), old_kwargs, new_kwargs))
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), old(x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(grown.deep_up[0].weight, old.deep_up[0].weight)
+
+
+def test_a_third_level_needs_a_second():
+    from pixel_utils.models.networks import UnshuffleStudent
+
+    with pytest.raises(ValueError, match="deep_blocks needs inner_blocks"):
+        UnshuffleStudent(scale=2, channels=8, blocks=2, inner_blocks=0, deep_blocks=1)
 
 
 @pytest.mark.parametrize(
@@ -159,12 +190,14 @@ def test_a_grown_student_computes_what_it_grew_from(new):
         {"blocks": 2, "inner_blocks": 1},  # fewer blocks
         {"blocks": 3, "inner_blocks": 0},  # the U removed
         {"blocks": 3, "inner_blocks": 1, "channels": 16},  # wider: not growth by blocks
+        {"blocks": 3, "inner_blocks": 1, "deep_blocks": 1},  # the third level shrunk
+        {"blocks": 3, "inner_blocks": 2, "deep_blocks": 2},  # coarse blocks moved around it
     ],
 )
 def test_growth_refuses_what_is_not_adding_blocks(new):
     from pixel_utils.models.networks import UnshuffleStudent, grown_student_state
 
-    old_kwargs = {"scale": 2, "channels": 8, "blocks": 3, "inner_blocks": 1}
+    old_kwargs = {"scale": 2, "channels": 8, "blocks": 3, "inner_blocks": 1, "deep_blocks": 2}
     state = UnshuffleStudent(**old_kwargs).state_dict()
     with pytest.raises(ValueError, match="growth"):
         grown_student_state(state, old_kwargs, old_kwargs | new)

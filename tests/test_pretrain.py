@@ -363,6 +363,23 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     )
     inner = P.grown_student_kwargs["inner_blocks"]
     assert network_words(entry["model_kwargs"]).endswith(f" and {inner} of 64 at 1/8 resolution")
+    # A third level added to the grown student: the record keeps the whole lineage.
+    deep_dir = tmp_path / "deep"
+    grown = out / "student.pt"
+    assert pretrain.main([*args[:3], "--grow-from", str(grown), "--deepen", "--ship",
+                          "--out", str(deep_dir)]) == 0  # fmt: skip
+    deep = json.loads((deep_dir / "manifest.json").read_text())["models"]["student"]
+    assert deep["model_kwargs"] == P.deepened_student_kwargs
+    assert f"--grow-from {grown.as_posix()} --deepen" in deep["made_by"]
+    lineage = deep["grown_from"]
+    assert lineage["model_kwargs"] == P.grown_student_kwargs
+    assert lineage["shipped_entry"]["grown_from"]["weights_sha256"] == base["weights_sha256"]
+    assert len(model_from_checkpoint(deep_dir / "student.pt").deep) == 2
+    with pytest.raises(SystemExit):  # --deepen is a kind of growth
+        pretrain.main([*args[:3], "--deepen", "--out", str(deep_dir)])
+    assert network_words(deep["model_kwargs"]) == (
+        "3 blocks of 32 channels at 1/4, and 3 of 64 at 1/8 around 2 of 128 at 1/16 resolution"
+    )
 
 
 def test_grown_summary_labels_the_source_speed_with_the_machine_that_measured_it():

@@ -176,8 +176,13 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
     if not grown:
         return None
     source = grown.get("shipped_entry") or {}
+    # Each network it grew through, first the one distilled (a grown student may grow again)
+    lineage, record = [], grown
+    while record:
+        lineage.insert(0, record["model_kwargs"])
+        record = (record.get("shipped_entry") or {}).get("grown_from")
     out = {"model_kwargs": grown["model_kwargs"], "made_by": source.get("made_by"),
-           "steps": source.get("steps")}  # fmt: skip
+           "steps": source.get("steps"), "lineage": lineage}  # fmt: skip
     if "benchmark_int8" in source:
         out["gain_db_int8"] = source["benchmark_int8"][case]["gain_db"]
     if "served_ms" in source:
@@ -198,8 +203,11 @@ def network_words(kwargs: dict) -> str:
     """An unshuffle student's blocks in words."""
     words = f"{kwargs['blocks']} blocks of {kwargs['channels']} channels at 1/{kwargs['scale']}"
     if kwargs.get("inner_blocks"):
-        words += (f" and {kwargs['inner_blocks']} of {2 * kwargs['channels']} at "
-                  f"1/{2 * kwargs['scale']}")  # fmt: skip
+        words += (f"{',' if kwargs.get('deep_blocks') else ''} and {kwargs['inner_blocks']} "
+                  f"of {2 * kwargs['channels']} at 1/{2 * kwargs['scale']}")  # fmt: skip
+    if kwargs.get("deep_blocks"):
+        words += (f" around {kwargs['deep_blocks']} of {4 * kwargs['channels']} at "
+                  f"1/{4 * kwargs['scale']}")  # fmt: skip
     return words + " resolution"
 
 
@@ -372,10 +380,14 @@ def results_markdown(r: dict) -> str:
         grown = shipped.get("grown_from")
         recipe = f"the same network and recipe, {shipped['steps']:,} steps"
         if grown:
+            lineage = grown.get("lineage") or [grown["model_kwargs"]]
             recipe = (
-                f"the report's network ({network_words(grown['model_kwargs'])}) distilled, then "
-                f"grown to {network_words(shipped['model_kwargs'])}, the added blocks starting "
-                f"as the identity, and fine-tuned for {shipped['steps']:,} steps"
+                f"the report's network ({network_words(lineage[0])}) distilled, then "
+                + "".join(
+                    f"grown to {network_words(kw)} and fine-tuned, then " for kw in lineage[1:]
+                )  # fmt: skip
+                + f"grown to {network_words(shipped['model_kwargs'])}, the added blocks "
+                f"starting as the identity, and fine-tuned for {shipped['steps']:,} steps"
             )
         notes += [
             "",

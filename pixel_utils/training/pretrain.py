@@ -148,19 +148,27 @@ def _shipped_student_profile(profile: Profile, steps=None, cache_batches=None) -
 def grow_student(
     profile: Profile, source: Path, steps: int | None = None, lr: float | None = None,
     cache_batches: int | None = None, device: str | None = None, retrain: bool = False,
+    deepen: bool = False,
 ) -> tuple[TrainResult, Profile, Profile]:  # fmt: skip
     """Grow the finished student at ``source`` into the profile's ``grown_student_kwargs``
+    (``deepened_student_kwargs`` with ``deepen``: a third level added to a grown student)
     (the added blocks start as the identity, so it starts as good as ``source``) and fine-tune
     it for ``grow_steps`` at ``grow_lr`` on the shipped student's teacher-labelled batches, with
     its loss. Returns the run, the profile it ran under (its own run name, so its checkpoints
     never mix with the student's), and the profile whose run holds the batches."""
     from pixel_utils.training import stages
 
+    if deepen:  # its own batches, of larger patches (profiles.py: deepened_student_kwargs)
+        profile = dataclasses.replace(
+            profile, distill_patch_size=profile.deepen_patch_size,
+            batch_size=profile.deepen_batch_size,
+            dead_leaves_size=profile.deepen_dead_leaves_size,
+        )  # fmt: skip
     batches = _shipped_student_profile(profile, cache_batches=cache_batches)
     setup = stages.prepare_distillation(batches, stages.shipped_teacher())
     P = dataclasses.replace(
         batches,
-        student_kwargs=profile.grown_student_kwargs,
+        student_kwargs=profile.deepened_student_kwargs if deepen else profile.grown_student_kwargs,
         student_steps=steps or profile.grow_steps,
         student_lr=lr or profile.grow_lr,
     )
@@ -234,6 +242,8 @@ def ship_student(
         qat_cli = f" --qat-steps {ckpt['step']}"
         run = load_checkpoint(distilled.checkpoint)
     grow_cli = f" --grow-from {grown_from['file']}" if grown_from else ""
+    if grown_from and ckpt["model_kwargs"] == profile.deepened_student_kwargs:
+        grow_cli += " --deepen"
     entry = {
         "file": path.name,
         "profile": profile.name,
@@ -294,7 +304,7 @@ def ship_student(
 GROWTH_RECORD_KEYS = (
     "made_by", "model_kwargs", "steps", "wall_time_s", "benchmark", "benchmark_int8",
     "served_ms", "served_ms_runs", "served_ms_history", "served_ms_provenance", "provenance",
-    "scratch_twin",
+    "scratch_twin", "grown_from",
 )  # fmt: skip
 
 
@@ -719,6 +729,11 @@ def main(argv=None) -> int:
         "the shipped student.pt) into the profile's grown_student_kwargs and fine-tune it",
     )  # fmt: skip
     parser.add_argument(
+        "--deepen", action="store_true",
+        help="--grow-from: grow into the profile's deepened_student_kwargs instead (a third "
+        "level added to a grown student)",
+    )  # fmt: skip
+    parser.add_argument(
         "--lr", type=float, default=None,
         help="override the peak lr of the teacher or of --grow-from's fine-tuning",
     )  # fmt: skip
@@ -741,6 +756,8 @@ def main(argv=None) -> int:
         parser.error("--scratch-twin goes with --student")
     if args.grow_from and not args.student:
         parser.error("--grow-from goes with --student")
+    if args.deepen and not args.grow_from:
+        parser.error("--deepen goes with --grow-from")
     if args.kd_seeds != 1 and not args.scratch_twin:
         parser.error("--kd-seeds goes with --scratch-twin")
     if args.kd_seeds < 1:
@@ -767,7 +784,7 @@ def main(argv=None) -> int:
             growth = growth_record(Path(args.grow_from))  # before --ship could replace it
             result, P, batches = grow_student(
                 profile, Path(args.grow_from), args.steps, args.lr, args.cache_batches,
-                args.device, args.retrain,
+                args.device, args.retrain, args.deepen,
             )  # fmt: skip
         else:
             result, P = pretrain_student(profile, args.steps, args.cache_batches, args.device,
