@@ -97,6 +97,12 @@ class Profile:
     # gained +0.05 dB over the grown one on 96-pixel tiles of the test photos (gauss3, fp32)
     # but lost 0.09 dB on the whole photos (session of 2026-12-05). So it learns from its own
     # teacher-labelled batches of 192-pixel patches, as many pixels per batch.
+    # Two blocks rather than one (each grown the same way, 2026-12-05, test photos, int8): one
+    # gained +2.54 dB on gauss3 against two's +2.53, but two did better on 7 of the 10 cases
+    # (no_blur -1.63 against -2.52 dB, gauss1 +0.29 against +0.15, shake25 +0.94 against
+    # +0.88), and two still serve above 30 fps at 720p and 12 at 1080p on a 2-core Xeon
+    # with VNNI (trained weights, int8 as served, medians of 5 in alternation, 720p and 1080p:
+    # one 29.0 and 73.5 ms, two 30.8 and 77.9 ms, the grown student without it 26.1 and 60.9).
     deepened_student_kwargs: dict = field(
         default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 3,
                                  "deep_blocks": 2}
