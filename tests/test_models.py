@@ -148,14 +148,14 @@ def test_a_grown_student_computes_what_it_grew_from(new):
     new_kwargs = old_kwargs | new
     grown = UnshuffleStudent(**new_kwargs).eval()
     grown.load_state_dict(grown_student_state(old.state_dict(), old_kwargs, new_kwargs))
-    # on the grid of both strides: a third level doubles the stride, so padding differs
-    x = torch.rand(2, 3, 24, 32)
+    # off the stride's grid (padded), and a third level's coarsest map has odd sides
+    x = torch.rand(2, 3, 20, 28)
     with torch.no_grad():
         torch.testing.assert_close(grown(x), old(x), rtol=0, atol=1e-6)
     # the added blocks can learn: their first convolutions are not zero
     assert all(b.conv1.weight.abs().sum() > 0 for b in [*grown.inner, *grown.deep])
     if new.get("deep_blocks"):
-        assert grown.stride == 2 * old.stride
+        assert grown.stride == old.stride  # the third level is cropped, not padded for
         # ... and so can the third level, once its zero way back up has learned
         assert grown.deep_up[0].weight.abs().sum() == 0
 
@@ -175,6 +175,31 @@ def test_a_deepened_student_grows_its_third_level():
     with torch.no_grad():
         torch.testing.assert_close(grown(x), old(x), rtol=0, atol=1e-6)
     torch.testing.assert_close(grown.deep_up[0].weight, old.deep_up[0].weight)
+
+
+def test_a_third_level_takes_sizes_on_the_coarse_grid_as_if_padded_to_its_own():
+    """A side on the coarse level's grid but not on the third level's (1080 rows for a ×4
+    student) runs unpadded: the third level's way back up is cropped to the coarse map. On the
+    third level's own grid the crop takes nothing away."""
+    from pixel_utils.models.networks import UnshuffleStudent
+
+    torch.manual_seed(0)
+    model = UnshuffleStudent(scale=2, channels=8, blocks=2, inner_blocks=2, deep_blocks=1).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    assert model.stride == 4
+    with torch.no_grad():
+        odd = model(torch.rand(1, 3, 36, 44))  # a 9×11 coarse map: 5×6 at the third level
+        assert odd.shape == (1, 3, 36, 44) and torch.isfinite(odd).all()
+        # on the 8-pixel grid: the same as the network without the crop
+        x = torch.rand(1, 3, 32, 40)
+        z = model.down(model.blocks[0](model.entry(model.unshuffle(x))))
+        z = model.inner[0](z)
+        deep = model.deep_down(z)
+        for block in model.deep:
+            deep = block(deep)
+        assert model.deep_up(deep).shape[-2:] == z.shape[-2:]
+        torch.testing.assert_close(model._third_level(z), z + model.deep_up(deep))
 
 
 def test_a_third_level_needs_a_second():

@@ -263,17 +263,25 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
     activation ranges calibrated on degraded training patches (never on test photos).
 
     Written next to the student checkpoint as ``<name>_int8.onnx`` with a ``.json`` sidecar
-    holding the hash of the checkpoint it came from; reused while that hash matches.
+    holding the hashes of the checkpoint it came from and of the code that builds the graph
+    (the networks and the exporter: the same weights export to another graph when a network's
+    forward pass changes); reused while they match.
     """
     import json
 
+    from pixel_utils.app import onnx_export
     from pixel_utils.app.onnx_export import export_onnx, quantize_int8
     from pixel_utils.artefacts import atomic_write_json, sha256_file
+    from pixel_utils.models import networks
 
     out = student.checkpoint.with_name(f"{student.checkpoint.stem}_int8.onnx")
     sidecar = out.with_suffix(".json")
-    made_from = {"source": sha256_file(student.checkpoint), "ranges": "asymmetric",
-                 "calibration_batches": INT8_CALIBRATION_BATCHES}  # fmt: skip
+    made_from = {
+        "source": sha256_file(student.checkpoint),
+        "ranges": "asymmetric",
+        "calibration_batches": INT8_CALIBRATION_BATCHES,
+        "graph_code": [sha256_file(m.__file__) for m in (networks, onnx_export)],
+    }
     if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == made_from:
         return out
     if load_only:
