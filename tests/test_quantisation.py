@@ -1,5 +1,7 @@
 """Quantisation-aware fine-tuning rounds the way the served int8 graph does."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +89,45 @@ def test_a_graph_from_another_network_is_refused(tmp_path):
     other = build_model("unshuffle", scale=4, channels=8, blocks=1)
     with pytest.raises(ValueError, match="lacks"):
         make_quantisation_aware(other, rounding_from_onnx(int8))
+
+
+def test_the_served_int8_model_is_remade_when_the_code_that_builds_its_graph_changes(
+    tmp_path, monkeypatch
+):
+    """The same weights export to another graph when a network's forward pass changes (the
+    third level's crop did): the int8 model beside a checkpoint is reused only while both the
+    checkpoint and the network and exporter sources are those it was made from."""
+    from pixel_utils.app import onnx_export
+    from pixel_utils.models import networks
+    from pixel_utils.profiles import PROFILES
+    from pixel_utils.training import stages
+    from pixel_utils.training.loop import TrainResult
+
+    made = []
+
+    def fake_export(model, path):
+        path.write_bytes(b"fp32")
+        return path, 0.0
+
+    def fake_quantize(fp32, int8, calibration):
+        made.append(int8)
+        int8.write_bytes(b"int8")
+        return int8
+
+    monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
+    monkeypatch.setattr(onnx_export, "quantize_int8", fake_quantize)
+    monkeypatch.setattr(stages, "int8_calibration_batches", lambda profile: [])
+    checkpoint = tmp_path / "student.pt"
+    checkpoint.write_bytes(b"weights")
+    student = TrainResult(build_model("unshuffle", **KWARGS), {}, 0, 0.0, False, checkpoint)
+    profile = PROFILES["smoke"]
+
+    first = stages.served_student(profile, student)
+    assert stages.served_student(profile, student) == first and len(made) == 1  # reused
+    edited = tmp_path / "networks.py"
+    edited.write_text(Path(networks.__file__).read_text() + "\n# a changed forward pass\n")
+    monkeypatch.setattr(networks, "__file__", str(edited))
+    assert stages.served_student(profile, student) == first and len(made) == 2  # remade
+    with pytest.raises(stages.ArtefactMissing):  # evaluation only loads: it never remakes one
+        monkeypatch.setattr(networks, "__file__", str(checkpoint))
+        stages.served_student(profile, student, load_only=True)
