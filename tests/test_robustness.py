@@ -156,10 +156,10 @@ def test_permission_denied_on_one_output_does_not_abort_the_batch(
 
     real_write = cli_module.write_image_file
 
-    def write(path, rgb, like):
+    def write(path, rgb, like, quality):
         if path.name == "a.png":
             raise PermissionError(13, "Permission denied", str(path))
-        return real_write(path, rgb, like)
+        return real_write(path, rgb, like, quality)
 
     monkeypatch.setattr(cli_module, "write_image_file", write)
     _three_pictures(tmp_path / "in")
@@ -532,3 +532,25 @@ def test_premultiplied_16_bit_tiff_is_read_at_full_depth_and_cmyk16_refused(tmp_
                      photometric="separated")  # fmt: skip
     with pytest.raises(ImageReadError, match="cmyk.tif: 16-bit SEPARATED TIFF"):
         read_image_file(tmp_path / "cmyk.tif")
+
+
+def test_quality_sets_the_jpeg_and_lossy_webp_encoders_and_is_checked(tmp_path, tiny_checkpoint):
+    from pixel_utils.data.images import write_image_file
+
+    noise = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    inputs = [tmp_path / "in.jpg", tmp_path / "in.webp"]
+    for path in inputs:
+        Image.fromarray(noise).save(path, quality=90)
+    for quality in (95, 40):
+        out = tmp_path / f"q{quality}"
+        args = ["-o", str(out), "--model", str(tiny_checkpoint), "--quality", str(quality)]
+        assert cli([*map(str, inputs), *args]) == 0
+        with Image.open(out / "in.jpg") as im:  # the first luminance step: 2 at 95, 20 at 40
+            assert im.quantization[0][0] == (2 if quality == 95 else 20)
+    webp_bytes = {q: (tmp_path / f"q{q}" / "in.webp").stat().st_size for q in (95, 40)}
+    assert webp_bytes[40] < webp_bytes[95]
+    with pytest.raises(SystemExit):
+        cli([str(inputs[0]), "-o", str(tmp_path / "bad"), "--quality", "101"])
+    image = read_image_file(inputs[0])
+    with pytest.raises(ValueError, match="quality 0"):
+        write_image_file(tmp_path / "x.jpg", image.rgb, image, quality=0)

@@ -10,7 +10,8 @@ where the report measured it faster than PyTorch (``--model student-fp32`` for P
 
 Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
 channel (passed through untouched), and its colour profile and EXIF metadata where the format
-holds them; EXIF orientation is applied. Inputs are never overwritten
+holds them; EXIF orientation is applied; a JPEG (or lossy WebP) is encoded at ``--quality``
+(default 95). Inputs are never overwritten
 unless ``--overwrite`` is given, and then only by their own result: two inputs whose results
 would share a file, or a result that would replace another input, are reported and skipped.
 An output folder inside an input folder is not scanned as input. A file that cannot be read,
@@ -46,6 +47,7 @@ from pixel_utils.app.video import (
     video_output_path,
 )
 from pixel_utils.data.images import (
+    DEFAULT_QUALITY,
     IMAGE_SUFFIXES,
     ImageReadError,
     read_image_file,
@@ -267,7 +269,7 @@ def sharpen_files(args) -> int:
             failed += 1
             continue
         try:
-            write_image_file(dst, result, image)
+            write_image_file(dst, result, image, args.quality)
         except (OSError, ValueError) as err:  # a folder in the way, no permission, disk full
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             _report(f"error: {src}: cannot write {dst} ({reason})")
@@ -309,6 +311,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _quality(text: str) -> int:
+    value = _non_negative(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1 to 100, got {value}")
+    return value
+
+
 def build_parser(export_mode: bool) -> argparse.ArgumentParser:
     if export_mode:
         p = argparse.ArgumentParser(prog="pixel-sharpen export", description="export to ONNX")
@@ -343,6 +352,11 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         "--temporal", choices=("none", "blend"), default="none",
         help="videos: 'blend' steadies frame-to-frame flicker with a motion-aligned recurrent "
         "blend (default: none, each frame on its own)",
+    )  # fmt: skip
+    p.add_argument(
+        "--quality", type=_quality, default=DEFAULT_QUALITY, metavar="1-100",
+        help=f"JPEG and lossy WebP results: encoder quality (default: {DEFAULT_QUALITY}; a "
+        "lossless WebP stays lossless, PNG and TIFF are lossless anyway)",
     )  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")

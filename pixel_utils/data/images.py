@@ -531,12 +531,22 @@ def _add_png_profile(path, profile: bytes) -> None:
         png.write_chunks(f, [chunks[0], iccp, *chunks[1:]])
 
 
-def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) -> Path:
+#: Quality of a lossy JPEG or WebP result unless asked otherwise: high enough that the encoder
+#: does not blur away what the sharpening restored.
+DEFAULT_QUALITY = 95
+
+
+def write_image_file(
+    path: str | os.PathLike, rgb: np.ndarray, like: ImageFile, quality: int = DEFAULT_QUALITY
+) -> Path:
     """Write ``rgb`` in the layout of ``like``: same bit depth, grey-ness and alpha, atomically,
     with its colour profile and EXIF metadata where the format holds them (not EXIF in TIFF
-    nor in 16-bit PNG, which is written by pypng)."""
+    nor in 16-bit PNG, which is written by pypng). A JPEG, or a WebP that is not lossless, is
+    encoded at ``quality`` (1-100, Pillow's scale)."""
     if not writable_format(like.format):
         raise ValueError(f"{like.format} files cannot be written; sharpen a PNG or TIFF copy")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality {quality}: must be 1 to 100")
     colour = rgb.mean(axis=2, keepdims=True) if like.grey else rgb
     if like.alpha is not None:
         colour = np.concatenate([colour, like.alpha[..., None]], axis=2)
@@ -561,7 +571,7 @@ def write_image_file(path: str | os.PathLike, rgb: np.ndarray, like: ImageFile) 
             Image.fromarray(to_uint16(colour[..., 0])).save(tmp, format=like.format, **metadata)
         else:
             arr = to_uint8(colour[..., 0] if colour.shape[2] == 1 else colour)
-            options = {"quality": 95} if like.format in ("JPEG", "WEBP") else {}
+            options = {"quality": quality} if like.format in ("JPEG", "WEBP") else {}
             if like.format == "JPEG" and like.subsampling is not None and colour.shape[2] > 1:
                 options["subsampling"] = like.subsampling
             if like.format == "WEBP" and like.lossless:
