@@ -110,6 +110,9 @@ class Profile:
     deepen_patch_size: int = 192
     deepen_batch_size: int = 4
     deepen_dead_leaves_size: int = 256  # the dead-leaves images the patches are cut from
+    # The third step's loss (its fine-tuning and its int8 fine-tuning): the squared error that
+    # PSNR measures, where the students before it learn with Charbonnier's robust one.
+    deepen_loss: str = "mse"
     grow_steps: int = 6000
     grow_lr: float = 1e-3
     # --- distillation (notebook 03) ---
@@ -126,6 +129,7 @@ class Profile:
     # worse on `defocus4`, and on CBSD68 +0.01 (gauss3), +0.03 (shake17), −0.08 dB (defocus4):
     # two validation photos do not pick weights that generalise better.
     student_lr: float = 3e-3
+    student_loss: str = "charbonnier"  # training/losses.py: RECONSTRUCTION_LOSSES
     # The students' patches: larger than the teacher's, so a ×8 student's body sees 12×12
     # cells and the teacher labels its patches with 29-px shake kernels inside them.
     distill_patch_size: int = 96

@@ -154,8 +154,9 @@ def grow_student(
     (``deepened_student_kwargs`` with ``deepen``: a third level added to a grown student)
     (the added blocks start as the identity, so it starts as good as ``source``) and fine-tune
     it for ``grow_steps`` at ``grow_lr`` on the shipped student's teacher-labelled batches, with
-    its loss. Returns the run, the profile it ran under (its own run name, so its checkpoints
-    never mix with the student's), and the profile whose run holds the batches."""
+    its loss (with ``deepen``, ``deepen_loss``). Returns the run, the profile it ran under (its
+    own run name, so its checkpoints never mix with the student's), and the profile whose run
+    holds the batches."""
     from pixel_utils.training import stages
 
     if deepen:  # its own batches, of larger patches (profiles.py: deepened_student_kwargs)
@@ -171,6 +172,7 @@ def grow_student(
         student_kwargs=profile.deepened_student_kwargs if deepen else profile.grown_student_kwargs,
         student_steps=steps or profile.grow_steps,
         student_lr=lr or profile.grow_lr,
+        student_loss=profile.deepen_loss if deepen else profile.student_loss,
     )
     result = stages.train_student(
         P, setup, distill=True, retrain=retrain, device=device, grown_from=Path(source)

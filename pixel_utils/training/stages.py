@@ -219,9 +219,11 @@ def train_student(
         adapters = FeatureAdapters(
             student.feature_info(), setup.teacher.feature_info(), setup.pairs
         )
-        loss_fn = DistillationLoss(setup.teacher, weights, adapters)
+        loss_fn = DistillationLoss(setup.teacher, weights, adapters, profile.student_loss)
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
-    config = dataclasses.replace(train_config(profile, steps, lr), seed=seed)
+    config = dataclasses.replace(
+        train_config(profile, steps, lr), seed=seed, loss=profile.student_loss
+    )
     result = train(
         profile.student,
         profile.student_kwargs,
