@@ -370,10 +370,12 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
                           "--out", str(deep_dir)]) == 0  # fmt: skip
     deep = json.loads((deep_dir / "manifest.json").read_text())["models"]["student"]
     assert deep["model_kwargs"] == P.deepened_student_kwargs
-    # The third step learns with its own loss, the int8 fine-tuning too; the others do not.
-    assert deep["train_config"]["loss"] == P.deepen_loss != P.student_loss
-    assert deep["quantisation_aware"]["train_config"]["loss"] == P.deepen_loss
-    assert entry["train_config"]["loss"] == P.student_loss == base["train_config"]["loss"]
+    # The third step's int8 fine-tuning learns with its own loss; every other step does not.
+    assert deep["quantisation_aware"]["train_config"]["loss"] == P.deepen_qat_loss
+    assert P.deepen_qat_loss != P.student_loss == deep["train_config"]["loss"]
+    for step in (base, entry):
+        assert step["train_config"]["loss"] == P.student_loss
+        assert step["quantisation_aware"]["train_config"]["loss"] == P.student_loss
     assert f"--grow-from {grown.as_posix()} --deepen" in deep["made_by"]
     lineage = deep["grown_from"]
     assert lineage["model_kwargs"] == P.grown_student_kwargs

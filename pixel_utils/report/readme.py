@@ -144,6 +144,10 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         "case": case,
         "made_by": student["made_by"],
         "steps": student["steps"],
+        "loss": student.get("train_config", {}).get("loss", "charbonnier"),
+        "int8_fine_tuning_loss": (
+            (student.get("quantisation_aware") or {}).get("train_config") or {}
+        ).get("loss"),
         "model_kwargs": student["model_kwargs"],
         "served": student["served"],
         "gain_db": student["benchmark"][case]["gain_db"],
@@ -197,6 +201,10 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
         out["ratio_machine"] = here.get("machine") or {}
     out["scratch_twin"] = twin_summary(source.get("scratch_twin"), case)
     return out
+
+
+#: How the README names the students' reconstruction losses (training/losses.py).
+LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error"}
 
 
 def network_words(kwargs: dict) -> str:
@@ -389,6 +397,12 @@ def results_markdown(r: dict) -> str:
                 + f"grown to {network_words(shipped['model_kwargs'])}, the added blocks "
                 f"starting as the identity, and fine-tuned for {shipped['steps']:,} steps"
             )
+            qat_loss = shipped["int8_fine_tuning_loss"]
+            if qat_loss and qat_loss != shipped["loss"]:
+                recipe += (
+                    f", then through its int8 rounding on {LOSS_WORDS.get(qat_loss, qat_loss)} "
+                    f"(the steps before: {LOSS_WORDS.get(shipped['loss'], shipped['loss'])})"
+                )
         notes += [
             "",
             f"**The shipped student** (`make student`: {recipe}; manifest written at commit "

@@ -154,9 +154,8 @@ def grow_student(
     (``deepened_student_kwargs`` with ``deepen``: a third level added to a grown student)
     (the added blocks start as the identity, so it starts as good as ``source``) and fine-tune
     it for ``grow_steps`` at ``grow_lr`` on the shipped student's teacher-labelled batches, with
-    its loss (with ``deepen``, ``deepen_loss``). Returns the run, the profile it ran under (its
-    own run name, so its checkpoints never mix with the student's), and the profile whose run
-    holds the batches."""
+    its loss. Returns the run, the profile it ran under (its own run name, so its checkpoints
+    never mix with the student's), and the profile whose run holds the batches."""
     from pixel_utils.training import stages
 
     if deepen:  # its own batches, of larger patches (profiles.py: deepened_student_kwargs)
@@ -172,7 +171,6 @@ def grow_student(
         student_kwargs=profile.deepened_student_kwargs if deepen else profile.grown_student_kwargs,
         student_steps=steps or profile.grow_steps,
         student_lr=lr or profile.grow_lr,
-        student_loss=profile.deepen_loss if deepen else profile.student_loss,
     )
     result = stages.train_student(
         P, setup, distill=True, retrain=retrain, device=device, grown_from=Path(source)
@@ -183,16 +181,19 @@ def grow_student(
 def quantisation_aware_student(
     distilled: TrainResult, profile: Profile, steps: int | None = None,
     device: str | None = None, retrain: bool = False, batches: Profile | None = None,
+    loss: str | None = None,
 ) -> TrainResult:  # fmt: skip
     """Fine-tune (or resume, or reuse) the finished shipped student through its int8 rounding
-    (``--qat-steps``), on its teacher-labelled batches; ``profile`` is the one
-    :func:`pretrain_student` (or :func:`grow_student`) returned, ``batches`` the profile whose
-    run holds the batches (default: ``profile``)."""
+    (``--qat-steps``), on its teacher-labelled batches, with ``loss`` (default: the one it
+    learned with); ``profile`` is the one :func:`pretrain_student` (or :func:`grow_student`)
+    returned, ``batches`` the profile whose run holds the batches (default: ``profile``)."""
     from pixel_utils.training import stages
 
     if distilled.history.get("stopped_early"):
         raise RuntimeError(f"{distilled.checkpoint}: run not complete; resume it first")
-    P = dataclasses.replace(profile, qat_steps=steps or profile.qat_steps)
+    P = dataclasses.replace(
+        profile, qat_steps=steps or profile.qat_steps, student_loss=loss or profile.student_loss
+    )
     setup = stages.prepare_distillation(
         batches or profile, stages.shipped_teacher(), load_only=True
     )
@@ -274,8 +275,8 @@ def ship_student(
     if distilled is not None:
         entry["quantisation_aware"] = {
             "what": "the shipped weights: the distilled student above, then fine-tuned through "
-            "the served int8 rounding (training/quantisation.py) on the same loss and "
-            "teacher-labelled batches",
+            "the served int8 rounding (training/quantisation.py) on the same "
+            "teacher-labelled batches, with the loss of its train_config",
             "steps": ckpt["step"],
             "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
             "train_config": ckpt["config"],
@@ -798,8 +799,9 @@ def main(argv=None) -> int:
         shipped, distilled = result, None
         qat_steps = P.qat_steps if args.qat_steps is None else args.qat_steps
         if qat_steps > 0:
+            loss = profile.deepen_qat_loss if args.deepen else None
             shipped = quantisation_aware_student(
-                result, P, qat_steps, args.device, args.retrain, batches
+                result, P, qat_steps, args.device, args.retrain, batches, loss
             )
             distilled = result
             last = shipped.history["val"][-1] if shipped.history["val"] else None
