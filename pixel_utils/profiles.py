@@ -110,9 +110,9 @@ class Profile:
     deepen_patch_size: int = 192
     deepen_batch_size: int = 4
     deepen_dead_leaves_size: int = 256  # the dead-leaves images the patches are cut from
-    # The third step's int8 fine-tuning learns with the squared error that PSNR measures, where
+    # The third step's int8 fine-tuning learns with the PSNR loss (training/losses.py), where
     # every other step learns with Charbonnier's robust loss (student_loss).
-    deepen_qat_loss: str = "mse"
+    deepen_qat_loss: str = "psnr"
     grow_steps: int = 6000
     grow_lr: float = 1e-3
     # --- distillation (notebook 03) ---

@@ -204,7 +204,8 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
 
 
 #: How the README names the students' reconstruction losses (training/losses.py).
-LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error"}
+LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error",
+              "psnr": "the PSNR loss"}  # fmt: skip
 
 
 def network_words(kwargs: dict) -> str:
