@@ -253,3 +253,30 @@ def test_weights_digest_follows_the_weights_not_the_bytes(tmp_path):
     with torch.no_grad():
         next(same.parameters()).view(-1)[0] += 1e-6
     assert weights_sha256(model) != weights_sha256(same)
+
+
+def test_the_psnr_loss_is_minus_the_mean_psnr_of_the_batch_images():
+    """It agrees with the metrics module's PSNR (float64, peak 1), image by image, and weighs
+    images in decibels: halving a small error moves it as much as halving a large one, where
+    the squared error barely notices the small one."""
+    from pixel_utils.evaluation.metrics import psnr
+    from pixel_utils.training.losses import mse, psnr_loss
+
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(0.2 + 0.6 * rng.random((2, 3, 16, 16), dtype=np.float32))
+    error = torch.from_numpy(rng.uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32))
+    pred = target + error * torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)
+    expected = -np.mean([
+        psnr(p.permute(1, 2, 0).double().numpy(), t.permute(1, 2, 0).double().numpy())
+        for p, t in zip(pred, target, strict=True)
+    ])  # fmt: skip
+    assert float(psnr_loss(pred, target)) == pytest.approx(expected, abs=1e-3)
+
+    def gain(loss, which):  # how much halving one image's error lowers the loss
+        halved = error.clone()
+        halved[which] /= 2
+        scales = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)
+        return float(loss(pred, target) - loss(target + halved * scales, target))
+
+    assert gain(psnr_loss, 0) == pytest.approx(gain(psnr_loss, 1), rel=1e-3)
+    assert gain(mse, 1) < 0.02 * gain(mse, 0)
