@@ -325,7 +325,21 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
 
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
     out, base_dir = tmp_path / "weights", tmp_path / "base"
+    # The provenance is taken before the weights are written: written into the package, they
+    # would make its sources dirty, and every freshly shipped student would say so.
+    from pixel_utils import provenance as provenance_module
+
+    weights_there = []
+    real_provenance = provenance_module.provenance
+
+    def provenance():
+        weights_there.append((base_dir / "student.pt").exists())
+        return real_provenance()
+
+    monkeypatch.setattr(provenance_module, "provenance", provenance)
     assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(base_dir)]) == 0
+    assert weights_there[0] is False
+    monkeypatch.setattr(provenance_module, "provenance", real_provenance)
     base = json.loads((base_dir / "manifest.json").read_text())["models"]["student"]
     source = base_dir / "student.pt"
     with pytest.raises(SystemExit):  # growth is for the student

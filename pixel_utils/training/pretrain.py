@@ -232,6 +232,8 @@ def ship_student(
     if not ckpt["complete"] or result.history.get("stopped_early"):
         raise RuntimeError(f"{result.checkpoint}: run not complete; resume it first")
     out_dir = Path(out_dir or WEIGHTS_DIR)
+    # Before the weights are written: once written, they make the package's sources dirty.
+    made_at = provenance()
     path = atomic_torch_save(out_dir / "student.pt", slim_checkpoint(result.checkpoint))
     int8_src = stages.served_student(profile, result)
     int8 = atomic_write(out_dir / SERVED_STUDENT, lambda tmp: shutil.copyfile(int8_src, tmp))
@@ -268,7 +270,7 @@ def ship_student(
         "served": SERVED_STUDENT if speed["int8_is_faster"] else path.name,
         "int8_calibration": f"{stages.INT8_CALIBRATION_BATCHES} batches of degraded training "
         "patches (stages.served_student)",
-        "provenance": provenance(),
+        "provenance": made_at,
         "bytes": path.stat().st_size,
         "weights_sha256": weights_sha256(model),
     }
@@ -626,6 +628,7 @@ def ship(
     slim = slim_checkpoint(result.checkpoint, half=True)
     from pixel_utils.artefacts import atomic_torch_save
 
+    made_at = provenance()  # before the weights are written (see ship_student)
     path = atomic_torch_save(out_dir / "teacher.pt", slim)
     # Scored exactly as users will run it: the shipped fp16 file, loaded the standard way.
     model = model_from_checkpoint(path)
@@ -662,7 +665,7 @@ def ship(
         "validation_history": ckpt["history"]["val"],
         "benchmark": scores,
         "test_time_options": options,
-        "provenance": provenance(),
+        "provenance": made_at,
         "bytes": path.stat().st_size,
         "weights_sha256": weights_sha256(model),
     }
