@@ -118,6 +118,10 @@ class Profile:
     # +0.15 ± 0.08; the squared error gained on the test photos (gauss3 +0.09 dB) but on CBSD68
     # only +0.03 ± 0.02, and lost 0.79 ± 0.14 dB on no_blur (sharp photos).
     deepen_qat_loss: str = "psnr"
+    # and for twice the other steps' qat_steps: on CBSD68 (int8, paired) 6,000 steps against
+    # 3,000 gained +0.017 ± 0.006 dB on gauss3, +0.031 ± 0.009 on defocus4, +0.18 ± 0.11 on
+    # no_blur (session of 2026-12-05).
+    deepen_qat_steps: int = 6000
     grow_steps: int = 6000
     grow_lr: float = 1e-3
     # --- distillation (notebook 03) ---
@@ -226,6 +230,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_student_steps=30,
         pretrain_student_cache_batches=6,
         qat_steps=8,
+        deepen_qat_steps=6,  # not qat_steps, so a test tells them apart
         grow_steps=6,
         deepen_patch_size=32,
         deepen_batch_size=2,

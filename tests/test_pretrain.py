@@ -386,6 +386,7 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     assert deep["model_kwargs"] == P.deepened_student_kwargs
     # The third step's int8 fine-tuning learns with its own loss; every other step does not.
     assert deep["quantisation_aware"]["train_config"]["loss"] == P.deepen_qat_loss
+    assert deep["quantisation_aware"]["steps"] == P.deepen_qat_steps
     assert P.deepen_qat_loss != P.student_loss == deep["train_config"]["loss"]
     for step in (base, entry):
         assert step["train_config"]["loss"] == P.student_loss

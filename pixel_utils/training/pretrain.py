@@ -712,7 +712,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--qat-steps", type=int, default=None,
         help="--student: then fine-tune it through its int8 rounding for this many steps "
-        "(0: not at all; default: the profile's qat_steps) and ship that",
+        "(0: not at all; default: the profile's qat_steps, deepen_qat_steps with --deepen) "
+        "and ship that",
     )  # fmt: skip
     parser.add_argument(
         "--scratch-twin", action="store_true",
@@ -800,7 +801,9 @@ def main(argv=None) -> int:
               f"{result.seconds / 60:.1f} min"
               + (f", validation {last[1]:.2f} dB" if last else ""))  # fmt: skip
         shipped, distilled = result, None
-        qat_steps = P.qat_steps if args.qat_steps is None else args.qat_steps
+        qat_steps = args.qat_steps
+        if qat_steps is None:
+            qat_steps = profile.deepen_qat_steps if args.deepen else P.qat_steps
         if qat_steps > 0:
             loss = profile.deepen_qat_loss if args.deepen else None
             shipped = quantisation_aware_student(
