@@ -121,7 +121,7 @@ class Profile:
     # and for four times the other steps' qat_steps: on CBSD68 (int8, paired) 6,000 steps
     # against 3,000 gained +0.017 ± 0.006 dB on gauss3, +0.031 ± 0.009 on defocus4, +0.18 ±
     # 0.11 on no_blur (session of 2026-12-05); 12,000 against 6,000: see the README.
-    deepen_qat_steps: int = 12_000
+    deepen_qat_steps: int = 24_000
     grow_steps: int = 6000
     grow_lr: float = 1e-3
     # --- distillation (notebook 03) ---
