@@ -118,9 +118,12 @@ class Profile:
     # +0.15 ± 0.08; the squared error gained on the test photos (gauss3 +0.09 dB) but on CBSD68
     # only +0.03 ± 0.02, and lost 0.79 ± 0.14 dB on no_blur (sharp photos).
     deepen_qat_loss: str = "psnr"
-    # and for four times the other steps' qat_steps: on CBSD68 (int8, paired) 6,000 steps
-    # against 3,000 gained +0.017 ± 0.006 dB on gauss3, +0.031 ± 0.009 on defocus4, +0.18 ±
-    # 0.11 on no_blur (session of 2026-12-05); 12,000 against 6,000: see the README.
+    # and for eight times the other steps' qat_steps. Each doubling was chosen on the test
+    # photos (int8): 6,000 against 3,000 steps gained on all 10 cases, 12,000 against 6,000 on
+    # 9 (gauss3 +0.04 dB), 24,000 against 12,000 on 8 (gauss3 +0.02, defocus4 +0.06, no_blur
+    # +0.25). On CBSD68 (paired) each doubling's gain held on defocus4 (+0.031 ± 0.009, +0.033
+    # ± 0.010, +0.074 ± 0.018 dB) and on gauss3 until the last (+0.017 ± 0.006, +0.017 ±
+    # 0.007, +0.001 ± 0.010). Session of 2026-12-05; 24,000 steps take 48 min on 2 cores.
     deepen_qat_steps: int = 24_000
     grow_steps: int = 6000
     grow_lr: float = 1e-3
