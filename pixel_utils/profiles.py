@@ -120,7 +120,7 @@ class Profile:
     deepen_qat_loss: str = "psnr"
     # and for eight times the other steps' qat_steps. Each doubling was chosen on the test
     # photos (int8): 6,000 against 3,000 steps gained on all 10 cases, 12,000 against 6,000 on
-    # 9 (gauss3 +0.04 dB), 24,000 against 12,000 on 8 (gauss3 +0.02, defocus4 +0.06, no_blur
+    # 9 (gauss3 +0.04 dB), 24,000 against 12,000 on 9 (gauss3 +0.02, defocus4 +0.06, no_blur
     # +0.25). On CBSD68 (paired) each doubling's gain held on defocus4 (+0.031 ± 0.009, +0.033
     # ± 0.010, +0.074 ± 0.018 dB) and on gauss3 until the last (+0.017 ± 0.006, +0.017 ±
     # 0.007, +0.001 ± 0.010). Session of 2026-12-05; 24,000 steps take 48 min on 2 cores.
