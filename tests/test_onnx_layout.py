@@ -14,7 +14,11 @@ from pixel_utils.app.onnx_export import (
     export_onnx,
     quantize_int8,
 )
-from pixel_utils.app.onnx_layout import channels_last_shuffles, channels_last_unshuffle
+from pixel_utils.app.onnx_layout import (
+    channels_last_shuffles,
+    channels_last_unshuffle,
+    shapes_before_dequantising,
+)
 from pixel_utils.data.datasets import PatchPairDataset
 from pixel_utils.data.sources import dead_leaves
 from pixel_utils.models.networks import build_model
@@ -248,3 +252,46 @@ def test_an_unshuffle_whose_output_is_read_twice_is_left_alone(student_graphs):
     model.graph.output.append(helper.make_tensor_value_info(out.output[0], TensorProto.UINT8, None))
     before = model.SerializeToString()
     assert channels_last_unshuffle(model).SerializeToString() == before
+
+
+def test_shapes_read_before_dequantising_free_the_float_copy_and_keep_the_bits(tmp_path):
+    """A deepened student's crop reads the coarse map's shape: read from the 8-bit map, the
+    map's float copy is no longer computed (onnxruntime drops its DequantizeLinear), and the
+    outputs are the same bits, on and off the third level's stride grid."""
+    torch.manual_seed(0)
+    kwargs = {"scale": 4, "channels": 8, "blocks": 2, "inner_blocks": 1, "deep_blocks": 1}
+    model = build_model("unshuffle", **kwargs).eval()
+    with torch.no_grad():
+        model.exit.weight.mul_(20)
+    fp32, _ = export_onnx(model, tmp_path / "d.onnx")
+    images = [dead_leaves(np.random.default_rng(i), size=64) for i in range(2)]
+    patches = PatchPairDataset(images, 32, 4, 4, seed=0)
+    int8 = quantize_int8(fp32, tmp_path / "d_int8.onnx", [patches[i][0].numpy() for i in range(4)])
+
+    def dequantised_shapes(model):
+        producers = {out: node for node in model.graph.node for out in node.output}
+        return [node for node in model.graph.node if node.op_type == "Shape"
+                and producers.get(node.input[0], node).op_type == "DequantizeLinear"]  # fmt: skip
+
+    def optimised_dequantisations(model):
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return ops(onnx.load(options.optimized_model_filepath)).count("DequantizeLinear")
+
+    original = channels_last_unshuffle(channels_last_shuffles(onnx.load(str(int8))))
+    assert dequantised_shapes(original)  # the crop's Shape reads a float copy
+    rewritten = shapes_before_dequantising(onnx.load_from_string(original.SerializeToString()))
+    onnx.checker.check_model(rewritten)
+    assert not dequantised_shapes(rewritten)
+    assert optimised_dequantisations(rewritten) < optimised_dequantisations(original)
+    before, after = plain_session(original), plain_session(rewritten)
+    rng = np.random.default_rng(5)
+    for shape in [(1, 3, 64, 96), (1, 3, 72, 40), (2, 3, 24, 56)]:  # 72, 24: odd coarse sides
+        x = rng.random(shape, dtype=np.float32)
+        expected = before.run(None, {"image": x})[0]
+        assert np.abs(expected - x).max() > 0.01
+        np.testing.assert_array_equal(after.run(None, {"image": x})[0], expected)
+    # The float graph has no DequantizeLinear: nothing to rewrite, nothing changed.
+    plain = onnx.load(str(fp32))
+    assert shapes_before_dequantising(onnx.load(str(fp32))) == plain

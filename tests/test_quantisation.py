@@ -131,3 +131,38 @@ def test_the_served_int8_model_is_remade_when_the_code_that_builds_its_graph_cha
     with pytest.raises(stages.ArtefactMissing):  # evaluation only loads: it never remakes one
         monkeypatch.setattr(networks, "__file__", str(checkpoint))
         stages.served_student(profile, student, load_only=True)
+
+
+def test_a_quantisation_aware_run_of_another_seed_writes_its_own_checkpoint(tmp_path, monkeypatch):
+    """The int8 fine-tuning of one source under two seeds gives two checkpoints: another seed's
+    run must not overwrite (or be reused as) the profile seed's."""
+    from pixel_utils.profiles import PROFILES
+    from pixel_utils.training import quantisation, stages
+    from pixel_utils.training.loop import TrainResult
+
+    written = []
+
+    def fake_train(name, kwargs, data, config, checkpoint, **options):
+        written.append((checkpoint.name, config.seed))
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(b"fine-tuned")
+        return TrainResult(build_model(name, **kwargs), {}, 1, 0.0, False, checkpoint)
+
+    monkeypatch.setattr(stages, "train", fake_train)
+    monkeypatch.setattr(stages, "served_student", lambda profile, student: student.checkpoint)
+    monkeypatch.setattr(quantisation, "rounding_from_onnx", lambda path: {})
+    monkeypatch.setattr(stages, "model_from_checkpoint", lambda path: build_model("unshuffle"))
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    source_path = tmp_path / "student_scratch_grown.pt"
+    source_path.write_bytes(b"distilled")
+    source = TrainResult(build_model("unshuffle"), {}, 1, 0.0, False, source_path)
+    setup = stages.DistillSetup(None, [], tmp_path / "cache", {})
+    profile = PROFILES["smoke"]
+
+    for seed in (profile.seed, profile.seed + 1, profile.seed + 2):
+        stages.train_student(profile, setup, distill=False, seed=seed,
+                             quantisation_aware_from=source)  # fmt: skip
+    names = [name for name, _ in written]
+    assert [seed for _, seed in written] == [profile.seed, profile.seed + 1, profile.seed + 2]
+    assert names[0] == "student_scratch_grown_qat.pt"
+    assert names[1:] == [f"student_scratch_grown_qat_s{profile.seed + s}.pt" for s in (1, 2)]

@@ -72,16 +72,22 @@ def onnx_session(
     The session runs the graph with its pixel-shuffles and its 8-bit pixel-unshuffle rewritten
     for onnxruntime's channels-last convolutions
     (:func:`~pixel_utils.app.onnx_layout.channels_last_shuffles`,
-    :func:`~pixel_utils.app.onnx_layout.channels_last_unshuffle`): the same numbers, bit for
-    bit; the shuffles' rewrite alone made the shipped int8 student about 12% faster at 720p
-    and 1080p (2-core AVX2 EPYC, 7 rounds in alternation). The file itself is left as it is.
+    :func:`~pixel_utils.app.onnx_layout.channels_last_unshuffle`), and its shapes read from
+    8-bit tensors (:func:`~pixel_utils.app.onnx_layout.shapes_before_dequantising`): the same
+    numbers, bit for bit; the shuffles' rewrite alone made the shipped int8 student about 12%
+    faster at 720p and 1080p (2-core AVX2 EPYC, 7 rounds in alternation). The file itself is
+    left as it is.
     ``channels_last=False`` runs the graph as given; ``profile_prefix`` turns on onnxruntime's
     profiler (both for :mod:`pixel_utils.evaluation.onnx_profile`).
     """
     import onnx
     import onnxruntime as ort
 
-    from pixel_utils.app.onnx_layout import channels_last_shuffles, channels_last_unshuffle
+    from pixel_utils.app.onnx_layout import (
+        channels_last_shuffles,
+        channels_last_unshuffle,
+        shapes_before_dequantising,
+    )
 
     options = ort.SessionOptions()
     if threads:
@@ -93,6 +99,7 @@ def onnx_session(
     model = onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
     if channels_last:
         model = channels_last_unshuffle(channels_last_shuffles(model))
+        model = shapes_before_dequantising(model)
     return ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )

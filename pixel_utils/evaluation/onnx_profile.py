@@ -3,7 +3,9 @@
 :func:`layout_profile` times one image through the graph as exported and through the same graph
 with its pixel-shuffles and its 8-bit pixel-unshuffle rewritten for onnxruntime's channels-last
 convolutions (:func:`~pixel_utils.app.onnx_layout.channels_last_shuffles` and
-:func:`~pixel_utils.app.onnx_layout.channels_last_unshuffle`, what every served session runs):
+:func:`~pixel_utils.app.onnx_layout.channels_last_unshuffle`, and its shapes read from 8-bit
+tensors, :func:`~pixel_utils.app.onnx_layout.shapes_before_dequantising`: what every served
+session runs):
 
 * milliseconds per operator type, from onnxruntime's own profiler (mean over the timed runs; the
   profiler adds a little time to each operator, so compare columns, not absolute totals), and

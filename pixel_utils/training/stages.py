@@ -172,7 +172,8 @@ def train_student(
 
     With ``quantisation_aware_from`` (a finished student run) its weights are fine-tuned
     instead, for ``profile.qat_steps`` at ``profile.qat_lr``, through the int8 rounding of
-    its served model (:mod:`~pixel_utils.training.quantisation`), into ``<name>_qat.pt``.
+    its served model (:mod:`~pixel_utils.training.quantisation`), into ``<source>_qat.pt``
+    (``<source>_qat_s<seed>.pt`` for another seed than the profile's).
     The returned model is the plain network with the fine-tuned weights.
 
     With ``grown_from`` (a finished student checkpoint with fewer blocks than the profile's
@@ -197,7 +198,9 @@ def train_student(
             make_quantisation_aware(model, rounding)
 
         steps, lr = profile.qat_steps, profile.qat_lr
-        suffix = quantisation_aware_from.checkpoint.stem.removeprefix(name) + "_qat"
+        # The source's own suffixes (``_grown``) and then the seed's: a run of another seed
+        # from the same source must not overwrite the profile seed's fine-tuning.
+        suffix = quantisation_aware_from.checkpoint.stem.removeprefix(name) + "_qat" + suffix
         key |= {"quantisation_aware_from": sha256_file(quantisation_aware_from.checkpoint),
                 "rounding": rounding}  # fmt: skip
     if grown_from is not None:
