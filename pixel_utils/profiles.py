@@ -103,9 +103,20 @@ class Profile:
     # +0.88), and two still serve above 30 fps at 720p and 12 at 1080p on a 2-core Xeon
     # with VNNI (trained weights, int8 as served, medians of 5 in alternation, 720p and 1080p:
     # one 29.0 and 73.5 ms, two 30.8 and 77.9 ms, the grown student without it 26.1 and 60.9).
+    # Then one block of the third level moved to the fine level (session of 2026-12-06): four
+    # blocks of 32 channels at 1/4 resolution around the U (the added one after it), and one of
+    # 128 at 1/16. Grown the same way from the same grown student, batches, steps and seed,
+    # with 6,000 int8 fine-tuning steps, against two seeds of the 3 + 2 student (int8):
+    # gauss3 +2.65 dB on the test photos against +2.55 and +2.60; on CBSD68 (68 photos,
+    # 256-px crops, paired, 95% CI; never used to train) gauss3 +0.071 ± 0.021 and +0.054 ±
+    # 0.017 dB, defocus4 +0.028 ± 0.021 and +0.035 ± 0.019, shake17 +0.026 ± 0.015 and -0.006
+    # ± 0.016, no_blur +0.05 ± 0.07 and -0.02 ± 0.08. A fine block costs more time than a
+    # deep one (random weights, int8 as served, medians of 5 in alternation, idle 2-core Xeon
+    # with VNNI, 720p and 1080p: 3 + 2 29.7 and 68.0 ms, 4 + 1 30.9 and 70.6, 4 + 2 32.5 and
+    # 74.9), so the third level gives one up rather than the fine level taking one more.
     deepened_student_kwargs: dict = field(
-        default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 3,
-                                 "deep_blocks": 2}
+        default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 4, "inner_blocks": 3,
+                                 "deep_blocks": 1}
     )  # fmt: skip
     deepen_patch_size: int = 192
     deepen_batch_size: int = 4
