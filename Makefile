@@ -40,10 +40,11 @@ weights: setup
 # data/student-base (80 min on an idle 2-vCPU AVX2 CPU). Then that student grown by two coarse
 # blocks (profiles.py: grown_student_kwargs), fine-tuned for 6,000 steps on the same batches and
 # again 3,000 steps through its int8 rounding, written into data/student-grown (about 20 min).
-# Then a third level added to it (deepened_student_kwargs), fine-tuned for 6,000 steps on its own
-# batches of 192-pixel patches and then 24,000 steps through its int8 rounding on the PSNR loss
-# (profiles.py: deepen_qat_steps, deepen_qat_loss), and shipped (about 85 min on a 2-core Xeon:
-# 27 labelling, 8 growing, 48 fine-tuning through the rounding).
+# Then a third level (one block of 128 channels at 1/16 resolution) and a fourth fine block added
+# to it (deepened_student_kwargs), fine-tuned for 6,000 steps on its own batches of 192-pixel
+# patches and then 24,000 steps through its int8 rounding on the PSNR loss (profiles.py:
+# deepen_qat_steps, deepen_qat_loss), and shipped (about 85 min on a 2-core Xeon: 27 labelling,
+# 8 growing, 44 fine-tuning through the rounding).
 STUDENT_BASE ?= data/student-base
 STUDENT_GROWN ?= data/student-grown
 student: setup

@@ -410,7 +410,7 @@ def results_markdown(r: dict) -> str:
             f"`{(shipped['git_commit'] or 'unknown')[:10]}`), "
             f"which `pixel-sharpen` serves in {form}: {shipped['gain_db_int8']:+.2f} dB on "
             f"`{shipped['case']}` as served ({shipped['gain_db']:+.2f} dB in fp32), "
-            f"{100 * shipped['share_of_teacher_gain']:.0f}% of the shipped teacher's gain, "
+            f"{100 * shipped['share_of_teacher_gain']:.1f}% of the shipped teacher's gain, "
             f"at {rates} on {cpu_words(shipped['machine'])} ("
             + (
                 "measured again by `make student-speed`; "
