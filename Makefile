@@ -43,8 +43,8 @@ weights: setup
 # Then a third level (one block of 128 channels at 1/16 resolution) and a fourth fine block added
 # to it (deepened_student_kwargs), fine-tuned for 6,000 steps on its own batches of 192-pixel
 # patches and then 24,000 steps through its int8 rounding on the PSNR loss (profiles.py:
-# deepen_qat_steps, deepen_qat_loss), and shipped (about 85 min on a 2-core Xeon: 27 labelling,
-# 8 growing, 44 fine-tuning through the rounding).
+# deepen_qat_steps, deepen_qat_loss), and shipped (on a 2-core Xeon: 27 min labelling, 25
+# fine-tuning, 43 fine-tuning through the rounding, then a few minutes of scoring and timing).
 STUDENT_BASE ?= data/student-base
 STUDENT_GROWN ?= data/student-grown
 student: setup

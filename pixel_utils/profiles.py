@@ -89,15 +89,17 @@ class Profile:
     grown_student_kwargs: dict = field(
         default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 3}
     )
-    # Then (`make student`, third step) a third level is added to the grown student: two
-    # blocks of 128 channels at 1/16 resolution (networks.UnshuffleStudent's deep_blocks), its
+    # Then (`make student`, third step) a third level is added to the grown student: blocks
+    # of 128 channels at 1/16 resolution (networks.UnshuffleStudent's deep_blocks; two when
+    # first shipped, one since a fourth fine block took the other's place, below), its
     # way back up starting at zero, fine-tuned with the growth's steps and lr, then again
     # through its int8 rounding. On 96-pixel patches the third level sees 6×6 maps, mostly
     # their zero-padded edge, which it never does on a whole photo: a student deepened there
     # gained +0.05 dB over the grown one on 96-pixel tiles of the test photos (gauss3, fp32)
     # but lost 0.09 dB on the whole photos (session of 2026-12-05). So it learns from its own
     # teacher-labelled batches of 192-pixel patches, as many pixels per batch.
-    # Two blocks rather than one (each grown the same way, 2026-12-05, test photos, int8): one
+    # Two blocks rather than one, as first shipped (each grown the same way, 2026-12-05, test
+    # photos, int8, with three fine blocks): one
     # gained +2.54 dB on gauss3 against two's +2.53, but two did better on 7 of the 10 cases
     # (no_blur -1.63 against -2.52 dB, gauss1 +0.29 against +0.15, shake25 +0.94 against
     # +0.88), and two still serve above 30 fps at 720p and 12 at 1080p on a 2-core Xeon

@@ -135,6 +135,7 @@ def test_numpy_padding_to_the_stride_is_the_models_own(size):
         {"blocks": 4, "inner_blocks": 2},
         {"blocks": 3, "inner_blocks": 1, "deep_blocks": 2},  # a third level added
         {"blocks": 3, "inner_blocks": 3, "deep_blocks": 1},  # and coarse blocks with it
+        {"blocks": 4, "inner_blocks": 3, "deep_blocks": 1},  # fine, coarse and third, as shipped
     ],
 )
 def test_a_grown_student_computes_what_it_grew_from(new):

@@ -395,11 +395,12 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     lineage = deep["grown_from"]
     assert lineage["model_kwargs"] == P.grown_student_kwargs
     assert lineage["shipped_entry"]["grown_from"]["weights_sha256"] == base["weights_sha256"]
-    assert len(model_from_checkpoint(deep_dir / "student.pt").deep) == 2
+    deep_blocks = P.deepened_student_kwargs["deep_blocks"]
+    assert len(model_from_checkpoint(deep_dir / "student.pt").deep) == deep_blocks
     with pytest.raises(SystemExit):  # --deepen is a kind of growth
         pretrain.main([*args[:3], "--deepen", "--out", str(deep_dir)])
     assert network_words(deep["model_kwargs"]) == (
-        "3 blocks of 32 channels at 1/4, and 3 of 64 at 1/8 around 2 of 128 at 1/16 resolution"
+        "4 blocks of 32 channels at 1/4, and 3 of 64 at 1/8 around 1 of 128 at 1/16 resolution"
     )
 
 
