@@ -115,6 +115,54 @@ def test_an_output_folder_inside_the_input_folder_is_not_sharpened_again(tmp_pat
         "out/p.png", "p.png"]  # fmt: skip
 
 
+def test_an_input_folder_inside_the_output_folder_is_still_scanned(tmp_path, checkpoint):
+    raw = tmp_path / "photos" / "raw"
+    raw.mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(raw / "p.png")
+    out = tmp_path / "photos"
+    assert main([str(raw), "-o", str(out), "--model", checkpoint]) == 0  # photos/raw -o photos
+    assert (out / "p.png").exists()
+    (out / "p.png").unlink()
+    assert main([str(raw / "*.png"), "-o", str(out), "--model", checkpoint]) == 0
+    assert (out / "p.png").exists()
+
+
+def test_unusable_model_files_and_output_paths_get_one_error_line(tmp_path, checkpoint, capsys):
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "p.png")
+    for name, content in (("junk.onnx", b"junk"), ("empty.onnx", b"")):
+        (tmp_path / name).write_bytes(content)
+        assert main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--model",
+                     str(tmp_path / name)]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert f"{name}: not a readable ONNX model" in err and "Traceback" not in err
+    assert main([str(tmp_path / "p.png"), "-o", str(tmp_path / "p.png"), "--model",
+                 checkpoint]) == 2  # fmt: skip
+    assert "p.png: exists and is not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--quality", "-3"])
+    assert "must be 1 to 100, got -3" in capsys.readouterr().err
+
+
+def test_export_never_replaces_a_file_without_permission(tmp_path, checkpoint, capsys):
+    victim = tmp_path / "photo.jpg"
+    victim.write_bytes(b"my photo")
+    assert main(["export", "--onnx", str(victim), "--model", checkpoint]) == 2
+    assert "photo.jpg: exists (use --overwrite)" in capsys.readouterr().err
+    assert victim.read_bytes() == b"my photo"
+    assert main(["export", "--onnx", str(tmp_path), "--model", checkpoint]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["export", "--onnx", str(tmp_path / "x.onnx"), "--model", "nosuch.pt"]) == 2
+    assert "nosuch.pt" in capsys.readouterr().err
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", "--onnx", str(onnx_file), "--model", checkpoint]) == 0
+    assert main(["export", "--onnx", str(tmp_path / "again.onnx"), "--model",
+                 str(onnx_file)]) == 2  # fmt: skip
+    assert "is already an ONNX graph" in capsys.readouterr().err
+    assert main(["export", "--onnx", str(victim), "--model", checkpoint, "--overwrite"]) == 0
+    assert victim.read_bytes() == onnx_file.read_bytes()  # the same export, written in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "photo.jpg"]  # no temp left
+
+
 def test_folders_named_like_media_are_scanned_not_read_and_globs_reach_folders(tmp_path):
     from pixel_utils.app.cli import expand_inputs
 

@@ -160,10 +160,10 @@ def test_clip_without_video_and_odd_sizes_are_refused(tmp_path):
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mkv").exists()
 
 
-def test_never_overwrites_the_input_or_an_existing_output(tmp_path, clip):
+def test_replaces_the_input_or_an_existing_output_only_when_told(tmp_path, clip):
     before = clip.read_bytes()
-    with pytest.raises(VideoError, match="it is the input"):
-        sharpen_video(clip, clip, lambda f: f, overwrite=True, progress=False)
+    with pytest.raises(VideoError, match=r"it is the input \(use --overwrite\)"):
+        sharpen_video(clip, clip, lambda f: f, progress=False)
     existing = tmp_path / "existing.mp4"
     existing.write_bytes(b"mine")
     with pytest.raises(VideoError, match="it exists"):
@@ -171,6 +171,16 @@ def test_never_overwrites_the_input_or_an_existing_output(tmp_path, clip):
     assert clip.read_bytes() == before and existing.read_bytes() == b"mine"
     sharpen_video(clip, existing, lambda f: f, overwrite=True, progress=False)
     assert existing.read_bytes() != b"mine"
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(before)
+    with pytest.raises(ZeroDivisionError):  # a failure part-way leaves the input as it was
+        sharpen_video(copy, copy, lambda f: 1 / 0, overwrite=True, progress=False)
+    assert copy.read_bytes() == before
+    result = sharpen_video(copy, copy, lambda f: f, overwrite=True, progress=False)
+    assert result.output == copy and copy.read_bytes() != before
+    assert result.frames == sharpen_video(clip, tmp_path / "o.mp4", lambda f: f,
+                                          progress=False).frames  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_cli_sharpens_videos_next_to_images_and_survives_a_bad_one(tmp_path, checkpoint, capsys):
@@ -236,6 +246,19 @@ def test_estimate_shift_finds_the_content_displacement():
     previous = photo[20:116, 20:148]
     current = photo[17:113, 25:153]  # the content moved down 3 and left 5
     assert estimate_shift(previous, current, factor=1) == (3, -5)
+
+
+def test_estimate_shift_of_a_flat_frame_is_zero_without_a_warning():
+    import warnings
+
+    black = np.zeros((48, 64, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    textured = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skimage's RMS warning would tear the progress bar
+        assert estimate_shift(black, black) == (0, 0)
+        assert estimate_shift(black, textured) == (0, 0)
+        assert estimate_shift(textured, black) == (0, 0)
 
 
 def test_estimate_shift_is_exact_at_the_default_downscaling():

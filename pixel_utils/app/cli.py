@@ -60,11 +60,14 @@ from pixel_utils.progress import tqdm
 
 def _output_inside(folder: Path, out_dir: Path | None) -> Path | None:
     """The output folder (resolved) whose contents a scan of ``folder`` must leave out, so
-    that a second run does not sharpen the first run's results; None when there is no output
-    folder or it *is* ``folder`` (the user sharpens a folder into itself)."""
-    if out_dir is None or out_dir.resolve() == folder.resolve():
+    that a second run does not sharpen the first run's results: only an output folder *inside*
+    ``folder``. None when there is no output folder, when it *is* ``folder`` (the user sharpens
+    a folder into itself), or when it lies elsewhere, above ``folder`` included
+    (``photos/raw -o photos``), where leaving it out would leave out every input."""
+    if out_dir is None:
         return None
-    return out_dir.resolve()
+    inner, outer = out_dir.resolve(), folder.resolve()
+    return inner if inner != outer and inner.is_relative_to(outer) else None
 
 
 def _glob_base(pattern: str) -> Path:
@@ -181,6 +184,10 @@ def fit_tiles(tile: int, overlap: int, stride: int) -> tuple[int, int]:
 
 
 def sharpen_files(args) -> int:
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: -o {out_dir}: exists and is not a folder", file=sys.stderr)
+        return 2
     try:
         device = pick_device(args.device)
         model = load_pretrained(args.model, device=device)
@@ -197,7 +204,6 @@ def sharpen_files(args) -> int:
             f"--overlap {overlap}: multiples of the model's stride {stride}",
             file=sys.stderr,
         )
-    out_dir = Path(args.output)
     files, problems, roots = expand_inputs(args.inputs, out_dir)
     planned, clashes = plan_outputs(files, out_dir, roots)
     for problem in problems + clashes:
@@ -290,11 +296,39 @@ def sharpen_files(args) -> int:
 
 
 def export(args) -> int:
+    """Export a PyTorch model to ONNX; an existing file is replaced only with ``--overwrite``,
+    and then atomically (an interrupted export leaves the old file)."""
     from pixel_utils.app.onnx_export import export_onnx
+    from pixel_utils.artefacts import atomic_write
 
-    model = load_pretrained(args.model)
-    path, max_diff = export_onnx(model, args.onnx)
-    print(f"wrote {path}; onnxruntime vs PyTorch max abs difference {max_diff:.2e}")
+    target = Path(args.onnx)
+    if target.is_dir():
+        print(f"error: --onnx {target}: is a folder; name the .onnx file to write", file=sys.stderr)
+        return 2
+    if target.exists() and not args.overwrite:
+        print(f"error: --onnx {target}: exists (use --overwrite)", file=sys.stderr)
+        return 2
+    try:
+        model = load_pretrained(args.model)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isinstance(model, OnnxModel):
+        print(f"error: --model {args.model}: {model.path} is already an ONNX graph; export a "
+              "PyTorch model (student-fp32, teacher, report-student, report-teacher or a .pt "
+              "file)", file=sys.stderr)  # fmt: skip
+        return 2
+    result = {}
+
+    def write(tmp: Path) -> None:
+        result["max_diff"] = export_onnx(model, tmp)[1]
+
+    try:
+        path = atomic_write(target, write)
+    except OSError as err:
+        print(f"error: --onnx {target}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 2
+    print(f"wrote {path}; onnxruntime vs PyTorch max abs difference {result['max_diff']:.2e}")
     return 0
 
 
@@ -312,7 +346,10 @@ def _non_negative(text: str) -> int:
 
 
 def _quality(text: str) -> int:
-    value = _non_negative(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"must be 1 to 100, got {value}")
     return value
@@ -326,6 +363,7 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
             "--model", default="student-fp32",
             help="student-fp32 (default), teacher, report-student, report-teacher or a .pt file",
         )  # fmt: skip
+        p.add_argument("--overwrite", action="store_true", help="allow replacing an existing file")
         return p
     p = argparse.ArgumentParser(
         prog="pixel-sharpen", description=_plain(__doc__.split("\n\n")[0]),

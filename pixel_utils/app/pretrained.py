@@ -89,7 +89,12 @@ def load_pretrained(name_or_path: str = "student", device=None) -> torch.nn.Modu
     if path.suffix == ".onnx":
         from pixel_utils.app.onnx_export import OnnxModel
 
-        return OnnxModel(path)
+        try:
+            return OnnxModel(path)
+        except Exception as err:  # noqa: BLE001 - onnx's protobuf and onnxruntime's errors
+            # derive from none of the built-in types a caller would catch
+            reason = f"{type(err).__name__}: {err}"
+            raise ValueError(f"{path}: not a readable ONNX model ({reason})") from None
     return model_from_checkpoint(path, device=device).float()
 
 

@@ -522,17 +522,17 @@ def sharpen_video(
     once, each on its share of the cores, and hands them on in order. The default x264
     preset, ``ultrafast``, is the one that keeps 720p real-time on 2 cores (measured: veryfast
     costs ~20% of the fps for files ~13% smaller at the same ``crf``). ``output`` gets the
-    suffix of :func:`video_output_path`; it must not be ``source`` and is replaced only with
-    ``overwrite``.
+    suffix of :func:`video_output_path`; an existing file, ``source`` itself included, is
+    replaced only with ``overwrite``, and only once the whole result is written (atomically:
+    a failure leaves it as it was).
     Raises :class:`VideoError` for unreadable, truncated, stream-less or odd-sized input; then no
     output is written.
     """
     av = _av()
     source, output = Path(source), video_output_path(Path(output))
-    if output.exists() and output.resolve() == source.resolve():
-        raise VideoError(f"{source}: not writing {output}: it is the input")
     if output.exists() and not overwrite:
-        raise VideoError(f"{source}: not writing {output}: it exists (use --overwrite)")
+        why = "it is the input" if output.resolve() == source.resolve() else "it exists"
+        raise VideoError(f"{source}: not writing {output}: {why} (use --overwrite)")
     rotation = display_rotation(source)
     container = _open(source)
     frames_out, audio_packets, start = 0, 0, time.perf_counter()

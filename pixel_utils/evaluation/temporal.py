@@ -114,6 +114,8 @@ def _correlate(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     taper = _hann(reference.shape)
     reference = (reference - reference.mean()) * taper
     moving = (moving - moving.mean()) * taper
+    if not reference.any() or not moving.any():  # a flat frame (a fade from black) holds no
+        return np.zeros(2)  # motion to measure, and skimage would warn into the progress bar
     shift, _, _ = phase_cross_correlation(reference, moving, normalization=None)
     return shift
 
