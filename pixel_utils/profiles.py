@@ -299,4 +299,23 @@ def resolve_profile(name: str | None = None, **overrides) -> Profile:
     unknown = set(changes) - {f.name for f in dataclasses.fields(Profile)}
     if unknown:
         raise ValueError(f"unknown profile field(s): {sorted(unknown)}")
+    for field_name, value in changes.items():
+        _check_type(field_name, value)
     return dataclasses.replace(PROFILES[name], **changes)
+
+
+#: The Python types a profile field's annotation admits (an int is a float; a JSON list from
+#: the report's ``-p`` is a tuple).
+_ADMITS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+           "dict": (dict,), "tuple": (tuple, list), "list": (list, tuple)}  # fmt: skip
+
+
+def _check_type(name: str, value) -> None:
+    """A wrongly typed override fails here, naming the field, not deep inside a notebook."""
+    annotation = {f.name: f.type for f in dataclasses.fields(Profile)}[name]
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if any(k not in _ADMITS and k != "None" for k in kinds):
+        return  # an annotation this check does not read
+    admitted = tuple(t for k in kinds if k != "None" for t in _ADMITS[k])
+    if isinstance(value, bool) and "bool" not in kinds or not isinstance(value, admitted):
+        raise ValueError(f"profile field {name}: {value!r} is not {' or '.join(kinds)}")

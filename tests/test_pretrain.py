@@ -420,3 +420,21 @@ def test_grown_summary_labels_the_source_speed_with_the_machine_that_measured_it
     source["served_ms_provenance"] = {"machine": measured_on}
     summary = grown_summary(grown, "gauss3")
     assert summary["machine"] == measured_on and summary["served_fps"] == {"720p": 40.0}
+
+
+def test_flags_that_would_be_ignored_or_are_impossible_are_refused(capsys):
+    from pixel_utils.training import pretrain
+
+    refused = {
+        ("--profile", "nope"): "unknown profile 'nope'",
+        ("--qat-steps", "5"): "--qat-steps goes with --student",
+        ("--cache-batches", "3"): "--cache-batches goes with --student",
+        ("--student", "--measure-speed", "--steps", "5"): "trains nothing: drop --steps",
+        ("--steps", "0"): "must be 1 or more, got 0",
+        ("--student", "--qat-steps", "-3"): "must be 0 or more, got -3",
+        ("--lr", "-1"): "must be above 0",
+    }
+    for args, expected in refused.items():
+        with pytest.raises(SystemExit):
+            pretrain.main(["--profile", "smoke", *args] if args[0] != "--profile" else list(args))
+        assert expected in capsys.readouterr().err, args

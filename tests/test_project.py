@@ -76,7 +76,8 @@ def test_the_package_is_grouped_by_concern_and_every_module_imports():
     groups = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
     assert groups == {"data", "models", "training", "evaluation", "report", "app"}
     loose = {p.stem for p in root.glob("*.py")} - {"__init__", "__main__"}
-    assert loose == {"profiles", "paths", "seeding", "artefacts", "progress", "provenance"}
+    assert loose == {"profiles", "paths", "seeding", "artefacts", "progress", "provenance",
+                     "arguments"}  # fmt: skip
     for info in pkgutil.walk_packages([str(root)], prefix="pixel_utils."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)

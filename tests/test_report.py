@@ -187,3 +187,34 @@ def test_the_readme_says_how_long_the_run_took_only_from_that_runs_timings(tmp_p
     # Timings older than the results belong to an earlier run: not reported.
     os.utime(tmp_path / "timings.json", (1, 1))
     assert readme.report_timings("default") is None
+
+
+def test_runner_refuses_parameters_it_cannot_honour_before_running_anything(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "01_ok.ipynb", "open('ran.txt', 'w')")
+    refused = {
+        ("-p", "profile", "full"): "choose the profile with --profile",
+        ("-p", "overrides", '{"teacher_steps": 5}'): "as its own -p NAME VALUE",
+        ("-p", "teacher_steps", "abc"): "profile field teacher_steps: 'abc' is not int",
+        ("--only", "99"): "no notebook matches --only 99 (the notebooks: 01_ok)",
+    }
+    for args, expected in refused.items():
+        assert report.main(["--profile", "smoke", *args]) == 1, args
+        assert expected in capsys.readouterr().err, args
+    with pytest.raises(SystemExit):  # --only needs a notebook number
+        report.main(["--profile", "smoke", "--only"])
+    assert not (tmp_path / "notebooks" / "ran.txt").exists()
+    assert not (tmp_path / "reports").exists()  # no run folder for a run that never started
+
+
+def test_profile_overrides_of_the_wrong_type_are_refused():
+    from pixel_utils.profiles import resolve_profile
+
+    for bad in ({"teacher_steps": "abc"}, {"teacher_steps": True}, {"student_kwargs": [1]}):
+        with pytest.raises(ValueError, match=f"profile field {next(iter(bad))}"):
+            resolve_profile("smoke", **bad)
+    p = resolve_profile("smoke", teacher_lr=1, video_size=[8, 8], photo_folder="x")
+    assert p.teacher_lr == 1 and p.photo_folder == "x"  # an int is a float; JSON lists pass

@@ -203,8 +203,10 @@ def test_bad_checkpoints_are_named_and_explained(tmp_path, tiny_checkpoint):
         model_from_checkpoint(mismatched)
     pickled = tmp_path / "code.pt"
     torch.save({"format": 1, "model": {}, "payload": os.system}, pickled)  # code, not data
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="not a readable checkpoint") as err:
         load_checkpoint(pickled)  # weights_only refuses to run pickled callables
+    assert "objects that are not loaded, for safety" in str(err.value)
+    assert "weights_only" not in str(err.value)  # no advice to load it unsafely
 
 
 def test_huge_image_is_tiled_with_bounded_memory(tmp_path, tiny_checkpoint):

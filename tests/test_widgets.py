@@ -77,6 +77,27 @@ def test_upload_good_and_bad_files(panel):
     assert panel.state.degraded.shape == (64, 64, 3)  # the previous image stays
 
 
+def test_unusable_uploads_say_why_and_a_stale_message_is_cleared(panel):
+    panel, _ = panel
+    panel.image_choice.value = UPLOAD  # no file yet
+    assert "choose a file" in panel.error.value
+    panel.image_choice.value = REAL_BLUR
+    assert panel.error.value == ""  # the message was about the earlier choice
+    for name, content, why in (
+        ("empty.png", b"", "the file is empty"),
+        ("text.png", b"not an image", "not an image format Pillow reads"),
+    ):
+        panel.upload.value = (_upload(name, content),)
+        assert name in panel.error.value and why in panel.error.value, panel.error.value
+        assert "BytesIO" not in panel.error.value
+    assert panel.uploaded is None  # none of them replaced the image
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((3, 5, 3), 128, np.uint8)).save(buffer, format="PNG")
+    panel.upload.value = (_upload("tiny.png", buffer.getvalue()),)
+    assert panel.error.value == "" and "nan" not in panel.readout.value
+    assert "SSIM n/a (under 7 px)" in panel.readout.value
+
+
 def test_swipe_composition_and_static_swipe():
     left, right = np.zeros((8, 10, 3), np.float32), np.ones((8, 10, 3), np.float32)
     out = swipe(left, right, 0.5)
@@ -84,6 +105,8 @@ def test_swipe_composition_and_static_swipe():
     widget = static_swipe(left, right, frames=3)
     slider, stack = widget.children
     assert len(stack.children) == 3 and stack.selected_index == slider.value == 1
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        static_swipe(left, right, frames=1)
 
 
 def test_upload_matrix_of_odd_files(panel, tmp_path):

@@ -46,6 +46,7 @@ from pixel_utils.app.video import (
     sharpen_video,
     video_output_path,
 )
+from pixel_utils.arguments import whole_number
 from pixel_utils.data.images import (
     DEFAULT_QUALITY,
     IMAGE_SUFFIXES,
@@ -335,26 +336,6 @@ def export(args) -> int:
 DEFAULT_OVERLAP = 128
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _quality(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be 1 to 100, got {value}")
-    return value
-
-
 def build_parser(export_mode: bool) -> argparse.ArgumentParser:
     if export_mode:
         p = argparse.ArgumentParser(prog="pixel-sharpen export", description="export to ONNX")
@@ -377,12 +358,12 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         + "; or a .pt checkpoint or .onnx file (default: student)",
     )  # fmt: skip
     p.add_argument(
-        "--tile", type=_non_negative, default=1024,
+        "--tile", type=whole_number(0), default=1024,
         help="tile size for large images (0: off); rounded up to a multiple of the model's "
         "stride, with a note",
     )  # fmt: skip
     p.add_argument(
-        "--overlap", type=_non_negative, default=None,
+        "--overlap", type=whole_number(0), default=None,
         help="tile overlap in pixels (default: 128, or half a smaller tile); rounded up to a "
         "multiple of the model's stride and kept below the tile",
     )  # fmt: skip
@@ -392,7 +373,7 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         "blend (default: none, each frame on its own)",
     )  # fmt: skip
     p.add_argument(
-        "--quality", type=_quality, default=DEFAULT_QUALITY, metavar="1-100",
+        "--quality", type=whole_number(1, 100), default=DEFAULT_QUALITY, metavar="1-100",
         help=f"JPEG and lossy WebP results: encoder quality (default: {DEFAULT_QUALITY}; a "
         "lossless WebP stays lossless, PNG and TIFF are lossless anyway)",
     )  # fmt: skip

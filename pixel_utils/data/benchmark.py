@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixel_utils.artefacts import atomic_write_text, sha256_file
+from pixel_utils.artefacts import atomic_write, atomic_write_text, sha256_file
 from pixel_utils.data.degradations import DegradationSpec, crop_like, degrade
 from pixel_utils.data.images import read_png, write_png
 from pixel_utils.data.sources import PHOTO_SPLITS, load_photo
@@ -126,8 +126,8 @@ def build_benchmark(
     if folder is not None:
         from pixel_utils.data.sources import load_folder
 
-        loaded = load_folder(folder, min_size=FOLDER_MIN_SIDE)
-        names = sorted(loaded)[:max_photos]
+        loaded = load_folder(folder, min_size=FOLDER_MIN_SIDE, limit=max_photos)
+        names = sorted(loaded)
         photos = benchmark_photo_names(names)
         images = dict(zip(photos, (loaded[n] for n in names), strict=True))
     else:
@@ -141,6 +141,8 @@ def build_benchmark(
         "cases": [{"name": c.name, "label": c.label, **asdict(c.spec)} for c in cases],
         "headline_case": HEADLINE_CASE,
     }
+    if folder is not None:  # a photo edited in place under the same name is degraded afresh
+        settings["photo_sha256"] = [sha256_file(Path(folder) / n) for n in names]
     manifest_path = out_dir / "manifest.json"
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
@@ -150,7 +152,7 @@ def build_benchmark(
             return old
     entries = []
     for case in cases:
-        np.save(_kernel_path(out_dir, case.name), case.spec.kernel())
+        atomic_write(_kernel_path(out_dir, case.name), lambda tmp, c=case: _save_npy(tmp, c))
     for photo in tqdm(photos, desc="benchmark photos"):
         full = images[photo] if images is not None else load_photo(photo)
         sharp = crop_like(full, crop)
@@ -175,6 +177,11 @@ def build_benchmark(
     manifest = {"settings": settings, "entries": entries}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     return manifest
+
+
+def _save_npy(path: Path, case: BenchmarkCase) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temp name
+        np.save(f, case.spec.kernel())
 
 
 def _kernel_path(out_dir: Path, case: str) -> Path:

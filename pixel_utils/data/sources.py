@@ -340,16 +340,25 @@ def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
         warnings.warn(f"skipped {len(skipped)} unusable image(s):\n{lines}", stacklevel=3)
 
 
-def load_folder(folder: str | os.PathLike, min_size: int = 1) -> dict[str, np.ndarray]:
+def load_folder(
+    folder: str | os.PathLike, min_size: int = 1, limit: int | None = None
+) -> dict[str, np.ndarray]:
     """Every usable image under ``folder`` (recursively), keyed by path relative to it.
 
     Grey, palette, RGBA and 16-bit files are converted to RGB float; corrupt, truncated or
     non-image files and images smaller than ``min_size`` on a side are skipped with one
-    warning naming each. No usable image at all is an error.
+    warning naming each. No usable image at all is an error. With ``limit``, only the first
+    ``limit`` usable images in the order of their relative paths are read (a folder of large
+    photos need not fit in memory to score twenty of them).
     """
+    from pixel_utils.progress import tqdm
+
     folder = _check_folder(folder)
     images, skipped = {}, []
-    for path in _image_files(folder):
+    files = sorted(_image_files(folder), key=lambda p: str(p.relative_to(folder)))
+    for path in tqdm(files, desc="reading photos", unit="img", leave=False):
+        if limit is not None and len(images) >= limit:
+            break
         try:
             image = read_image(path)
         except ImageReadError as err:

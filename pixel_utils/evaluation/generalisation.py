@@ -12,11 +12,66 @@ only read: nothing is trained or tuned on it.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
-from pixel_utils.data.benchmark import BENCHMARK_CASES, build_benchmark
+from pixel_utils.arguments import whole_number
+from pixel_utils.data.benchmark import BENCHMARK_CASES, FOLDER_MIN_SIDE, build_benchmark
 from pixel_utils.evaluation.scoring import evaluate_models, summarise, summary_json, write_json
 from pixel_utils.paths import repo_root
+
+#: The smallest ``--crop``: the photos' own minimum side (a crop smaller than the largest
+#: blur would score mostly border).
+MIN_CROP = FOLDER_MIN_SIDE
+
+
+def default_out(folder: Path) -> Path:
+    """``data/folders/<folder name>``, named after the folder itself (``.`` included)."""
+    return repo_root() / "data" / "folders" / folder.resolve().name
+
+
+#: Written first into a new or empty output folder: a run stopped before its manifest leaves
+#: a folder that the next run still recognises as its own.
+OUT_MARKER = ".scored-set"
+
+
+def check_out(out: Path, folder: Path) -> None:
+    """Refuse an output folder that would mix with the photos or replace a user's files: one
+    inside the photo folder (a second run would score its own results as photos), a file, or
+    a folder that holds files but no mark of this tool (:data:`OUT_MARKER`); then mark it."""
+    if out.resolve().is_relative_to(Path(folder).resolve()):
+        raise ValueError(f"--out {out}: inside the photo folder {folder}, which is only read; "
+                         "choose a folder outside it")  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _scored_set(out):
+        raise ValueError(f"--out {out}: holds files that are not a scored set of this tool; "
+                         "choose a new or empty folder")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).touch()
+
+
+def _scored_set(out: Path) -> bool:
+    """Whether ``out`` is this tool's: marked, or (written before the mark) holding the
+    manifest of a folder's degraded set."""
+    if (out / OUT_MARKER).exists():
+        return True
+    try:
+        return "folder" in json.loads((out / "manifest.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def model_names(specs: list[str]) -> list[str]:
+    """The names models are reported under (file stems), checked distinct and not the
+    ``blurred`` baseline's."""
+    names = [Path(m).stem for m in specs]
+    taken = [n for n in set(names) if names.count(n) > 1 or n == "blurred"]
+    if taken:
+        raise ValueError(f"--models: more than one model (or the baseline) would be called "
+                         f"{sorted(taken)}; copy or rename a file so the names differ")  # fmt: skip
+    return names
 
 
 def evaluate_folder(
@@ -30,7 +85,11 @@ def evaluate_folder(
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; choose from {sorted(known)}")
     folder = Path(folder)
-    out = Path(out or repo_root() / "data" / "folders" / folder.name)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: " + ("not a folder" if folder.exists()
+                                                 else "folder does not exist"))  # fmt: skip
+    out = Path(out or default_out(folder))
+    check_out(out, folder)
     build_benchmark(out, crop, seed, max_photos, tuple(known[c] for c in cases), folder=folder)
     scores = evaluate_models({"blurred": None, **models}, out)
     summary = summary_json(summarise(scores))
@@ -51,16 +110,31 @@ def main(argv=None) -> int:
         help="comma-separated: teacher, student or checkpoint paths (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--cases", default="gauss3,shake17,shake25", help="benchmark cases")
-    parser.add_argument("--crop", type=int, default=512, help="centre crop side (pixels)")
-    parser.add_argument("--max-photos", type=int, default=None)
-    parser.add_argument("--out", default=None, help="where the degraded set and scores go")
-    args = parser.parse_args(argv)
-    models = {Path(m).stem: load_pretrained(m) for m in args.models.split(",") if m}
-    result = evaluate_folder(
-        models, args.folder, tuple(args.cases.split(",")), args.crop,
-        Path(args.out) if args.out else None, max_photos=args.max_photos,
+    parser.add_argument(
+        "--crop", type=whole_number(MIN_CROP), default=512,
+        help=f"centre crop side (pixels, at least {MIN_CROP})",
     )  # fmt: skip
-    out = Path(args.out or repo_root() / "data" / "folders" / Path(args.folder).name)
+    parser.add_argument(
+        "--max-photos", type=whole_number(1), default=None,
+        help="score only the first N usable photos, by path",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", default=None,
+        help="where the degraded set and scores go (default: data/folders/<folder name>); a new "
+        "or empty folder, or one this tool wrote, outside the photo folder",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else default_out(Path(args.folder))
+    specs = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        models = dict(zip(model_names(specs), (load_pretrained(m) for m in specs), strict=True))
+        result = evaluate_folder(
+            models, args.folder, tuple(c.strip() for c in args.cases.split(",") if c.strip()),
+            args.crop, out, max_photos=args.max_photos,
+        )  # fmt: skip
+    except (OSError, ValueError) as err:  # a missing folder or model, a bad argument
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     write_json(out / "scores.json", result)
     print(f"{result['photos']} photos from {args.folder}:")
     for case, row in result["per_case"].items():

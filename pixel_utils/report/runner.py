@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from pixel_utils.arguments import whole_number
 from pixel_utils.paths import ensure_dir, notebooks_dir, reports_dir
 from pixel_utils.profiles import DEFAULT_PROFILE, PROFILES, is_profile_field, resolve_profile
 
@@ -86,6 +87,11 @@ def split_parameters(parameters: dict, notebooks: list[Path]) -> dict:
     artefacts); the other names must be declared in some notebook's ``parameters`` cell."""
     import papermill as pm
 
+    reserved = {"profile": "choose the profile with --profile",
+                "overrides": "give each profile field as its own -p NAME VALUE"}  # fmt: skip
+    clash = sorted(set(parameters) & set(reserved))
+    if clash:
+        raise NotebookFailed(f"parameter {clash[0]!r} is set by the runner: {reserved[clash[0]]}")
     overrides = {k: v for k, v in parameters.items() if is_profile_field(k)}
     others = {k: v for k, v in parameters.items() if not is_profile_field(k)}
     declared = set().union(*(pm.inspect_notebook(str(p)) for p in notebooks)) if others else set()
@@ -109,13 +115,22 @@ def run_report(
     same source and parameters (recorded in ``completed.json``) are skipped up to the first one
     that did not, e.g. after a failure or an interruption."""
     notebooks = numbered_notebooks()
-    parameters = split_parameters(parameters or {}, notebooks)
-    run = resolve_profile(profile, **parameters["overrides"]).run_name
-    out_dir = ensure_dir(reports_dir(run))
-    if only:
-        notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
     if not notebooks:
         raise NotebookFailed(f"no notebooks to run in {notebooks_dir()}")
+    if only:
+        chosen = [p for p in notebooks if any(p.name.startswith(o) for o in only)]
+        if not chosen:
+            names = ", ".join(p.stem for p in notebooks)
+            raise NotebookFailed(f"no notebook matches --only {' '.join(only)} (the notebooks: "
+                                 f"{names})")  # fmt: skip
+    parameters = split_parameters(parameters or {}, notebooks)
+    try:
+        run = resolve_profile(profile, **parameters["overrides"]).run_name
+    except ValueError as err:  # a profile field of the wrong type
+        raise NotebookFailed(str(err)) from None
+    out_dir = ensure_dir(reports_dir(run))
+    if only:
+        notebooks = chosen
     if run != profile:
         print(f"[{profile}] run {run}: overrides {parameters['overrides']}", flush=True)
     record_path = out_dir / "completed.json"
@@ -150,8 +165,10 @@ def run_report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
-    parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
-    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout (s)")
+    parser.add_argument("--only", nargs="+", help="notebook number prefixes, e.g. 01 02")
+    parser.add_argument(
+        "--timeout", type=whole_number(1), default=3600, help="per-cell timeout (s)"
+    )
     parser.add_argument("--resume", action="store_true",
                         help="skip notebooks that already completed unchanged")  # fmt: skip
     parser.add_argument(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pixel_utils.data.degradations import DegradationSpec, degrade
 from pixel_utils.data.images import center_crop, pil_to_array, to_uint8
@@ -37,6 +37,13 @@ STRENGTH = {
 FIXED = {"motion_linear": {"angle": 0.0}}
 REAL_BLUR = "clock (real motion blur, no ground truth)"
 UPLOAD = "your upload"
+
+
+def _reading_failure(err: Exception) -> str:
+    """Why Pillow could not read an upload, without the in-memory buffer's address."""
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image format Pillow reads"
+    return f"{type(err).__name__}: {err}"
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -139,13 +146,17 @@ class ComparisonPanel:
             return
         item = files[0] if isinstance(files, list | tuple) else next(iter(files.values()))
         name = item.get("name", "upload")
+        content = bytes(item["content"])
         try:
-            with Image.open(io.BytesIO(bytes(item["content"]))) as im:
+            if not content:
+                raise ValueError("the file is empty")
+            with Image.open(io.BytesIO(content)) as im:
                 im.load()
                 # upright as the camera meant it (phone photos store the rotation in EXIF)
                 self.uploaded = center_crop(pil_to_array(ImageOps.exif_transpose(im)), self.size)
         except Exception as err:  # any unreadable upload: say so, keep the current image
-            self.error.value = f"<b style='color:#c0392b'>{name}: cannot read image ({err})</b>"
+            reason = err if isinstance(err, ValueError) else _reading_failure(err)
+            self.error.value = f"<b style='color:#c0392b'>{name}: cannot use it ({reason})</b>"
             return
         self.error.value = ""
         if self.image_choice.value == UPLOAD:
@@ -156,10 +167,11 @@ class ComparisonPanel:
     def recompute(self):
         """Re-degrade the image and run every model once; cache the outputs."""
         choice = self.image_choice.value
+        if choice == UPLOAD and self.uploaded is None:
+            self.error.value = "choose a file with the upload button"
+            return
+        self.error.value = ""  # a message about an earlier choice no longer applies
         if choice == UPLOAD:
-            if self.uploaded is None:
-                self.error.value = "choose a file with the upload button"
-                return
             sharp, already_blurred = self.uploaded, False
         else:
             sharp, already_blurred = load_choice(choice, self.size)
@@ -207,7 +219,10 @@ class ComparisonPanel:
         for name in ["degraded", *self.models]:
             image = self.side(name)
             if s.sharp is not None:
-                q = f"{psnr(image, s.sharp):.2f} dB · SSIM {ssim(image, s.sharp):.3f}"
+                similarity = ssim(image, s.sharp)
+                # SSIM's 7-pixel window does not fit an image smaller than that
+                shown = f"{similarity:.3f}" if np.isfinite(similarity) else "n/a (under 7 px)"
+                q = f"{psnr(image, s.sharp):.2f} dB · SSIM {shown}"
             else:
                 q = "no ground truth"
             t = f" · {s.latency_ms[name]:.0f} ms" if name in s.latency_ms else ""
@@ -219,6 +234,8 @@ def static_swipe(left: np.ndarray, right: np.ndarray, frames: int = 11,
                  labels: tuple[str, str] = ("left", "right")) -> W.Widget:  # fmt: skip
     """A swipe comparison that works without a kernel: ``frames`` pre-rendered positions in a
     ``Stack`` whose visible page follows a slider through a browser-side ``jslink``."""
+    if frames < 2:
+        raise ValueError(f"static_swipe needs at least 2 frames (both ends), got {frames}")
     pages = [
         W.Image(value=png_bytes(swipe(left, right, i / (frames - 1))), format="png",
                 layout=W.Layout(width=f"{min(left.shape[1], 512)}px"))

@@ -104,6 +104,23 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     atomic_torch_save(path, payload)
 
 
+def _load_failure(err: Exception) -> str:
+    """Why ``torch.load`` refused a file, without its advice to load it unsafely."""
+    text = str(err)
+    if text.startswith("Weights only load failed"):  # a pickle of other objects than tensors
+        marker = "WeightsUnpickler error:"
+        if marker in text:
+            detail = text.split(marker, 1)[1]
+        else:  # the advice, then the reason, then a pointer to the documentation
+            paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+            detail = next((p for p in paragraphs[1:] if not p.startswith("Check the")), "")
+        detail = detail.strip().split(". ")[0].rstrip(".")
+        why = "it holds objects that are not loaded, for safety"
+        return f"{why}: {detail}" if detail else why
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint safely (no pickled code runs); errors name the file and the problem."""
     path = Path(path)
@@ -112,9 +129,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt files
-        raise ValueError(
-            f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"
-        ) from None
+        raise ValueError(f"{path}: not a readable checkpoint ({_load_failure(err)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise ValueError(f"{path}: not a pixel_utils checkpoint (missing format/model entries)")
     return ckpt

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from pixel_utils.arguments import positive_number, whole_number
 from pixel_utils.data.degradations import DegradationMix
 from pixel_utils.paths import data_dir
 from pixel_utils.profiles import Profile, resolve_profile
@@ -693,7 +694,9 @@ def main(argv=None) -> int:
         help="a folder of sharp photos to train on as well (repeatable for the teacher; one "
         "for --student, whose teacher-labelled batches then include its photos)",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=None, help="override the profile's steps")
+    parser.add_argument(
+        "--steps", type=whole_number(1), default=None, help="override the profile's steps"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if any)")
     parser.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument(
@@ -706,11 +709,11 @@ def main(argv=None) -> int:
         help="distil the shipped student from the shipped teacher instead",
     )  # fmt: skip
     parser.add_argument(
-        "--cache-batches", type=int, default=None,
+        "--cache-batches", type=whole_number(1), default=None,
         help="--student: teacher-labelled batches (default: the profile's)",
     )  # fmt: skip
     parser.add_argument(
-        "--qat-steps", type=int, default=None,
+        "--qat-steps", type=whole_number(0), default=None,
         help="--student: then fine-tune it through its int8 rounding for this many steps "
         "(0: not at all; default: the profile's qat_steps, deepen_qat_steps with --deepen) "
         "and ship that",
@@ -721,7 +724,7 @@ def main(argv=None) -> int:
         "distilled − scratch in its manifest entry (as long again as the student)",
     )  # fmt: skip
     parser.add_argument(
-        "--kd-seeds", type=int, default=1, metavar="N",
+        "--kd-seeds", type=whole_number(1), default=1, metavar="N",
         help="--scratch-twin: over N seeds, a distilled student and its scratch twin for each "
         "seed after the shipped one's (default 1: the twin only)",
     )  # fmt: skip
@@ -741,7 +744,7 @@ def main(argv=None) -> int:
         "level added to a grown student)",
     )  # fmt: skip
     parser.add_argument(
-        "--lr", type=float, default=None,
+        "--lr", type=positive_number, default=None,
         help="override the peak lr of the teacher or of --grow-from's fine-tuning",
     )  # fmt: skip
     parser.add_argument(
@@ -750,9 +753,25 @@ def main(argv=None) -> int:
         "it in the manifest (no training)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        resolve_profile(args.profile)
+    except ValueError as err:
+        parser.error(f"--profile: {err}")
+    if not args.student:
+        for flag, value in (
+            ("--cache-batches", args.cache_batches),
+            ("--qat-steps", args.qat_steps),
+        ):
+            if value is not None:
+                parser.error(f"{flag} goes with --student")
     if args.measure_speed:
         if not args.student:
             parser.error("--measure-speed goes with --student")
+        training = [f for f, v in (("--steps", args.steps), ("--ship", args.ship),
+                                   ("--grow-from", args.grow_from), ("--retrain", args.retrain),
+                                   ("--scratch-twin", args.scratch_twin)) if v]  # fmt: skip
+        if training:
+            parser.error(f"--measure-speed trains nothing: drop {', '.join(training)}")
         entry = remeasure_student_speed(resolve_profile(args.profile), args.out)
         for form, by_res in entry["served_ms"].items():
             print(f"{form}: " + ", ".join(f"{r} {ms:.1f} ms ({1e3 / ms:.1f} fps)"
@@ -767,8 +786,6 @@ def main(argv=None) -> int:
         parser.error("--deepen goes with --grow-from")
     if args.kd_seeds != 1 and not args.scratch_twin:
         parser.error("--kd-seeds goes with --scratch-twin")
-    if args.kd_seeds < 1:
-        parser.error(f"--kd-seeds {args.kd_seeds}: at least 1")
     profile = resolve_profile(args.profile)
     for folder in args.photos:
         if not Path(folder).is_dir():

@@ -1,0 +1,118 @@
+"""`python -m pixel_utils.evaluation.generalisation`: scores on a user's folder, and the
+mistakes a user can make with it."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixel_utils.evaluation.generalisation import main
+
+
+def _photos(folder, n=2, size=(70, 80), seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def _run(*args):
+    return main([*map(str, args), "--cases", "gauss3", "--crop", "64"])
+
+
+def test_scores_a_folder_and_rescores_a_photo_edited_under_the_same_name(tmp_path, checkpoint):
+    photos, out = _photos(tmp_path / "photos"), tmp_path / "scores"
+    assert _run(photos, "--models", checkpoint, "--out", out) == 0
+    first = json.loads((out / "scores.json").read_text())
+    assert first["photos"] == 2 and set(first["per_case"]["gauss3"]) == {"blurred", "tiny"}
+    (out / ".scored-set").unlink()  # as a run before the mark left it: its manifest suffices
+    assert _run(photos, "--models", checkpoint, "--out", out) == 0  # reused: the same scores
+    assert json.loads((out / "scores.json").read_text())["per_case"] == first["per_case"]
+    _photos(photos, n=1, seed=9)  # p0.png replaced by other pixels
+    assert _run(photos, "--models", checkpoint, "--out", out) == 0
+    edited = json.loads((out / "scores.json").read_text())["per_case"]["gauss3"]["blurred"]
+    assert edited["psnr"] != first["per_case"]["gauss3"]["blurred"]["psnr"]
+
+
+def test_only_the_first_photos_are_read_with_max_photos(tmp_path, checkpoint):
+    photos = _photos(tmp_path / "photos", n=3)
+    (photos / "z_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")  # after the first two
+    out = tmp_path / "scores"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _run(photos, "--models", checkpoint, "--out", out, "--max-photos", "2") == 0
+    assert json.loads((out / "scores.json").read_text())["photos"] == 2
+    assert not [w for w in caught if "z_corrupt" in str(w.message)]  # never read
+
+
+def test_user_mistakes_get_one_error_line_and_touch_nothing(
+    tmp_path, checkpoint, capsys, monkeypatch
+):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path / "root"))  # where default outputs would go
+    photos = _photos(tmp_path / "photos")
+    mine = tmp_path / "mine"
+    (mine / "sharp").mkdir(parents=True)
+    (mine / "scores.json").write_text("my own notes")
+    (tmp_path / "a_file").write_text("x")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"junk")
+    twin = tmp_path / "other" / "tiny.pt"
+    twin.parent.mkdir()
+    shutil.copy(checkpoint, twin)
+    cases = {
+        "inside the photo folder": (photos, "--models", checkpoint, "--out", photos / "s"),
+        "holds files that are not a scored set": (photos, "--models", checkpoint, "--out", mine),
+        "exists and is not a folder": (
+            photos,
+            "--models",
+            checkpoint,
+            "--out",
+            tmp_path / "a_file",
+        ),  # fmt: skip
+        "not a readable ONNX model": (photos, "--models", junk, "--out", tmp_path / "o1"),
+        "would be called ['tiny']": (
+            photos,
+            "--models",
+            f"{checkpoint},{twin}",
+            "--out",
+            tmp_path / "o2",
+        ),  # fmt: skip
+        "folder does not exist": (tmp_path / "nope", "--models", checkpoint),
+        "unknown case(s) ['nope']": (
+            photos,
+            "--models",
+            checkpoint,
+            "--out",
+            tmp_path / "o3",
+            "--cases",
+            "nope",
+        ),  # fmt: skip
+    }
+    for expected, args in cases.items():
+        assert main(list(map(str, args))) == 2, expected
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (expected, err)
+    assert (mine / "scores.json").read_text() == "my own notes"
+    assert not (tmp_path / "root").exists()  # no output folder made for a run that failed
+    assert sorted(p.name for p in photos.iterdir()) == ["p0.png", "p1.png"]
+    for bad in (["--crop", "8"], ["--max-photos", "0"]):
+        with pytest.raises(SystemExit):
+            main([str(photos), "--models", checkpoint, *bad])
+    # A space after a comma is not part of a case's name.
+    out = tmp_path / "spaced"
+    assert main([str(photos), "--models", checkpoint, "--out", str(out), "--crop", "64",
+                 "--cases", "gauss3, gauss1"]) == 0  # fmt: skip
+    assert set(json.loads((out / "scores.json").read_text())["per_case"]) == {"gauss1", "gauss3"}
+
+
+def test_the_default_output_is_named_after_the_folder_itself(tmp_path, monkeypatch):
+    from pixel_utils.evaluation.generalisation import default_out
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path / "root"))
+    monkeypatch.chdir(_photos(tmp_path / "holiday"))
+    assert default_out(Path(".")) == tmp_path / "root" / "data" / "folders" / "holiday"
