@@ -325,7 +325,8 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _check_folder(folder: str | os.PathLike) -> Path:
+def check_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a path, or an error naming it: it does not exist, or is not a folder."""
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: folder does not exist")
@@ -353,7 +354,7 @@ def load_folder(
     """
     from pixel_utils.progress import tqdm
 
-    folder = _check_folder(folder)
+    folder = check_folder(folder)
     images, skipped = {}, []
     files = sorted(_image_files(folder), key=lambda p: str(p.relative_to(folder)))
     for path in tqdm(files, desc="reading photos", unit="img", leave=False):
@@ -381,7 +382,7 @@ def load_pairs(folder: str | os.PathLike) -> list[tuple[str, np.ndarray, np.ndar
     Returns ``(name, blurred, sharp)`` triples. Unmatched names, unreadable files and pairs
     whose sizes differ are skipped with a warning; no usable pair is an error.
     """
-    folder = _check_folder(folder)
+    folder = check_folder(folder)
     blur_dir, sharp_dir = folder / "blur", folder / "sharp"
     for sub in (blur_dir, sharp_dir):
         if not sub.is_dir():

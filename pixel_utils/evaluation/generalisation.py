@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pixel_utils.arguments import whole_number
 from pixel_utils.data.benchmark import BENCHMARK_CASES, FOLDER_MIN_SIDE, build_benchmark
+from pixel_utils.data.sources import check_folder
 from pixel_utils.evaluation.scoring import evaluate_models, summarise, summary_json, write_json
 from pixel_utils.paths import repo_root
 
@@ -84,10 +85,7 @@ def evaluate_folder(
     unknown = [c for c in cases if c not in known]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; choose from {sorted(known)}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: " + ("not a folder" if folder.exists()
-                                                 else "folder does not exist"))  # fmt: skip
+    folder = check_folder(folder)  # before an output folder is made for it
     out = Path(out or default_out(folder))
     check_out(out, folder)
     build_benchmark(out, crop, seed, max_photos, tuple(known[c] for c in cases), folder=folder)

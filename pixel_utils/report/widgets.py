@@ -40,10 +40,12 @@ UPLOAD = "your upload"
 
 
 def _reading_failure(err: Exception) -> str:
-    """Why Pillow could not read an upload, without the in-memory buffer's address."""
+    """Why Pillow could not read an upload, in the words the file reader
+    (:func:`~pixel_utils.data.images.read_image_file`) uses, without the in-memory buffer's
+    address."""
     if isinstance(err, UnidentifiedImageError):
-        return "not an image format Pillow reads"
-    return f"{type(err).__name__}: {err}"
+        return "not a recognised image format"
+    return f"corrupt or truncated image ({err})"
 
 
 def png_bytes(image: np.ndarray) -> bytes:
