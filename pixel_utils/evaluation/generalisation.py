@@ -12,12 +12,16 @@ only read: nothing is trained or tuned on it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from pixel_utils.arguments import whole_number
-from pixel_utils.data.benchmark import BENCHMARK_CASES, FOLDER_MIN_SIDE, build_benchmark
+from pixel_utils.data.benchmark import (
+    BENCHMARK_CASES,
+    FOLDER_MIN_SIDE,
+    build_benchmark,
+    load_manifest,
+)
 from pixel_utils.data.sources import check_folder
 from pixel_utils.evaluation.scoring import evaluate_models, summarise, summary_json, write_json
 from pixel_utils.paths import repo_root
@@ -59,7 +63,7 @@ def _scored_set(out: Path) -> bool:
     if (out / OUT_MARKER).exists():
         return True
     try:
-        return "folder" in json.loads((out / "manifest.json").read_text())["settings"]
+        return "folder" in load_manifest(out)["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
