@@ -1,10 +1,14 @@
-"""argparse value types shared by the command-line tools: a bad value is refused by argparse,
-with a message naming the option, before any work starts."""
+"""What the command-line tools share: argparse value types (a bad value is refused by
+argparse, with a message naming the option, before any work starts), and warnings printed as
+plain ``warning:`` lines."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import sys
+import warnings
 
 
 def whole_number(low: int, high: int | None = None):
@@ -32,3 +36,18 @@ def positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
+
+
+@contextlib.contextmanager
+def plain_warnings():
+    """Within it, a Python warning prints as one ``warning: <message>`` on stderr (between
+    progress bars), not in Python's default form, which adds the file, line and source line of
+    the package code that raised it: noise to a user of a command-line tool."""
+    from pixel_utils.progress import tqdm
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        tqdm.write(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

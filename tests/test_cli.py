@@ -354,3 +354,19 @@ def test_a_multi_page_file_says_only_its_first_page_is_sharpened(tmp_path, check
     tifffile.imwrite(tmp_path / "m.tif", np.zeros((3, 16, 16), np.uint8), photometric="minisblack")
     assert main([str(tmp_path / "m.tif"), "-o", str(tmp_path / "o"), "--model", checkpoint]) == 0
     assert "m.tif: 3 pages or frames; only the first is sharpened" in capsys.readouterr().err
+
+
+def test_a_folder_scan_says_which_readable_files_it_leaves_out(tmp_path, checkpoint, capsys):
+    # GIFs (and other formats Pillow reads) in a folder were skipped without a word, though
+    # named one by one they are sharpened.
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "p.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "sub" / "anim.gif")
+    (src / "notes.txt").write_text("not an image")  # not readable as one: no note
+    assert main([str(src), "-o", str(out), "--model", checkpoint]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {src}: left out 1 file(s)" in err and "(anim.gif)" in err
+    assert "notes.txt" not in err and sorted(p.name for p in out.rglob("*.*")) == ["p.png"]
+    assert main([str(src / "sub" / "anim.gif"), "-o", str(out), "--model", checkpoint]) == 0
+    assert (out / "anim.gif").exists() and "left out" not in capsys.readouterr().err

@@ -116,3 +116,13 @@ def test_the_default_output_is_named_after_the_folder_itself(tmp_path, monkeypat
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path / "root"))
     monkeypatch.chdir(_photos(tmp_path / "holiday"))
     assert default_out(Path(".")) == tmp_path / "root" / "data" / "folders" / "holiday"
+
+
+def test_skipped_photos_are_one_warning_without_source_lines(tmp_path, checkpoint, capsys):
+    # Python's warning format printed the file, line and source line of the package code.
+    photos = _photos(tmp_path / "photos")
+    (photos / "broken.png").write_bytes(b"not a png")
+    assert _run(photos, "--models", checkpoint, "--out", tmp_path / "scores") == 0
+    err = capsys.readouterr().err
+    assert "warning: skipped 1 unusable image(s):" in err and "broken.png" in err
+    assert "UserWarning" not in err and "warnings.warn" not in err

@@ -3,6 +3,7 @@ clearly; the synthetic clip is deterministic and its ground truth aligned; tempo
 
 import hashlib
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -888,3 +889,30 @@ def test_the_blend_on_16_bit_frames_follows_it_on_8_bit_ones(tmp_path):
     assert runs[0].frames == runs[1].frames == 6
     assert runs[0].output.read_bytes() == runs[1].output.read_bytes()
     assert _decoded_16_bit(runs[1].output)[0] == "yuv420p10le"
+
+
+@pytest.mark.parametrize("name", ["camcorder.mts", "broadcast.mpg"])
+def test_mpeg_stream_clips_in_a_folder_are_sharpened_into_mp4(tmp_path, checkpoint, capsys, name):
+    # An MPEG program stream (.mpg: MPEG-1 with MP2 audio) or an AVCHD transport stream (.mts)
+    # in a folder used to be skipped without a word, and named directly it was "not a
+    # recognised image format"; both are videos PyAV reads, and MP4 carries their audio.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    with av.open(str(src / name), "w", format="mpegts" if name.endswith(".mts") else "mpeg") as c:
+        video = c.add_stream("mpeg1video" if name.endswith(".mpg") else "mpeg2video", rate=FPS)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        audio = c.add_stream("mp2", rate=44100, layout="mono")
+        for i in range(FRAMES):
+            c.mux(video.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")))
+        c.mux(video.encode(None))
+        for k in range(6):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16",
+                                               layout="mono")  # fmt: skip
+            chunk.sample_rate, chunk.pts = 44100, k * 1152
+            c.mux(audio.encode(chunk))
+        c.mux(audio.encode(None))
+    assert main([str(src), "-o", str(out), "--model", checkpoint]) == 0
+    result = out / Path(name).with_suffix(".mp4").name
+    pts, _, _, audio_packets = _streams(result)
+    assert len(pts) == FRAMES and len(audio_packets) >= 6
+    assert f"{FRAMES} frames" in capsys.readouterr().err

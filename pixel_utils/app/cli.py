@@ -19,9 +19,10 @@ sharpened or written gets one error line naming it and the reason, the batch goe
 exit code is non-zero if any file failed. ``--tile`` and ``--overlap`` are rounded up to
 multiples of the model's stride (with a note), so any tile size works with any model.
 
-Videos (``.mp4 .m4v .mov .mkv .avi .webm``) are sharpened as a stream, frame by frame, with
-memory bounded by a few frames: frame count, timestamps, frame rate and audio are kept, the
-video is re-encoded as H.264 (``.avi``/``.webm`` inputs become ``.mp4``), and a progress bar
+Videos (``.mp4 .m4v .mov .mkv .avi .webm .mpg .mpeg .ts .mts .m2ts .flv .3gp``) are sharpened
+as a stream, frame by frame, with memory bounded by a few frames: frame count, timestamps,
+frame rate and audio are kept, the video is re-encoded as H.264 (inputs other than ``.mp4
+.m4v .mov .mkv`` become ``.mp4``), and a progress bar
 shows the achieved frames per second. ``--temporal blend`` steadies the result with a
 motion-aligned recurrent blend (see notebook 06).
 """
@@ -81,16 +82,39 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def _media_in(folder: Path, out_dir: Path | None = None) -> list[Path]:
-    """The image and video files under ``folder``, recursively, except those in the output
-    folder (:func:`_output_inside`)."""
+def _files_in(folder: Path, suffixes, out_dir: Path | None = None) -> list[Path]:
+    """The files under ``folder``, recursively, whose suffix is one of ``suffixes``, except
+    those in the output folder (:func:`_output_inside`)."""
     skip = _output_inside(folder, out_dir)
-    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     return sorted(
         p for p in folder.rglob("*")
         if p.suffix.lower() in suffixes and p.is_file()
         and not (skip is not None and p.resolve().is_relative_to(skip))
     )  # fmt: skip
+
+
+def _media_in(folder: Path, out_dir: Path | None = None) -> list[Path]:
+    """The image and video files under ``folder``, recursively, except those in the output
+    folder (:func:`_output_inside`)."""
+    return _files_in(folder, IMAGE_SUFFIXES + VIDEO_SUFFIXES, out_dir)
+
+
+def left_out_of_folders(roots: list[Path], out_dir: Path | None = None) -> list[str]:
+    """A note for each named folder holding files that Pillow reads but a folder scan leaves
+    out (GIF, PPM, ICO...: their results would be palette-reduced or unusual), so a user is
+    not left wondering why they were not sharpened; named one by one, they are."""
+    from PIL import Image
+
+    scanned = set(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    pillow_only = {s for s in Image.registered_extensions() if s not in scanned}
+    notes = []
+    for folder in (r for r in roots if r.is_dir()):
+        left = _files_in(folder, pillow_only, out_dir)
+        if left:
+            names = ", ".join(p.name for p in left[:3]) + (", ..." if len(left) > 3 else "")
+            notes.append(f"{folder}: left out {len(left)} file(s) that a folder scan does not "
+                         f"sharpen ({names}); name them one by one to sharpen them")  # fmt: skip
+    return notes
 
 
 def expand_inputs(
@@ -206,6 +230,8 @@ def sharpen_files(args) -> int:
             file=sys.stderr,
         )
     files, problems, roots = expand_inputs(args.inputs, out_dir)
+    for note in left_out_of_folders(roots, out_dir):
+        print(f"note: {note}", file=sys.stderr)
     planned, clashes = plan_outputs(files, out_dir, roots)
     for problem in problems + clashes:
         print(f"error: {problem}", file=sys.stderr)

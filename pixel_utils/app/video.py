@@ -38,7 +38,11 @@ from pixel_utils.artefacts import atomic_write
 from pixel_utils.data.images import to_uint16
 from pixel_utils.progress import tqdm
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+#: What is read as video: the common camera, phone, screen-recorder and web containers (MPEG
+#: program and transport streams, AVCHD's ``.mts``/``.m2ts``, Flash, 3GPP) whose codecs the
+#: FFmpeg inside PyAV decodes and whose audio MP4 carries.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts",
+                  ".mts", ".m2ts", ".flv", ".3gp")  # fmt: skip
 #: Containers the output keeps; any other input is written as MP4.
 _CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -62,7 +66,8 @@ def is_video(path: str | os.PathLike) -> bool:
 
 
 def video_output_path(path: Path) -> Path:
-    """``path`` with a suffix whose container holds H.264 (``.avi``/``.webm`` become ``.mp4``)."""
+    """``path`` with a suffix whose container holds H.264 (``.avi``, ``.webm``, ``.mpg`` and the
+    other containers not in :data:`_CONTAINER_FORMATS` become ``.mp4``)."""
     return path if path.suffix.lower() in _CONTAINER_FORMATS else path.with_suffix(".mp4")
 
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixel_utils.arguments import whole_number
+from pixel_utils.arguments import plain_warnings, whole_number
 from pixel_utils.data.benchmark import (
     BENCHMARK_CASES,
     FOLDER_MIN_SIDE,
@@ -128,12 +128,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else default_out(Path(args.folder))
     specs = [m.strip() for m in args.models.split(",") if m.strip()]
+    cases = tuple(c.strip() for c in args.cases.split(",") if c.strip())
     try:
-        models = dict(zip(model_names(specs), (load_pretrained(m) for m in specs), strict=True))
-        result = evaluate_folder(
-            models, args.folder, tuple(c.strip() for c in args.cases.split(",") if c.strip()),
-            args.crop, out, max_photos=args.max_photos,
-        )  # fmt: skip
+        with plain_warnings():
+            models = dict(zip(model_names(specs), map(load_pretrained, specs), strict=True))
+            result = evaluate_folder(
+                models, args.folder, cases, args.crop, out, max_photos=args.max_photos
+            )
     except (OSError, ValueError) as err:  # a missing folder or model, a bad argument
         print(f"error: {err}", file=sys.stderr)
         return 2

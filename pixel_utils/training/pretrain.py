@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pixel_utils.arguments import positive_number, whole_number
+from pixel_utils.arguments import plain_warnings, positive_number, whole_number
 from pixel_utils.data.degradations import DegradationMix
 from pixel_utils.paths import data_dir
 from pixel_utils.profiles import Profile, resolve_profile
@@ -687,6 +687,11 @@ def ship(
 
 
 def main(argv=None) -> int:
+    with plain_warnings():  # a skipped --photos file: one line, not Python's source excerpt
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--profile", default=None, help="profile name (default: $PIXEL_PROFILE)")
     parser.add_argument(
