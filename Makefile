@@ -34,7 +34,7 @@ report: setup
 weights: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) $(foreach d,$(WEIGHTS_PHOTOS),--photos $(d)) --ship
 
-# The shipped student, in three steps (resumable). First the default student and recipe,
+# The shipped student, in four steps (resumable). First the default student and recipe,
 # distilled from the shipped teacher for 24,000 steps on 2,400 teacher-labelled batches, then
 # 3,000 quantisation-aware steps through its int8 rounding, written with its own manifest into
 # data/student-base (80 min on an idle 2-vCPU AVX2 CPU). Then that student grown by two coarse
@@ -45,12 +45,15 @@ weights: setup
 # patches and then 24,000 steps through its int8 rounding on the PSNR loss (profiles.py:
 # deepen_qat_steps, deepen_qat_loss), and shipped (on a 2-core Xeon: 27 min labelling, 25
 # fine-tuning, 43 fine-tuning through the rounding, then a few minutes of scoring and timing).
+# Then its int8 fine-tuning continues on 1,600 batches labelled afresh (another patch stream:
+# profiles.py refine_seed) for 8,000 steps at a third of the peak lr, and that ships.
 STUDENT_BASE ?= data/student-base
 STUDENT_GROWN ?= data/student-grown
 student: setup
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --ship --out $(STUDENT_BASE)
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --grow-from $(STUDENT_BASE)/student.pt --ship --out $(STUDENT_GROWN)
 	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --grow-from $(STUDENT_GROWN)/student.pt --deepen --ship
+	$(PY) -m pixel_utils.training.pretrain --profile $(PROFILE) --student --refine-from pixel_utils/weights/student.pt --ship
 
 # The shipped student's speed measured again on this machine (a minute; int8 speed depends on
 # whether the CPU has VNNI int8 instructions), recorded in the manifest next to earlier figures.

@@ -3,6 +3,7 @@ with a manifest that says how they were made."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -438,3 +439,50 @@ def test_flags_that_would_be_ignored_or_are_impossible_are_refused(capsys):
         with pytest.raises(SystemExit):
             pretrain.main(["--profile", "smoke", *args] if args[0] != "--profile" else list(args))
         assert expected in capsys.readouterr().err, args
+
+
+def test_a_shipped_student_is_refined_on_fresh_batches_with_its_lineage_kept(tmp_path, monkeypatch):
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.report.readme import refined_summary
+    from pixel_utils.training import pretrain
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    base_dir, out = tmp_path / "base", tmp_path / "weights"
+    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(base_dir)]) == 0
+    base = json.loads((base_dir / "manifest.json").read_text())["models"]["student"]
+    source = base_dir / "student.pt"
+    refine = ["--profile", "smoke", "--student", "--refine-from", str(source)]
+    for wrong in (
+        ["--profile", "smoke", "--refine-from", str(source)],  # not --student
+        ["--profile", "smoke", "--student", "--seed", "2"],  # --seed without --refine-from
+        [*refine, "--steps", "3"],  # it fine-tunes through the rounding only: --qat-steps
+        [*refine, "--qat-steps", "0"],
+    ):
+        with pytest.raises(SystemExit):
+            pretrain.main(wrong)
+    loose = tmp_path / "loose" / "student.pt"  # no manifest beside it: not a shipped student
+    loose.parent.mkdir()
+    shutil.copyfile(source, loose)
+    with pytest.raises(SystemExit):
+        pretrain.main(["--profile", "smoke", "--student", "--refine-from", str(loose)])
+    assert pretrain.main([*refine, "--ship", "--out", str(out)]) == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    P = resolve_profile("smoke")
+    refined = entry["refined"]
+    assert refined["steps"] == P.refine_steps and refined["seed"] == P.refine_seed
+    assert refined["cache_batches"] == P.refine_cache_batches
+    assert f"--refine-from {source.as_posix()} --seed {P.refine_seed}" in entry["made_by"]
+    # The lineage is the source's; the weights, scores and digests are the new ones.
+    assert entry["model_kwargs"] == base["model_kwargs"] and entry["steps"] == base["steps"]
+    assert refined["source"]["weights_sha256"] == base["weights_sha256"]
+    assert entry["weights_sha256"] != base["weights_sha256"]
+    assert refined["source"]["benchmark_int8"] == base["benchmark_int8"]
+    assert set(entry["benchmark_int8"]) == set(base["benchmark_int8"])
+    assert (out / "student_int8.onnx").exists() and not (base_dir / "student_int8.json").exists()
+    summary = refined_summary(refined, "gauss3")
+    assert summary["steps"] == P.refine_steps
+    assert summary["gain_db_int8_before"] == base["benchmark_int8"]["gauss3"]["gain_db"]
+    # Run again: the finished refinement is reused, not trained again.
+    assert pretrain.main([*refine, "--ship", "--out", str(out)]) == 0
+    again = json.loads((out / "manifest.json").read_text())["models"]["student"]
+    assert again["weights_sha256"] == entry["weights_sha256"]

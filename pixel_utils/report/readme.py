@@ -170,7 +170,18 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         "speed_remeasured": "served_ms_provenance" in student,
         "scratch_twin": twin_summary(student.get("scratch_twin"), case),
         "grown_from": grown_summary(student.get("grown_from"), case),
+        "refined": refined_summary(student.get("refined"), case),
     }
+
+
+def refined_summary(refined: dict | None, case: str) -> dict | None:
+    """The last fine-tuning of a refined shipped student (``pretrain --refine-from``): its
+    steps, fresh batches, and the headline gain as served before it."""
+    if not refined:
+        return None
+    before = (refined.get("source") or {}).get("benchmark_int8") or {}
+    return {"steps": refined["steps"], "cache_batches": refined["cache_batches"],
+            "gain_db_int8_before": (before.get(case) or {}).get("gain_db")}  # fmt: skip
 
 
 def grown_summary(grown: dict | None, case: str) -> dict | None:
@@ -404,6 +415,14 @@ def results_markdown(r: dict) -> str:
                     f", then through its int8 rounding on {LOSS_WORDS.get(qat_loss, qat_loss)} "
                     f"(the steps before: {LOSS_WORDS.get(shipped['loss'], shipped['loss'])})"
                 )
+        refined = shipped.get("refined")
+        if refined:
+            recipe += (
+                f", then {refined['steps']:,} more steps through its int8 rounding on "
+                f"{refined['cache_batches']:,} batches the teacher labelled afresh"
+                + (f" ({refined['gain_db_int8_before']:+.2f} dB as served before them)"
+                   if refined.get("gain_db_int8_before") is not None else "")
+            )  # fmt: skip
         notes += [
             "",
             f"**The shipped student** (`make student`: {recipe}; manifest written at commit "

@@ -203,6 +203,118 @@ def quantisation_aware_student(
     )
 
 
+def refine_student(
+    profile: Profile, source: Path, steps: int | None = None, lr: float | None = None,
+    cache_batches: int | None = None, device: str | None = None, retrain: bool = False,
+    seed: int | None = None,
+) -> tuple[TrainResult, Profile]:  # fmt: skip
+    """Continue the int8 fine-tuning of the finished deepened student at ``source`` (``make
+    student``'s fourth step): ``refine_steps`` more steps through its int8 rounding at peak lr
+    ``refine_lr``, with the loss of its int8 fine-tuning, on ``refine_cache_batches`` batches
+    of its patch size that the teacher labels afresh from another patch stream (profile seed
+    ``refine_seed``, which also sets the batches' order and the int8 calibration). Returns the
+    run and the profile it ran under (its own run name)."""
+    import shutil
+
+    from pixel_utils.artefacts import atomic_write, sha256_file
+    from pixel_utils.paths import checkpoints_dir
+    from pixel_utils.training import stages
+    from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
+
+    deep = dataclasses.replace(
+        profile, distill_patch_size=profile.deepen_patch_size,
+        batch_size=profile.deepen_batch_size, dead_leaves_size=profile.deepen_dead_leaves_size,
+        seed=profile.refine_seed if seed is None else seed,
+    )  # fmt: skip
+    batches = _shipped_student_profile(
+        deep, cache_batches=cache_batches or profile.refine_cache_batches
+    )
+    P = dataclasses.replace(
+        batches, student_kwargs=load_checkpoint(source)["model_kwargs"],
+        qat_steps=steps or profile.refine_steps, qat_lr=lr or profile.refine_lr,
+        student_loss=profile.deepen_qat_loss,
+    )  # fmt: skip
+    # A copy among the run's checkpoints: the int8 model whose rounding it trains through is
+    # written beside it, never beside the weights in the package.
+    copy = checkpoints_dir(P.run_name) / "student_distilled_source.pt"
+    if not copy.exists() or sha256_file(copy) != sha256_file(source):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(copy, lambda tmp: shutil.copyfile(source, tmp))
+    run = TrainResult(model_from_checkpoint(copy), {"val": []}, 0, 0.0, True, copy)
+    setup = stages.prepare_distillation(batches, stages.shipped_teacher())
+    result = stages.train_student(
+        P, setup, distill=True, retrain=retrain, device=device, quantisation_aware_from=run
+    )
+    return result, P
+
+
+def shipped_entry_beside(source: Path) -> dict:
+    """The manifest entry of the shipped student at ``source`` (``--ship`` wrote it, with the
+    ``manifest.json`` beside it), checked against its weights."""
+    from pixel_utils.artefacts import weights_sha256
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    manifest = source.parent / "manifest.json"
+    entry = (json.loads(manifest.read_text())["models"].get("student") if manifest.exists()
+             else None)  # fmt: skip
+    if not entry or entry.get("weights_sha256") != weights_sha256(model_from_checkpoint(source)):
+        raise ValueError(f"{source}: not a shipped student (no manifest.json beside it that "
+                         "records these weights)")  # fmt: skip
+    return entry
+
+
+#: What a refined student's entry keeps of its source's entry: only how the network was made.
+#: Scores, speeds, digests and provenance are the new weights' own.
+REFINED_OWN_KEYS = (
+    "file", "made_by", "benchmark", "benchmark_int8", "served_ms", "served_ms_runs",
+    "int8_is_faster", "served", "int8_calibration", "provenance", "bytes", "weights_sha256",
+)  # fmt: skip
+
+
+def ship_refined_student(
+    result: TrainResult, profile: Profile, source_entry: dict, made_by: str,
+    out_dir: Path | None = None,
+) -> dict:  # fmt: skip
+    """Ship the student :func:`refine_student` made. Its manifest entry is its source's (how
+    the network was distilled, grown and first fine-tuned, under ``grown_from`` and
+    ``quantisation_aware``) with the new weights' own scores, speed, digests and provenance,
+    and the refinement, with the source's scores, under ``refined``."""
+    from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
+    from pixel_utils.training.loop import load_checkpoint
+
+    new = ship_student(result, profile, out_dir)
+    ckpt = load_checkpoint(result.checkpoint)
+    entry = {k: v for k, v in source_entry.items()
+             if k not in ("served_ms_history", "served_ms_provenance", "scratch_twin")}  # fmt: skip
+    entry |= {k: new[k] for k in REFINED_OWN_KEYS if k in new}
+    entry["made_by"] = made_by
+    entry["refined"] = {
+        "what": "the source's weights fine-tuned further through the served int8 rounding "
+        "(training/quantisation.py) on batches the teacher labelled afresh from another patch "
+        "stream (seed), with the loss of train_config",
+        "seed": profile.seed,
+        "cache_batches": profile.cache_batches,
+        "steps": ckpt["step"],
+        "wall_time_s": round(float(ckpt["elapsed_s"]), 1),
+        "train_config": ckpt["config"],
+        "data": ckpt["data"],
+        "validation_history": ckpt["history"]["val"],
+        "source": {
+            k: source_entry.get(k)
+            for k in (
+                "made_by",
+                "weights_sha256",
+                "benchmark",
+                "benchmark_int8",
+                "served_ms",
+                "provenance",
+            )
+        },  # fmt: skip
+    }
+    update_manifest("student", entry, Path(out_dir or WEIGHTS_DIR))
+    return entry
+
+
 def ship_student(
     result: TrainResult, profile: Profile, out_dir: Path | None = None,
     distilled: TrainResult | None = None, grown_from: dict | None = None,
@@ -749,8 +861,21 @@ def _main(argv=None) -> int:
         "level added to a grown student)",
     )  # fmt: skip
     parser.add_argument(
+        "--refine-from", default=None, metavar="CHECKPOINT",
+        help="--student: continue the int8 fine-tuning of this shipped deepened student (with "
+        "its manifest.json beside it, e.g. the package's own student.pt) for --qat-steps "
+        "(default: the profile's refine_steps) on batches the teacher labels afresh "
+        "(--cache-batches, default refine_cache_batches) from the patch stream of --seed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=whole_number(0), default=None,
+        help="--refine-from: the seed of the freshly labelled batches, their order and the "
+        "int8 calibration (default: the profile's refine_seed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--lr", type=positive_number, default=None,
-        help="override the peak lr of the teacher or of --grow-from's fine-tuning",
+        help="override the peak lr of the teacher or of --grow-from's or --refine-from's "
+        "fine-tuning",
     )  # fmt: skip
     parser.add_argument(
         "--measure-speed", action="store_true",
@@ -787,6 +912,19 @@ def _main(argv=None) -> int:
         parser.error("--scratch-twin goes with --student")
     if args.grow_from and not args.student:
         parser.error("--grow-from goes with --student")
+    if args.refine_from and not args.student:
+        parser.error("--refine-from goes with --student")
+    if args.seed is not None and not args.refine_from:
+        parser.error("--seed goes with --refine-from")
+    if args.refine_from:
+        clash = [f for f, v in (("--grow-from", args.grow_from), ("--steps", args.steps),
+                                ("--scratch-twin", args.scratch_twin), ("--photos", args.photos))
+                 if v]  # fmt: skip
+        if clash:
+            parser.error(f"--refine-from fine-tunes through the int8 rounding only "
+                         f"(--qat-steps): drop {', '.join(clash)}")  # fmt: skip
+        if args.qat_steps == 0:
+            parser.error("--refine-from needs --qat-steps of 1 or more")
     if args.deepen and not args.grow_from:
         parser.error("--deepen goes with --grow-from")
     if args.kd_seeds != 1 and not args.scratch_twin:
@@ -802,8 +940,34 @@ def _main(argv=None) -> int:
             profile = dataclasses.replace(profile, photo_folder=args.photos[0])
         if args.init_from:
             parser.error("--init-from is for the teacher (a student grows --grow-from)")
-        if args.lr and not args.grow_from:
-            parser.error("--lr goes with the teacher or --grow-from")
+        if args.lr and not (args.grow_from or args.refine_from):
+            parser.error("--lr goes with the teacher, --grow-from or --refine-from")
+        if args.refine_from:
+            source = Path(args.refine_from)
+            if not source.is_file():
+                parser.error(f"--refine-from {source}: no such checkpoint")
+            try:  # before --ship could replace it
+                source_entry = shipped_entry_beside(source)
+            except ValueError as err:
+                parser.error(f"--refine-from {err}")
+            result, P = refine_student(
+                profile, source, args.qat_steps, args.lr, args.cache_batches, args.device,
+                args.retrain, args.seed,
+            )  # fmt: skip
+            last = result.history["val"][-1] if result.history["val"] else None
+            print(f"refined student: {result.step} steps through its int8 rounding, "
+                  f"{result.seconds / 60:.1f} min"
+                  + (f", validation {last[1]:.2f} dB (int8 rounding)" if last else ""))  # fmt: skip
+            if args.ship:
+                made_by = (
+                    f"python -m pixel_utils.training.pretrain --student --profile {P.name} "
+                    f"--refine-from {shlex.quote(source.as_posix())} --seed {P.seed} "
+                    f"--qat-steps {P.qat_steps} --lr {P.qat_lr:g} "
+                    f"--cache-batches {P.cache_batches} --ship"
+                )
+                entry = ship_refined_student(result, P, source_entry, made_by, args.out)
+                print(f"shipped {entry['file']} (served: {entry['served']}): {entry['benchmark']}")
+            return 0
         if args.grow_from and args.scratch_twin:
             parser.error("--scratch-twin compares the distilled student, not a grown one")
         batches, growth = None, None
