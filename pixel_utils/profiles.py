@@ -142,6 +142,9 @@ class Profile:
     # batches the teacher labels afresh from another patch stream (refine_seed; the student's
     # own batches are seed 0's), at a lower peak lr. Its validation PSNR had peaked at step
     # 15,100 of the 24,000 and fallen 0.057 dB by the end: ten passes over 2,400 batches.
+    # Session of 2026-12-06, chosen on the validation photos (whole, five blurs, int8): +0.059
+    # dB, 9 of 10 better; CBSD68 (paired, never chosen on) gauss3 +0.005 ± 0.017 dB, defocus4
+    # +0.037 ± 0.013, shake17 +0.015 ± 0.010, no_blur -0.033 ± 0.051 (docs/design_history.md).
     refine_steps: int = 8000
     refine_lr: float = 1e-4
     refine_cache_batches: int = 1600

@@ -478,6 +478,8 @@ def test_a_shipped_student_is_refined_on_fresh_batches_with_its_lineage_kept(tmp
     assert entry["weights_sha256"] != base["weights_sha256"]
     assert refined["source"]["benchmark_int8"] == base["benchmark_int8"]
     assert set(entry["benchmark_int8"]) == set(base["benchmark_int8"])
+    for case, row in entry["benchmark_int8"].items():  # the same benchmark, not seed 1's noise
+        assert row["blurred_psnr"] == base["benchmark_int8"][case]["blurred_psnr"]
     assert (out / "student_int8.onnx").exists() and not (base_dir / "student_int8.json").exists()
     summary = refined_summary(refined, "gauss3")
     assert summary["steps"] == P.refine_steps

@@ -282,7 +282,9 @@ def ship_refined_student(
     from pixel_utils.app.pretrained import WEIGHTS_DIR, update_manifest
     from pixel_utils.training.loop import load_checkpoint
 
-    new = ship_student(result, profile, out_dir)
+    # Scored on the benchmark its source was scored on (the noise of the source's seed), so the
+    # two compare; the refinement's own seed drew only its batches and int8 calibration.
+    new = ship_student(result, profile, out_dir, benchmark_seed=source_entry.get("seed", 0))
     ckpt = load_checkpoint(result.checkpoint)
     entry = {k: v for k, v in source_entry.items()
              if k not in ("served_ms_history", "served_ms_provenance", "scratch_twin")}  # fmt: skip
@@ -318,6 +320,7 @@ def ship_refined_student(
 def ship_student(
     result: TrainResult, profile: Profile, out_dir: Path | None = None,
     distilled: TrainResult | None = None, grown_from: dict | None = None,
+    benchmark_seed: int | None = None,
 ) -> dict:  # fmt: skip
     """Write the finished student (PyTorch and int8 ONNX) into the package with its manifest
     entry: how it was made, benchmark scores of both forms, and which one is served (int8 where
@@ -326,7 +329,9 @@ def ship_student(
     ``distilled`` is the run ``result`` was fine-tuned from when ``result`` is its
     quantisation-aware fine-tuning: the entry then also scores those weights in fp32 and
     int8, so the fine-tuning's effect stays on record. ``grown_from`` (:func:`growth_record`)
-    is the student it was grown from (:func:`grow_student`), recorded as ``grown_from``."""
+    is the student it was grown from (:func:`grow_student`), recorded as ``grown_from``.
+    ``benchmark_seed`` (default: the profile's seed) draws the benchmark's noise: a student
+    refined under another seed is scored on the same benchmark as the one it came from."""
     import shutil
 
     from pixel_utils.app.onnx_export import OnnxModel
@@ -352,8 +357,11 @@ def ship_student(
     int8 = atomic_write(out_dir / SERVED_STUDENT, lambda tmp: shutil.copyfile(int8_src, tmp))
     model = model_from_checkpoint(path)
     served = OnnxModel(int8)
-    scores = benchmark_scores(model, profile)
-    scores_int8 = benchmark_scores(served, profile)
+    scored = (
+        profile if benchmark_seed is None else dataclasses.replace(profile, seed=benchmark_seed)
+    )
+    scores = benchmark_scores(model, scored)
+    scores_int8 = benchmark_scores(served, scored)
     speed = served_speed(model, int8, profile)
     qat_cli, run = "", ckpt
     if distilled is not None:
