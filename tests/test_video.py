@@ -77,6 +77,31 @@ def _clip_with_audio(
     return path
 
 
+def _clip_with_silent_s16_audio(
+    path, codec, audio_codec, rate, layout, samples, chunks=4, container=None
+):
+    """A clip of ``FRAMES`` frames in ``codec`` with ``chunks`` chunks of silent 16-bit audio
+    (``samples`` per chunk per channel) in ``audio_codec``: the containers a camera writes."""
+    channels = 2 if layout == "stereo" else 1
+    with av.open(str(path), "w", format=container) as out:
+        video = out.add_stream(codec, rate=FPS)
+        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        audio = out.add_stream(audio_codec, rate=rate, layout=layout)
+        for i in range(FRAMES):
+            picture = av.VideoFrame.from_ndarray(_frame(i), format="rgb24")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        for k in range(chunks):
+            chunk = av.AudioFrame.from_ndarray(
+                np.zeros((1, samples * channels), np.int16), format="s16", layout=layout
+            )
+            chunk.sample_rate, chunk.pts = rate, k * samples
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    return path
+
+
 def _streams(path):
     """(video pts list, video time base, average rate, audio packet payload hashes)."""
     with av.open(str(path)) as container:
@@ -662,22 +687,9 @@ def test_every_audio_track_is_copied(tmp_path):
 
 
 def test_an_avi_with_pcm_audio_becomes_an_mp4_with_that_audio(tmp_path):
-    source = tmp_path / "camera.avi"
-    with av.open(str(source), "w") as out:
-        video = out.add_stream("mpeg4", rate=FPS)
-        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
-        audio = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
-        for i in range(FRAMES):
-            picture = av.VideoFrame.from_ndarray(_frame(i), format="rgb24")
-            picture.pts = i
-            out.mux(video.encode(picture))
-        out.mux(video.encode(None))
-        for k in range(4):
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 2048), np.int16), format="s16",
-                                               layout="stereo")  # fmt: skip
-            chunk.sample_rate, chunk.pts = 8000, k * 1024
-            out.mux(audio.encode(chunk))
-        out.mux(audio.encode(None))
+    source = _clip_with_silent_s16_audio(
+        tmp_path / "camera.avi", "mpeg4", "pcm_s16le", rate=8000, layout="stereo", samples=1024
+    )
     result = sharpen_video(source, tmp_path / "out" / "camera.avi", lambda f: f, progress=False)
     assert result.output.suffix == ".mp4" and result.frames == FRAMES
     assert _audio_hashes(result.output) == _audio_hashes(source)
@@ -898,19 +910,11 @@ def test_mpeg_stream_clips_in_a_folder_are_sharpened_into_mp4(tmp_path, checkpoi
     # recognised image format"; both are videos PyAV reads, and MP4 carries their audio.
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    with av.open(str(src / name), "w", format="mpegts" if name.endswith(".mts") else "mpeg") as c:
-        video = c.add_stream("mpeg1video" if name.endswith(".mpg") else "mpeg2video", rate=FPS)
-        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
-        audio = c.add_stream("mp2", rate=44100, layout="mono")
-        for i in range(FRAMES):
-            c.mux(video.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")))
-        c.mux(video.encode(None))
-        for k in range(6):
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16",
-                                               layout="mono")  # fmt: skip
-            chunk.sample_rate, chunk.pts = 44100, k * 1152
-            c.mux(audio.encode(chunk))
-        c.mux(audio.encode(None))
+    _clip_with_silent_s16_audio(
+        src / name, "mpeg1video" if name.endswith(".mpg") else "mpeg2video", "mp2", rate=44100,
+        layout="mono", samples=1152, chunks=6,
+        container="mpegts" if name.endswith(".mts") else "mpeg",
+    )  # fmt: skip
     assert main([str(src), "-o", str(out), "--model", checkpoint]) == 0
     result = out / Path(name).with_suffix(".mp4").name
     pts, _, _, audio_packets = _streams(result)
