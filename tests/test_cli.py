@@ -364,9 +364,11 @@ def test_a_folder_scan_says_which_readable_files_it_leaves_out(tmp_path, checkpo
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "p.png")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "sub" / "anim.gif")
     (src / "notes.txt").write_text("not an image")  # not readable as one: no note
+    (src / "scan.pdf").write_bytes(b"%PDF-1.4")  # Pillow writes PDFs but cannot read them
     assert main([str(src), "-o", str(out), "--model", checkpoint]) == 0
     err = capsys.readouterr().err
     assert f"note: {src}: left out 1 file(s)" in err and "(anim.gif)" in err
-    assert "notes.txt" not in err and sorted(p.name for p in out.rglob("*.*")) == ["p.png"]
+    assert "notes.txt" not in err and "scan.pdf" not in err
+    assert sorted(p.name for p in out.rglob("*.*")) == ["p.png"]
     assert main([str(src / "sub" / "anim.gif"), "-o", str(out), "--model", checkpoint]) == 0
     assert (out / "anim.gif").exists() and "left out" not in capsys.readouterr().err

@@ -105,8 +105,13 @@ def left_out_of_folders(roots: list[Path], out_dir: Path | None = None) -> list[
     not left wondering why they were not sharpened; named one by one, they are."""
     from PIL import Image
 
+    Image.init()
     scanned = set(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-    pillow_only = {s for s in Image.registered_extensions() if s not in scanned}
+    # Formats Pillow opens itself: not those it only writes (PDF) nor its stubs that need an
+    # outside handler (scientific data, Windows metafiles).
+    stubs = {"BUFR", "GRIB", "HDF5", "FITS", "WMF"}
+    pillow_only = {ext for ext, fmt in Image.registered_extensions().items()
+                   if fmt in Image.OPEN and fmt not in stubs and ext not in scanned}  # fmt: skip
     notes = []
     for folder in (r for r in roots if r.is_dir()):
         left = _files_in(folder, pillow_only, out_dir)
