@@ -1,5 +1,6 @@
 """Quantisation-aware fine-tuning rounds the way the served int8 graph does."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,12 +92,13 @@ def test_a_graph_from_another_network_is_refused(tmp_path):
         make_quantisation_aware(other, rounding_from_onnx(int8))
 
 
-def test_the_served_int8_model_is_remade_when_the_code_that_builds_its_graph_changes(
+def test_the_served_int8_model_is_remade_when_its_graph_code_or_calibration_changes(
     tmp_path, monkeypatch
 ):
     """The same weights export to another graph when a network's forward pass changes (the
-    third level's crop did): the int8 model beside a checkpoint is reused only while both the
-    checkpoint and the network and exporter sources are those it was made from."""
+    third level's crop did), and calibrate to other ranges on another seed's patches: the int8
+    model beside a checkpoint is reused only while the checkpoint, the network and exporter
+    sources and the calibration patches' seed and data are those it was made from."""
     from pixel_utils.app import onnx_export
     from pixel_utils.models import networks
     from pixel_utils.profiles import PROFILES
@@ -128,6 +130,9 @@ def test_the_served_int8_model_is_remade_when_the_code_that_builds_its_graph_cha
     edited.write_text(Path(networks.__file__).read_text() + "\n# a changed forward pass\n")
     monkeypatch.setattr(networks, "__file__", str(edited))
     assert stages.served_student(profile, student) == first and len(made) == 2  # remade
+    reseeded = dataclasses.replace(profile, seed=profile.seed + 1)  # other calibration patches
+    assert stages.served_student(reseeded, student) == first and len(made) == 3  # remade
+    assert stages.served_student(reseeded, student) == first and len(made) == 3  # reused
     with pytest.raises(stages.ArtefactMissing):  # evaluation only loads: it never remakes one
         monkeypatch.setattr(networks, "__file__", str(checkpoint))
         stages.served_student(profile, student, load_only=True)

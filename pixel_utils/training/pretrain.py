@@ -248,16 +248,24 @@ def refine_student(
     return result, P
 
 
+def _shipped_student_entry(source: Path, weights: str) -> dict | None:
+    """The student entry of the ``manifest.json`` beside the checkpoint ``source`` when it
+    records the weights whose digest is ``weights`` (``--ship`` wrote both), else None."""
+    manifest = source.parent / "manifest.json"
+    if not manifest.exists():
+        return None
+    entry = json.loads(manifest.read_text())["models"].get("student")
+    return entry if entry and entry.get("weights_sha256") == weights else None
+
+
 def shipped_entry_beside(source: Path) -> dict:
     """The manifest entry of the shipped student at ``source`` (``--ship`` wrote it, with the
     ``manifest.json`` beside it), checked against its weights."""
     from pixel_utils.artefacts import weights_sha256
     from pixel_utils.training.loop import model_from_checkpoint
 
-    manifest = source.parent / "manifest.json"
-    entry = (json.loads(manifest.read_text())["models"].get("student") if manifest.exists()
-             else None)  # fmt: skip
-    if not entry or entry.get("weights_sha256") != weights_sha256(model_from_checkpoint(source)):
+    entry = _shipped_student_entry(source, weights_sha256(model_from_checkpoint(source)))
+    if entry is None:
         raise ValueError(f"{source}: not a shipped student (no manifest.json beside it that "
                          "records these weights)")  # fmt: skip
     return entry
@@ -449,10 +457,8 @@ def growth_record(source: Path) -> dict:
         "weights_sha256": weights,
         "model_kwargs": load_checkpoint(source)["model_kwargs"],
     }
-    manifest = source.parent / "manifest.json"
-    models = json.loads(manifest.read_text())["models"] if manifest.exists() else {}
-    shipped = models.get("student", {})
-    if shipped.get("weights_sha256") == weights:
+    shipped = _shipped_student_entry(source, weights)
+    if shipped is not None:
         record["shipped_entry"] = {k: shipped[k] for k in GROWTH_RECORD_KEYS if k in shipped}
     return record
 

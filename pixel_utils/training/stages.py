@@ -270,7 +270,8 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
     Written next to the student checkpoint as ``<name>_int8.onnx`` with a ``.json`` sidecar
     holding the hashes of the checkpoint it came from and of the code that builds the graph
     (the networks and the exporter: the same weights export to another graph when a network's
-    forward pass changes); reused while they match.
+    forward pass changes), and what draws the calibration patches (the profile's seed and
+    training data: another seed calibrates other ranges); reused while they match.
     """
     import json
 
@@ -285,8 +286,10 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
         "source": sha256_file(student.checkpoint),
         "ranges": "asymmetric",
         "calibration_batches": INT8_CALIBRATION_BATCHES,
+        "calibration_data": data_key(profile, DegradationMix()),
         "graph_code": [sha256_file(m.__file__) for m in (networks, onnx_export)],
     }
+    made_from = json.loads(json.dumps(made_from))  # as the sidecar reads back: lists, not tuples
     if out.exists() and sidecar.exists() and json.loads(sidecar.read_text()) == made_from:
         return out
     if load_only:
