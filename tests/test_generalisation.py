@@ -83,6 +83,35 @@ def test_user_mistakes_get_one_error_line_and_touch_nothing(
             tmp_path / "o2",
         ),  # fmt: skip
         "folder does not exist": (tmp_path / "nope", "--models", checkpoint),
+        "unknown blur kind 'blob'": (
+            photos,
+            "--models",
+            checkpoint,
+            "--out",
+            tmp_path / "o4",
+            "--blur",
+            "blob:size=3",
+        ),  # fmt: skip
+        "defocus needs radius=...": (
+            photos,
+            "--models",
+            checkpoint,
+            "--out",
+            tmp_path / "o5",
+            "--blur",
+            "defocus:noise=0.02",
+        ),  # fmt: skip
+        "a case given twice": (
+            photos,
+            "--models",
+            checkpoint,
+            "--out",
+            tmp_path / "o6",
+            "--blur",
+            "defocus:radius=2",
+            "--blur",
+            "defocus:radius=2.0",
+        ),  # fmt: skip
         "unknown case(s) ['nope']": (
             photos,
             "--models",
@@ -126,3 +155,43 @@ def test_skipped_photos_are_one_warning_without_source_lines(tmp_path, checkpoin
     err = capsys.readouterr().err
     assert "warning: skipped 1 unusable image(s):" in err and "broken.png" in err
     assert "UserWarning" not in err and "warnings.warn" not in err
+
+
+def test_blurs_of_ones_own_are_scored_as_cases(tmp_path, checkpoint):
+    """``--blur`` scores kernels the benchmark does not have, alone or beside named cases, and
+    its parameters (noise included) reach the degraded photos."""
+    from pixel_utils.evaluation.generalisation import parse_blur
+
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "own"
+    blurs = ["--blur", "defocus:radius=6", "--blur", "gaussian:sigma=4, noise=0.03"]
+    assert main([str(photos), "--models", checkpoint, "--out", str(out), "--crop", "64",
+                 *blurs]) == 0  # fmt: skip
+    scores = json.loads((out / "scores.json").read_text())["per_case"]
+    assert set(scores) == {"defocus_radius6_noise0.01", "gaussian_sigma4_noise0.03"}
+    manifest = json.loads((out / "manifest.json").read_text())["settings"]["cases"]
+    assert [(c["blur_kind"], c["blur_params"], c["noise_sigma"]) for c in manifest] == [
+        ("defocus", {"radius": 6.0}, 0.01), ("gaussian", {"sigma": 4.0}, 0.03)]  # fmt: skip
+    both = tmp_path / "both"
+    assert main([str(photos), "--models", checkpoint, "--out", str(both), "--crop", "64",
+                 "--cases", "gauss3", *blurs[:2]]) == 0  # fmt: skip
+    assert set(json.loads((both / "scores.json").read_text())["per_case"]) == {
+        "gauss3", "defocus_radius6_noise0.01"}  # fmt: skip
+    shake = parse_blur("camera_shake:size=21,seed=4242,jpeg=40")
+    assert shake.spec.blur_params == {"size": 21.0, "seed": 4242}
+    assert (
+        shake.spec.jpeg_quality == 40
+        and shake.label == "camera_shake size=21, noise 0.010, JPEG q40"
+    )
+    for bad, says in {
+        "defocus:radius=-1": "must be positive",
+        "defocus:radius=x": "is not a number",
+        "defocus:r=1": "NAME one of radius, noise, jpeg",
+        "gaussian:sigma=40": "at most 129 pixels wide",
+        "gaussian:sigma=1,noise=2": "outside 0–0.5",
+        "gaussian:sigma=1,jpeg=3.5": "not a JPEG quality",
+        "camera_shake:size=5,seed=-1": "not a whole number",
+        "gaussian:sigma=inf": "not a finite number",
+    }.items():
+        with pytest.raises(ValueError, match=says):
+            parse_blur(bad)

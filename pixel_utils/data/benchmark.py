@@ -33,7 +33,9 @@ class BenchmarkCase:
     label: str  # for tables and plots
 
 
-_N = 0.01  # the noise level of every blur case
+#: The noise σ of every blur case.
+BENCHMARK_NOISE = 0.01
+_N = BENCHMARK_NOISE
 BENCHMARK_CASES: tuple[BenchmarkCase, ...] = (
     BenchmarkCase("gauss1", DegradationSpec("gaussian", {"sigma": 1.0}, _N), "Gaussian σ=1"),
     BenchmarkCase("gauss2", DegradationSpec("gaussian", {"sigma": 2.0}, _N), "Gaussian σ=2"),

@@ -360,9 +360,9 @@ class DegradationSpec:
     def describe(self) -> str:
         """A short human-readable label, e.g. ``gaussian σ=2``."""
         symbols = {"sigma": "σ", "sigma_x": "σx", "sigma_y": "σy", "angle": "θ",
-                   "length": "L", "radius": "r"}  # fmt: skip
+                   "length": "L", "radius": "r", "size": "size"}  # fmt: skip
         parts = [f"{symbols[k]}={v:.3g}" for k, v in self.blur_params.items() if k in symbols]
-        text = f"{self.blur_kind} " + " ".join(parts)
+        text = " ".join([self.blur_kind, *parts])
         if self.noise_sigma:
             text += f", noise {self.noise_sigma:.3f}"
         if self.jpeg_quality is not None:
