@@ -195,3 +195,26 @@ def test_blurs_of_ones_own_are_scored_as_cases(tmp_path, checkpoint):
     }.items():
         with pytest.raises(ValueError, match=says):
             parse_blur(bad)
+
+
+def test_photos_made_worse_are_counted_per_case_and_model(tmp_path, capsys):
+    """A mean gain can hide harm: each model's photos scored below the degraded input are
+    counted, for the summary and the printed table."""
+    import torch
+
+    from pixel_utils.evaluation.generalisation import evaluate_folder
+
+    class Scaled(torch.nn.Module):  # a "sharpener" that only scales the image
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = torch.nn.Parameter(torch.tensor(factor), requires_grad=False)
+
+        def forward(self, x):
+            return x * self.factor
+
+    photos = _photos(tmp_path / "photos", n=3)
+    result = evaluate_folder({"same": Scaled(1.0), "darker": Scaled(0.5)}, photos,
+                             ("gauss3",), 64, tmp_path / "out")  # fmt: skip
+    row = result["per_case"]["gauss3"]
+    assert row["same"]["photos_worse"] == 0 and row["darker"]["photos_worse"] == 3
+    assert "photos_worse" not in row["blurred"]

@@ -180,9 +180,14 @@ def evaluate_folder(
     build_benchmark(out, crop, seed, max_photos, chosen, folder=folder)
     scores = evaluate_models({"blurred": None, **models}, out)
     summary = summary_json(summarise(scores))
-    for row in summary.values():
-        for method in row.values():
+    # A mean gain can hide photos made worse: count them, per case and model.
+    psnr = scores.pivot_table(index=["case", "photo"], columns="method", values="psnr")
+    for case, row in summary.items():
+        for name, method in row.items():
             method["gain_db"] = method["psnr"] - row["blurred"]["psnr"]
+            if name != "blurred":
+                worse = psnr.loc[case, name] < psnr.loc[case, "blurred"]
+                method["photos_worse"] = int(worse.sum())
     return {"folder": str(folder), "photos": int(scores["photo"].nunique()), "crop": crop,
             "per_case": summary, "per_image": scores.to_dict(orient="records")}  # fmt: skip
 
@@ -236,9 +241,15 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     write_json(out / "scores.json", result)
-    print(f"{result['photos']} photos from {args.folder}:")
+    photos = result["photos"]
+    print(f"{photos} photos from {args.folder}:")
     for case, row in result["per_case"].items():
-        cells = ", ".join(f"{m} {v['psnr']:.2f} dB ({v['gain_db']:+.2f})" for m, v in row.items())
+        cells = ", ".join(
+            f"{m} {v['psnr']:.2f} dB ({v['gain_db']:+.2f}"
+            + (f"; worse on {v['photos_worse']} of {photos}" if "photos_worse" in v else "")
+            + ")"
+            for m, v in row.items()
+        )
         print(f"  {case}: {cells}")
     print(f"scores: {out / 'scores.json'}")
     return 0
