@@ -160,11 +160,7 @@ def grow_student(
     from pixel_utils.training import stages
 
     if deepen:  # its own batches, of larger patches (profiles.py: deepened_student_kwargs)
-        profile = dataclasses.replace(
-            profile, distill_patch_size=profile.deepen_patch_size,
-            batch_size=profile.deepen_batch_size,
-            dead_leaves_size=profile.deepen_dead_leaves_size,
-        )  # fmt: skip
+        profile = _deepened_batches(profile)
     batches = _shipped_student_profile(profile, cache_batches=cache_batches)
     setup = stages.prepare_distillation(batches, stages.shipped_teacher())
     P = dataclasses.replace(
@@ -203,6 +199,15 @@ def quantisation_aware_student(
     )
 
 
+def _deepened_batches(profile: Profile) -> Profile:
+    """``profile`` with the deepened student's batches: its larger patches, batch size and
+    dead leaves (the third level would see mostly padding on the smaller ones)."""
+    return dataclasses.replace(
+        profile, distill_patch_size=profile.deepen_patch_size,
+        batch_size=profile.deepen_batch_size, dead_leaves_size=profile.deepen_dead_leaves_size,
+    )  # fmt: skip
+
+
 def refine_student(
     profile: Profile, source: Path, steps: int | None = None, lr: float | None = None,
     cache_batches: int | None = None, device: str | None = None, retrain: bool = False,
@@ -222,10 +227,8 @@ def refine_student(
     from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
 
     deep = dataclasses.replace(
-        profile, distill_patch_size=profile.deepen_patch_size,
-        batch_size=profile.deepen_batch_size, dead_leaves_size=profile.deepen_dead_leaves_size,
-        seed=profile.refine_seed if seed is None else seed,
-    )  # fmt: skip
+        _deepened_batches(profile), seed=profile.refine_seed if seed is None else seed
+    )
     batches = _shipped_student_profile(
         deep, cache_batches=cache_batches or profile.refine_cache_batches
     )
