@@ -308,7 +308,9 @@ def add_noise(image, sigma: float, rng: np.random.Generator):
     return (image + torch.from_numpy(noise).to(image)).clamp(0, 1), record
 
 
-def random_noise(image, rng: np.random.Generator, sigma_range=(0.0, 0.02)):
+def random_noise(image, rng: np.random.Generator, sigma_range=None):
+    """Noise of a σ drawn uniformly from ``sigma_range`` (default: the training mix's)."""
+    sigma_range = sigma_range or DegradationMix.noise_sigma
     return add_noise(image, float(rng.uniform(*sigma_range)), rng)
 
 
