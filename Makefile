@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights student student-speed student-twin sweep wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights student student-speed student-twin sweep kd-scarce wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -73,6 +73,13 @@ student-twin: setup
 SWEEP_ARGS ?= --steps 2000
 sweep: setup
 	$(PY) -m pixel_utils.training.sweep --profile $(PROFILE) $(SWEEP_ARGS)
+
+# Does distillation pay when the ground truth is scarce? Distilled and scratch students with the
+# ground truth kept on all, 24, 6 and 2 of the teacher cache's batches (3,000 steps, 3 seeds;
+# about an hour on a 2-core CPU, resumable): figures/kd_scarce_truth.json and its figure.
+SCARCE_ARGS ?=
+kd-scarce: setup
+	$(PY) -m pixel_utils.training.scarce_truth --profile $(PROFILE) $(SCARCE_ARGS)
 
 # Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
 # (apt-get install mate-backgrounds plasma-workspace-wallpapers).

@@ -127,6 +127,46 @@ def test_teacher_cache_roundtrip_and_key(tmp_path):
     assert cache_key(ckpt, {"a": 1}, ["mid"]) != k1
 
 
+def test_partly_labelled_cache_serves_truth_only_on_its_first_batches(tmp_path):
+    teacher = build_model("nafnet", **SMALL["nafnet"])
+    images = [dead_leaves(np.random.default_rng(0), size=48)]
+    ds = PatchPairDataset(images, 16, 2, 4, seed=0)
+    path = build_teacher_cache(teacher, ds, 4, [], tmp_path / "cache.pt")
+    mixed = CachedBatches(path, length=8, seed=0, labelled=1)
+    assert "sharp" in mixed[0][1] and "sharp" in mixed[4][1]  # cached batch 0, twice
+    assert all("sharp" not in mixed[i][1] and "teacher" in mixed[i][1] for i in (1, 2, 3, 5))
+    # Without the teacher (the scratch student) only the labelled batch is served, cycled.
+    scratch = CachedBatches(path, length=8, seed=0, with_teacher=False, labelled=1)
+    whole = CachedBatches(path, length=8, seed=0, with_teacher=False)
+    for i in range(8):
+        inputs, sharp = scratch[i]
+        assert sharp is not None
+        flips = [torch.rot90(whole[0][0], k, dims=(-2, -1)) for k in range(4)]
+        flips += [torch.flip(f, dims=(-1,)) for f in flips]
+        assert any(torch.equal(inputs, f) for f in flips)
+    with pytest.raises(ValueError, match="5 labelled batches asked of 4 cached"):
+        CachedBatches(path, length=8, labelled=5)
+
+
+def test_unlabelled_batches_learn_from_the_teacher_alone_when_allowed():
+    teacher = build_model("unshuffle", **SMALL["unshuffle"])
+    student = build_model("unshuffle", **SMALL["unshuffle"])
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        t_out = teacher(x)
+    weights = DistillWeights(ground_truth=1.0, response=1.0, feature=0.0)
+    loss, logs = DistillationLoss(teacher, weights, allow_unlabelled=True)(
+        student, x, {"teacher": t_out}, 0
+    )
+    assert set(logs) == {"response"} and float(loss) == pytest.approx(logs["response"])
+    loss, logs = DistillationLoss(teacher, weights, allow_unlabelled=True)(
+        student, x, {"teacher": t_out, "sharp": x}, 0
+    )
+    assert set(logs) == {"gt", "response"}
+    with pytest.raises(ValueError, match="no sharp images"):  # the default stays strict
+        DistillationLoss(teacher, weights)(student, x, {"teacher": t_out}, 0)
+
+
 def test_every_profiles_teacher_cache_is_bounded():
     """The cache is memory-mapped, so its size bounds disk and pinned RAM: at most 8 GiB for
     any profile (the `full` profile once asked for ~90 GB, stacked in RAM)."""

@@ -321,6 +321,38 @@ def kd_pays_figure(sweep: dict, pay_runs: dict[str, list[tuple[dict, dict]]]):
     return fig
 
 
+def scarce_truth_figure(result: dict):
+    """Left: distilled − scratch against the share of the training batches that have their
+    ground truth, mean ± 95% CI over images (paired, averaged over seeds). Right: both
+    students' gains over the degraded input (mean over seeds, each seed a dot)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9))
+    rows = sorted(result["levels"].values(), key=lambda r: r["labelled_share"])
+    share = [100 * r["labelled_share"] for r in rows]
+    left.errorbar(share, [r["kd_vs_scratch"]["mean_db"] for r in rows],
+                  yerr=[r["kd_vs_scratch"]["ci95_over_images"] for r in rows],
+                  fmt="o-", capsize=4)  # fmt: skip
+    left.axhline(0, color="k", lw=0.8)
+    left.set(xscale="log", xlabel="batches with ground truth (% of the stream, log scale)",
+             ylabel="distilled − scratch (dB)",
+             title=f"{result['case']}, benchmark: mean ± 95% CI")  # fmt: skip
+    plain_log_ticks(left.xaxis)
+    left.grid(alpha=0.3)
+    for arm, label in (("kd", "distilled (teacher on every batch)"),
+                       ("scratch", "scratch (labelled batches only)")):  # fmt: skip
+        line = right.plot(share, [r["gain_db"][arm] for r in rows], "o-", label=label)[0]
+        for x, r in zip(share, rows, strict=True):
+            seeds = r["gain_db_per_seed"][arm]
+            right.scatter([x] * len(seeds), seeds, s=9, color=line.get_color(), alpha=0.5)
+    right.set(xscale="log", xlabel="batches with ground truth (% of the stream, log scale)",
+              ylabel="gain over the degraded input (dB)",
+              title=f"{result['steps']} steps, {result['seeds']} seeds")  # fmt: skip
+    plain_log_ticks(right.xaxis)
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def camera_path_figure(path: np.ndarray, fps: float, frames: int = 6):
     """The virtual camera's path (rows, columns in pixels; ``frames × samples × 2``): the whole
     path with each exposure drawn thick, and the first ``frames`` exposures' blur kernels."""

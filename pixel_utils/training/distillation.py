@@ -126,8 +126,13 @@ class DistillationLoss:
         weights: DistillWeights,
         adapters: FeatureAdapters | None = None,
         criterion: str = "charbonnier",
+        allow_unlabelled: bool = False,
     ):
         self.teacher = freeze(teacher) if teacher is not None else None
+        # A stream that mixes labelled batches with batches nobody has the sharp image of
+        # (CachedBatches' ``labelled``): those learn from the teacher alone. Off by default, so
+        # that a labelled stream that lost its ground truth by mistake fails loudly.
+        self.allow_unlabelled = allow_unlabelled
         self.weights = weights
         self.adapters = adapters
         self.criterion = RECONSTRUCTION_LOSSES[criterion]
@@ -159,7 +164,7 @@ class DistillationLoss:
             t_out, t_feats = self.teacher_outputs(inputs)
         s_out, s_feats = student(inputs, return_features=True)
         logs, total = {}, s_out.new_zeros(())
-        if w.ground_truth > 0:
+        if w.ground_truth > 0 and not (sharp is None and self.allow_unlabelled):
             if sharp is None:
                 raise ValueError("ground-truth weight > 0 but the batch has no sharp images")
             logs["gt"] = self.criterion(s_out, sharp)
@@ -286,13 +291,25 @@ class CachedBatches(torch.utils.data.Dataset):
 
     ``with_teacher=False`` yields ``(inputs, sharp)`` (the scratch student's view of the
     *same* data); otherwise ``(inputs, {"sharp", "teacher", "features"})``.
+
+    With ``labelled``, only the first ``labelled`` cached batches keep their ground truth, as
+    when the sharp images exist for a few photos and the rest are blurred photos nobody has
+    the sharp version of. Without the teacher the stream is then those batches alone, cycled;
+    with it every batch is served, the others without ``sharp`` (the teacher's output is
+    their only target: :class:`DistillationLoss` with ``allow_unlabelled``).
     """
 
-    def __init__(self, path: str | os.PathLike, length: int, seed: int = 0, with_teacher=True):
+    def __init__(self, path: str | os.PathLike, length: int, seed: int = 0, with_teacher=True,
+                 labelled: int | None = None):  # fmt: skip
         # Memory-mapped: the pages are read as batches are served, so RAM is not bounded by the
         # cache's size (a full-profile cache is several GB).
         self.data = torch.load(path, weights_only=True, mmap=True)
         self.count = self.data["inputs"].shape[0]
+        self.labelled = self.count if labelled is None else labelled
+        if not 1 <= self.labelled <= self.count:
+            raise ValueError(f"{path}: {labelled} labelled batches asked of {self.count} cached")
+        if not with_teacher:
+            self.count = self.labelled
         self.length = length
         self.seed = seed
         self.with_teacher = with_teacher
@@ -318,6 +335,8 @@ class CachedBatches(torch.utils.data.Dataset):
             "teacher": view(self.data["teacher"]),
             "features": {t: view(v) for t, v in self.data["features"].items()},
         }
+        if j >= self.labelled:
+            del targets["sharp"]
         return inputs, targets
 
 

@@ -163,6 +163,7 @@ def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
     device: str | None = None, seed: int | None = None, load_only: bool = False,
     quantisation_aware_from: TrainResult | None = None, grown_from: Path | None = None,
+    labelled: int | None = None,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
     loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
@@ -180,6 +181,11 @@ def train_student(
     student) its weights, grown to the profile's student by
     :func:`~pixel_utils.models.networks.grown_student_state` (the added blocks start as the
     identity), start the run instead of random ones, into ``<name>_grown.pt``.
+
+    With ``labelled``, only the first ``labelled`` cached batches keep their ground truth
+    (:class:`~pixel_utils.training.distillation.CachedBatches`): the scratch student trains on
+    those alone, the distilled one on every batch, from the teacher alone where there is no
+    ground truth; into ``<name>_labelled<n>.pt``.
     """
     steps, lr = profile.student_steps, profile.student_lr
     seed = profile.seed if seed is None else seed
@@ -215,6 +221,9 @@ def train_student(
         )  # fmt: skip
         suffix += "_grown"
         key |= {"grown_from": sha256_file(grown_from)}
+    if labelled is not None:
+        suffix += f"_labelled{labelled}"
+        key |= {"labelled_batches": labelled}
     if distill:
         set_seed(seed)  # the adapters' initial weights must not depend on what ran before
         weights = DistillWeights(**profile.distill_weights)
@@ -222,7 +231,8 @@ def train_student(
         adapters = FeatureAdapters(
             student.feature_info(), setup.teacher.feature_info(), setup.pairs
         )
-        loss_fn = DistillationLoss(setup.teacher, weights, adapters, profile.student_loss)
+        loss_fn = DistillationLoss(setup.teacher, weights, adapters, profile.student_loss,
+                                   allow_unlabelled=labelled is not None)  # fmt: skip
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
     config = dataclasses.replace(
         train_config(profile, steps, lr), seed=seed, loss=profile.student_loss
@@ -230,7 +240,9 @@ def train_student(
     result = train(
         profile.student,
         profile.student_kwargs,
-        lambda rank: CachedBatches(setup.cache, steps, seed + rank, with_teacher=distill),
+        lambda rank: CachedBatches(
+            setup.cache, steps, seed + rank, with_teacher=distill, labelled=labelled
+        ),  # fmt: skip
         config,
         checkpoints_dir(profile.run_name) / f"{name}{suffix}.pt",
         val_set=validation_set(profile.val_crop, profile.seed),

@@ -1,0 +1,41 @@
+"""Distillation when the ground truth is scarce (make kd-scarce), on the smoke profile."""
+
+import json
+
+import pytest
+
+from pixel_utils.profiles import resolve_profile
+from pixel_utils.training import scarce_truth
+
+
+def test_scarce_truth_trains_both_arms_per_level_and_records_provenance(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    cached = resolve_profile("smoke").cache_batches
+    result = scarce_truth.run_scarce_truth("smoke", steps=6, seeds=2, labelled=(None, 1),
+                                           out_dir=tmp_path / "fig")  # fmt: skip
+    saved = json.loads((tmp_path / "fig" / "kd_scarce_truth.json").read_text())
+    assert (tmp_path / "fig" / "kd_scarce_truth.png").stat().st_size > 0
+    assert set(saved["levels"]) == {str(cached), "1"}
+    for row in saved["levels"].values():
+        assert row["kd_vs_scratch"]["seeds"] == 2 and row["kd_vs_scratch"]["images"] >= 1
+        assert len(row["gain_db_per_seed"]["kd"]) == len(row["gain_db_per_seed"]["scratch"]) == 2
+    assert saved["levels"]["1"]["labelled_share"] == pytest.approx(1 / cached)
+    # Each arm is its own checkpoint: the scratch student of 1 labelled batch is not the one
+    # trained on every batch.
+    ckpts = {p.name for p in (tmp_path / "data").rglob("*labelled*")}
+    assert {"student_scratch_labelled1.pt", f"student_scratch_labelled{cached}.pt",
+            "student_distilled_labelled1.pt"} <= ckpts  # fmt: skip
+    assert {"git_commit", "pipeline_sha256", "utc"} <= set(saved["provenance"])
+    assert saved["command"] == ("python -m pixel_utils.training.scarce_truth --profile smoke "
+                                "--steps 6 --seeds 2 --labelled all,1")  # fmt: skip
+    text = scarce_truth.scarce_truth_findings(result)
+    assert saved["command"] in text and "1 of" in text and "Every batch" in text
+    kd = saved["levels"]["1"]["kd_vs_scratch"]
+    assert f"{kd['mean_db']:+.3f}" in text
+
+
+def test_asking_for_more_labelled_batches_than_cached_names_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    with pytest.raises(ValueError, match="the cache holds"):
+        scarce_truth.run_scarce_truth("smoke", steps=2, seeds=1, labelled=(10_000,),
+                                      out_dir=tmp_path / "fig")  # fmt: skip
