@@ -19,6 +19,8 @@ def test_scarce_truth_trains_both_arms_per_level_and_records_provenance(tmp_path
     for row in saved["levels"].values():
         assert row["kd_vs_scratch"]["seeds"] == 2 and row["kd_vs_scratch"]["images"] >= 1
         assert len(row["gain_db_per_seed"]["kd"]) == len(row["gain_db_per_seed"]["scratch"]) == 2
+        for arm in ("kd", "scratch"):
+            assert row["validation_psnr"][arm]["best"] >= row["validation_psnr"][arm]["last"]
     assert saved["levels"]["1"]["labelled_share"] == pytest.approx(1 / cached)
     # Each arm is its own checkpoint: the scratch student of 1 labelled batch is not the one
     # trained on every batch.
@@ -30,6 +32,7 @@ def test_scarce_truth_trains_both_arms_per_level_and_records_provenance(tmp_path
                                 "--steps 6 --seeds 2 --labelled all,1")  # fmt: skip
     text = scarce_truth.scarce_truth_findings(result)
     assert saved["command"] in text and "1 of" in text and "Every batch" in text
+    assert f"{saved['levels']['1']['validation_psnr']['scratch']['best']:.2f} dB" in text
     kd = saved["levels"]["1"]["kd_vs_scratch"]
     assert f"{kd['mean_db']:+.3f}" in text
 
@@ -39,3 +42,19 @@ def test_asking_for_more_labelled_batches_than_cached_names_the_cache(tmp_path, 
     with pytest.raises(ValueError, match="the cache holds"):
         scarce_truth.run_scarce_truth("smoke", steps=2, seeds=1, labelled=(10_000,),
                                       out_dir=tmp_path / "fig")  # fmt: skip
+
+
+def _level(n, share, mean, half, excludes):
+    kd = {"mean_db": mean, "ci95_over_images": half, "ci_excludes_zero": excludes, "images": 5}
+    return {"labelled_batches": n, "labelled_share": share, "kd_vs_scratch": kd}
+
+
+def test_lesson_follows_the_numbers():
+    result = {"steps": 3000, "seeds": 3, "cached_batches": 120,
+              "levels": {"120": _level(120, 1.0, -0.01, 0.03, False),
+                         "2": _level(2, 2 / 120, 1.9, 0.4, True)}}  # fmt: skip
+    text = scarce_truth.scarce_truth_lesson(result)
+    assert "2 of 120 batches" in text and "+1.90 dB (± 0.40 over 5 photos)" in text
+    assert "-0.01 dB" in text and "worth most where the ground truth does not reach" in text
+    result["levels"]["2"] = _level(2, 2 / 120, 0.1, 0.4, False)
+    assert "did not measurably" in scarce_truth.scarce_truth_lesson(result)

@@ -38,6 +38,8 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
     """Train a distilled and a scratch student for every count of ``labelled`` batches and
     seed, score them on the headline case, write the JSON and figure to ``out_dir`` (default:
     the profile's figures folder) and return the result."""
+    from statistics import mean
+
     from pixel_utils.data.benchmark import HEADLINE_CASE, build_benchmark
     from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_json
     from pixel_utils.paths import benchmark_dir, figures_dir
@@ -56,11 +58,15 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
     bench = benchmark_dir(base.run_name)
     build_benchmark(bench, base.benchmark_crop, base.seed, base.benchmark_max_photos)  # reused
     seed_list = list(range(base.seed, base.seed + seeds))
-    methods, pairs = {"blurred": None}, {}
+    methods, pairs, validation = {"blurred": None}, {}, {}
     jobs = [(n, seed, kd) for n in counts for seed in seed_list for kd in (True, False)]
     for n, seed, kd in tqdm(jobs, desc="scarce truth"):
         run = stages.train_student(base, setup, distill=kd, seed=seed, labelled=n)
         methods[f"{'kd' if kd else 'scratch'} {n} s{seed}"] = run.model.float().eval()
+        # The validation photos' PSNR at its last step and at its best one: what stopping
+        # early would have kept of a student that learns its few batches by heart.
+        val = [v for _, v, _ in run.history["val"]]
+        validation.setdefault((n, "kd" if kd else "scratch"), []).append((val[-1], max(val)))
     for n in counts:
         pairs[n] = [(f"kd {n} s{seed}", f"scratch {n} s{seed}") for seed in seed_list]
     scores = evaluate_models(methods, bench, cases=(HEADLINE_CASE,))
@@ -73,8 +79,15 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
         rows[str(n)] = {
             "labelled_batches": n,
             "labelled_share": n / cached,
-            "gain_db": {arm: sum(v) / len(v) for arm, v in gains.items()},
+            "gain_db": {arm: mean(v) for arm, v in gains.items()},
             "gain_db_per_seed": gains,
+            "validation_psnr": {
+                arm: {
+                    "last": mean([v[0] for v in validation[n, arm]]),
+                    "best": mean([v[1] for v in validation[n, arm]]),
+                }
+                for arm in ("kd", "scratch")
+            },
             "kd_vs_scratch": kd_comparison(scores, pairs[n]),
         }
     command = (f"python -m pixel_utils.training.scarce_truth --profile {profile_name} "
@@ -121,13 +134,44 @@ def scarce_truth_findings(result: dict) -> str:
                  f"({100 * row['labelled_share']:.0f}%)")  # fmt: skip
         verdict = ("indistinguishable from zero" if not kd["ci_excludes_zero"]
                    else "helps" if kd["mean_db"] > 0 else "hurts")  # fmt: skip
+        val = row["validation_psnr"]
         lines.append(
             f"- **{where}**: distilled {row['gain_db']['kd']:+.2f} dB, scratch "
             f"{row['gain_db']['scratch']:+.2f} dB on `{result['case']}`; distillation {verdict}, "
             f"{kd['mean_db']:+.3f} ± {kd['ci95_over_images']:.3f} dB (95% CI over "
-            f"{kd['images']} photos; ± {kd['ci95_over_seeds']:.3f} over {kd['seeds']} seeds)."
+            f"{kd['images']} photos; ± {kd['ci95_over_seeds']:.3f} over {kd['seeds']} seeds). "
+            f"On the validation photos the scratch student's best step scored "
+            f"{val['scratch']['best']:.2f} dB and its last {val['scratch']['last']:.2f}; the "
+            f"distilled one's last {val['kd']['last']:.2f} (means over seeds)."
         )
     return "\n".join(lines)
+
+
+def scarce_truth_lesson(result: dict) -> str:
+    """One Markdown bullet for a notebook's conclusions: distilled − scratch with the least and
+    with all of the ground truth, and what follows from them, every number read from
+    ``result``."""
+    rows = sorted(result["levels"].values(), key=lambda r: r["labelled_share"])
+    few, full = rows[0]["kd_vs_scratch"], rows[-1]["kd_vs_scratch"]
+
+    def stated(kd: dict) -> str:
+        half, images = kd["ci95_over_images"], kd["images"]
+        return f"{kd['mean_db']:+.2f} dB (± {half:.2f} over {images} photos)"
+
+    pays = few["ci_excludes_zero"] and few["mean_db"] > max(0.0, full["mean_db"])
+    moral = (
+        "The teacher is worth most where the ground truth does not reach: it labels the "
+        "inputs nobody has the sharp version of, which a student from scratch cannot learn from."
+        if pays
+        else "Even where the ground truth was scarce, the teacher's labels did not measurably "
+        "beat training on the labelled batches alone."
+    )
+    return (
+        f"- **When the ground truth is scarce** (the committed `make kd-scarce` run, "
+        f"{result['steps']} steps, {result['seeds']} seeds): with the sharp images of "
+        f"{rows[0]['labelled_batches']} of {result['cached_batches']} batches, distilled − scratch "
+        f"is {stated(few)}; with all of them, {stated(full)}. {moral}"
+    )
 
 
 def _counts(text: str) -> tuple[int | None, ...]:
