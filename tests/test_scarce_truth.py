@@ -44,9 +44,12 @@ def test_asking_for_more_labelled_batches_than_cached_names_the_cache(tmp_path, 
                                       out_dir=tmp_path / "fig")  # fmt: skip
 
 
-def _level(n, share, mean, half, excludes):
+def _level(n, share, mean, half, excludes, scratch_best=23.8, scratch_last=22.7):
     kd = {"mean_db": mean, "ci95_over_images": half, "ci_excludes_zero": excludes, "images": 5}
-    return {"labelled_batches": n, "labelled_share": share, "kd_vs_scratch": kd}
+    val = {"kd": {"last": 23.9, "best": 23.9},
+           "scratch": {"last": scratch_last, "best": scratch_best}}  # fmt: skip
+    return {"labelled_batches": n, "labelled_share": share, "kd_vs_scratch": kd,
+            "validation_psnr": val}  # fmt: skip
 
 
 def test_lesson_follows_the_numbers():
@@ -56,5 +59,8 @@ def test_lesson_follows_the_numbers():
     text = scarce_truth.scarce_truth_lesson(result)
     assert "2 of 120 batches" in text and "+1.90 dB (± 0.40 over 5 photos)" in text
     assert "-0.01 dB" in text and "worth most where the ground truth does not reach" in text
+    assert "peaked at 23.80 dB before ending at 22.70" in text and "most, not all, of" in text
+    result["levels"]["2"] = _level(2, 2 / 120, 1.9, 0.4, True, scratch_best=24.0)
+    assert "closed all of the gap" in scarce_truth.scarce_truth_lesson(result)
     result["levels"]["2"] = _level(2, 2 / 120, 0.1, 0.4, False)
     assert "did not measurably" in scarce_truth.scarce_truth_lesson(result)

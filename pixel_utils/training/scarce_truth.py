@@ -94,7 +94,8 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
                f"--steps {steps} --seeds {seeds} --labelled "
                + ",".join("all" if n is None else str(n) for n in labelled))  # fmt: skip
     result = {
-        "profile": base.run_name,
+        "profile": profile_name,
+        "run": base.run_name,
         "case": HEADLINE_CASE,
         "steps": steps,
         "seeds": seeds,
@@ -108,7 +109,8 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
         "command": command,
         "provenance": provenance(),
     }
-    out_dir = Path(out_dir or figures_dir(base.run_name))
+    # The named profile's figures (figures/ for `default`), not those of the longer run.
+    out_dir = Path(out_dir or figures_dir(resolve_profile(profile_name).run_name))
     write_json(out_dir / "kd_scarce_truth.json", result)
     save_figure(scarce_truth_figure(result), out_dir / "kd_scarce_truth.png")
     return result
@@ -166,12 +168,24 @@ def scarce_truth_lesson(result: dict) -> str:
         else "Even where the ground truth was scarce, the teacher's labels did not measurably "
         "beat training on the labelled batches alone."
     )
+    val = rows[0]["validation_psnr"]
+    at_last = val["kd"]["last"] - val["scratch"]["last"]
+    at_best = val["kd"]["last"] - val["scratch"]["best"]
+    closes = ("all of" if at_best <= 0 else "most, not all, of" if at_best < at_last / 2
+              else "some of")  # fmt: skip
+    early = (
+        f"On the validation photos that scratch student peaked at {val['scratch']['best']:.2f} dB "
+        f"before ending at {val['scratch']['last']:.2f}, against the distilled one's "
+        f"{val['kd']['last']:.2f}: stopping it early would have closed {closes} the gap there."
+        if at_last > 0
+        else ""
+    )
     return (
         f"- **When the ground truth is scarce** (the committed `make kd-scarce` run, "
         f"{result['steps']} steps, {result['seeds']} seeds): with the sharp images of "
         f"{rows[0]['labelled_batches']} of {result['cached_batches']} batches, distilled − scratch "
-        f"is {stated(few)}; with all of them, {stated(full)}. {moral}"
-    )
+        f"is {stated(few)}; with all of them, {stated(full)}. {moral} {early}"
+    ).rstrip()
 
 
 def _counts(text: str) -> tuple[int | None, ...]:
