@@ -283,6 +283,19 @@ def pareto_figure(sweep: dict, real_time_fps: float = 30.0):
     return fig
 
 
+def _kd_gap_panel(ax, xs: list, comparisons: list[dict], xlabel: str, case: str) -> None:
+    """Distilled − scratch (``kd_comparison`` results) against ``xs`` on a log axis: mean ±
+    95% CI over images, with the zero line."""
+    means = [kd["mean_db"] for kd in comparisons]
+    halves = [kd["ci95_over_images"] for kd in comparisons]
+    ax.errorbar(xs, means, yerr=halves, fmt="o-", capsize=4)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel=xlabel, ylabel="distilled − scratch (dB)",
+           title=f"{case}, benchmark: mean ± 95% CI")  # fmt: skip
+    plain_log_ticks(ax.xaxis)
+    ax.grid(alpha=0.3)
+
+
 def kd_pays_figure(sweep: dict, pay_runs: dict[str, list[tuple[dict, dict]]]):
     """Left: distilled − scratch on the benchmark against student size, mean ± 95% CI over
     images (paired, averaged over seeds). Right: the same difference on validation along
@@ -290,17 +303,11 @@ def kd_pays_figure(sweep: dict, pay_runs: dict[str, list[tuple[dict, dict]]]):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9))
     sizes = [label for label in sweep["students"] if "kd_vs_scratch" in sweep["students"][label]]
     params = [sweep["students"][s]["params"] for s in sizes]
-    means = [sweep["students"][s]["kd_vs_scratch"]["mean_db"] for s in sizes]
-    halves = [sweep["students"][s]["kd_vs_scratch"]["ci95_over_images"] for s in sizes]
-    left.errorbar(params, means, yerr=halves, fmt="o-", capsize=4)
-    for s, x, y in zip(sizes, params, means, strict=True):
-        left.annotate(s, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    left.axhline(0, color="k", lw=0.8)
-    left.set(xscale="log", xlabel="student parameters (log scale)",
-             ylabel="distilled − scratch (dB)",
-             title=f"{sweep['case']}, benchmark: mean ± 95% CI")  # fmt: skip
-    plain_log_ticks(left.xaxis)
-    left.grid(alpha=0.3)
+    comparisons = [sweep["students"][s]["kd_vs_scratch"] for s in sizes]
+    _kd_gap_panel(left, params, comparisons, "student parameters (log scale)", sweep["case"])
+    for s, x, kd in zip(sizes, params, comparisons, strict=True):
+        left.annotate(s, (x, kd["mean_db"]), textcoords="offset points", xytext=(5, 5),
+                      fontsize=8)  # fmt: skip
     for label, pairs in pay_runs.items():
         curves = []
         for distilled, scratch in pairs:
@@ -328,23 +335,15 @@ def scarce_truth_figure(result: dict):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9))
     rows = sorted(result["levels"].values(), key=lambda r: r["labelled_share"])
     share = [100 * r["labelled_share"] for r in rows]
-    left.errorbar(share, [r["kd_vs_scratch"]["mean_db"] for r in rows],
-                  yerr=[r["kd_vs_scratch"]["ci95_over_images"] for r in rows],
-                  fmt="o-", capsize=4)  # fmt: skip
-    left.axhline(0, color="k", lw=0.8)
-    left.set(xscale="log", xlabel="batches with ground truth (% of the stream, log scale)",
-             ylabel="distilled − scratch (dB)",
-             title=f"{result['case']}, benchmark: mean ± 95% CI")  # fmt: skip
-    plain_log_ticks(left.xaxis)
-    left.grid(alpha=0.3)
+    axis = "batches with ground truth (% of the stream, log scale)"
+    _kd_gap_panel(left, share, [r["kd_vs_scratch"] for r in rows], axis, result["case"])
     for arm, label in (("kd", "distilled (teacher on every batch)"),
                        ("scratch", "scratch (labelled batches only)")):  # fmt: skip
         line = right.plot(share, [r["gain_db"][arm] for r in rows], "o-", label=label)[0]
         for x, r in zip(share, rows, strict=True):
             seeds = r["gain_db_per_seed"][arm]
             right.scatter([x] * len(seeds), seeds, s=9, color=line.get_color(), alpha=0.5)
-    right.set(xscale="log", xlabel="batches with ground truth (% of the stream, log scale)",
-              ylabel="gain over the degraded input (dB)",
+    right.set(xscale="log", xlabel=axis, ylabel="gain over the degraded input (dB)",
               title=f"{result['steps']} steps, {result['seeds']} seeds")  # fmt: skip
     plain_log_ticks(right.xaxis)
     right.legend(fontsize=8)
