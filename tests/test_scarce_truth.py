@@ -27,6 +27,9 @@ def test_scarce_truth_trains_both_arms_per_level_and_records_provenance(tmp_path
     ckpts = {p.name for p in (tmp_path / "data").rglob("*labelled*")}
     assert {"student_scratch_labelled1.pt", f"student_scratch_labelled{cached}.pt",
             "student_distilled_labelled1.pt"} <= ckpts  # fmt: skip
+    # The teacher labelled one cache, the smoke profile's own, not another for the longer run.
+    caches = list((tmp_path / "data").rglob("teacher_outputs_*.pt"))
+    assert [c.parent.parent.name for c in caches] == ["smoke"]
     assert {"git_commit", "pipeline_sha256", "utc"} <= set(saved["provenance"])
     assert saved["command"] == ("python -m pixel_utils.training.scarce_truth --profile smoke "
                                 "--steps 6 --seeds 2 --labelled all,1")  # fmt: skip
@@ -64,3 +67,11 @@ def test_lesson_follows_the_numbers():
     assert "closed all of the gap" in scarce_truth.scarce_truth_lesson(result)
     result["levels"]["2"] = _level(2, 2 / 120, 0.1, 0.4, False)
     assert "did not measurably" in scarce_truth.scarce_truth_lesson(result)
+
+
+def test_kd_verdict_needs_the_interval_to_exclude_zero():
+    from pixel_utils.evaluation.scoring import kd_verdict
+
+    assert kd_verdict({"mean_db": 0.5, "ci_excludes_zero": False}) == "indistinguishable from zero"
+    assert kd_verdict({"mean_db": 0.5, "ci_excludes_zero": True}) == "helps"
+    assert kd_verdict({"mean_db": -0.5, "ci_excludes_zero": True}) == "hurts"

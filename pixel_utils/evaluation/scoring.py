@@ -135,6 +135,13 @@ def kd_comparison(
     }
 
 
+def kd_verdict(kd: dict) -> str:
+    """Words for a :func:`kd_comparison` result that follow its numbers."""
+    if not kd["ci_excludes_zero"]:
+        return "indistinguishable from zero"
+    return "helps" if kd["mean_db"] > 0 else "hurts"
+
+
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as indented JSON (numpy/pandas numbers converted), atomically."""
     return atomic_write_json(path, data)

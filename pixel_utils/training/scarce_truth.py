@@ -48,14 +48,18 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
     from pixel_utils.report.viz import save_figure, scarce_truth_figure
     from pixel_utils.training import stages
 
-    base = dataclasses.replace(resolve_profile(profile_name), student_steps=steps)
+    named = resolve_profile(profile_name)
+    base = dataclasses.replace(named, student_steps=steps)
     cached = base.cache_batches
     counts = [cached if n is None else n for n in labelled]
     if bad := [n for n in counts if not 1 <= n <= cached]:
         raise ValueError(f"labelled batches {bad}: the cache holds {cached} batches")
-    teacher = stages.distillation_teacher(base)
-    setup = stages.prepare_distillation(base, teacher)
-    bench = benchmark_dir(base.run_name)
+    # The teacher, its cache and the benchmark are the named profile's (notebooks 02 to 04 made
+    # them; the step count is not part of them), so they are reused, not labelled again under
+    # the longer run's name. Only the students' checkpoints live under that name.
+    teacher = stages.distillation_teacher(named)
+    setup = stages.prepare_distillation(named, teacher)
+    bench = benchmark_dir(named.run_name)
     build_benchmark(bench, base.benchmark_crop, base.seed, base.benchmark_max_photos)  # reused
     seed_list = list(range(base.seed, base.seed + seeds))
     methods, pairs, validation = {"blurred": None}, {}, {}
@@ -110,7 +114,7 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
         "provenance": provenance(),
     }
     # The named profile's figures (figures/ for `default`), not those of the longer run.
-    out_dir = Path(out_dir or figures_dir(resolve_profile(profile_name).run_name))
+    out_dir = Path(out_dir or figures_dir(named.run_name))
     write_json(out_dir / "kd_scarce_truth.json", result)
     save_figure(scarce_truth_figure(result), out_dir / "kd_scarce_truth.png")
     return result
@@ -119,6 +123,7 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
 def scarce_truth_findings(result: dict) -> str:
     """Markdown sentences about a result of :func:`run_scarce_truth`, every number read from
     it."""
+    from pixel_utils.evaluation.scoring import kd_verdict
     from pixel_utils.report.readme import cpu_words
 
     p = result["provenance"]
@@ -134,14 +139,13 @@ def scarce_truth_findings(result: dict) -> str:
         where = ("Every batch has its ground truth" if n == result["cached_batches"] else
                  f"{n} of {result['cached_batches']} batches have their ground truth "
                  f"({100 * row['labelled_share']:.0f}%)")  # fmt: skip
-        verdict = ("indistinguishable from zero" if not kd["ci_excludes_zero"]
-                   else "helps" if kd["mean_db"] > 0 else "hurts")  # fmt: skip
         val = row["validation_psnr"]
         lines.append(
             f"- **{where}**: distilled {row['gain_db']['kd']:+.2f} dB, scratch "
-            f"{row['gain_db']['scratch']:+.2f} dB on `{result['case']}`; distillation {verdict}, "
-            f"{kd['mean_db']:+.3f} ± {kd['ci95_over_images']:.3f} dB (95% CI over "
-            f"{kd['images']} photos; ± {kd['ci95_over_seeds']:.3f} over {kd['seeds']} seeds). "
+            f"{row['gain_db']['scratch']:+.2f} dB on `{result['case']}`; distillation "
+            f"{kd_verdict(kd)}, {kd['mean_db']:+.3f} ± {kd['ci95_over_images']:.3f} dB "
+            f"(95% CI over {kd['images']} photos; ± {kd['ci95_over_seeds']:.3f} over "
+            f"{kd['seeds']} seeds). "
             f"On the validation photos the scratch student's best step scored "
             f"{val['scratch']['best']:.2f} dB and its last {val['scratch']['last']:.2f}; the "
             f"distilled one's last {val['kd']['last']:.2f} (means over seeds)."

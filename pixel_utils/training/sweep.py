@@ -77,13 +77,6 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def _verdict(kd: dict) -> str:
-    """Words for a distilled − scratch comparison that follow its numbers."""
-    if not kd["ci_excludes_zero"]:
-        return "indistinguishable from zero"
-    return "helps" if kd["mean_db"] > 0 else "hurts"
-
-
 def best_real_time(result: dict, fps_720p: float = 30.0, fps_1080p: float = 12.0) -> str | None:
     """The sweep's student with the largest gain that is served at ≥ ``fps_720p`` at 720p and
     ≥ ``fps_1080p`` at 1080p (int8 onnxruntime, median ms), or None."""
@@ -210,6 +203,7 @@ def sweep_findings(result: dict) -> str:
     p = result["provenance"]
     rows = result["students"]
     first = next(iter(next(iter(rows.values()))["latency"]))
+    from pixel_utils.evaluation.scoring import kd_verdict
     from pixel_utils.report.readme import cpu_words
 
     lines = [
@@ -261,14 +255,14 @@ def sweep_findings(result: dict) -> str:
         if kd:
             lines.append(
                 f"- **Distillation at {label}** ({row['params']:,} parameters) "
-                f"{_verdict(kd)}: {kd['mean_db']:+.3f} dB ± {kd['ci95_over_images']:.3f} "
+                f"{kd_verdict(kd)}: {kd['mean_db']:+.3f} dB ± {kd['ci95_over_images']:.3f} "
                 f"(95% CI over {kd['images']} photos, {kd['seeds']} seeds)."
             )
     for name, kd in (result.get("recipes_vs_default") or {}).items():
         if kd:
             lines.append(
                 f"- **Recipe '{name}'** against the default recipe: {kd['mean_db']:+.3f} dB "
-                f"± {kd['ci95_over_images']:.3f} ({_verdict(kd)})."
+                f"± {kd['ci95_over_images']:.3f} ({kd_verdict(kd)})."
             )
     return "\n".join(lines)
 
