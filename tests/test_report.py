@@ -155,6 +155,7 @@ def test_video_lines_give_the_report_and_the_shipped_students_end_to_end_fps(tmp
         "throughput": {"720p": {"fps": 14.04, "codec_only_fps": 65.0}},
         "shipped_throughput": {"720p": {"fps": 11.26, "codec_only_fps": 64.0},
                                "1080p": {"fps": 4.91, "codec_only_fps": 33.0}},
+        "shipped_engine": "openvino",
         "provenance": {"git_commit": "abc"},
     }  # fmt: skip
     (tmp_path / "06_video_metrics.json").write_text(json.dumps(metrics))
@@ -163,7 +164,7 @@ def test_video_lines_give_the_report_and_the_shipped_students_end_to_end_fps(tmp
     assert summary["shipped_throughput_fps"] == {"720p": 11.26, "1080p": 4.91}
     text = "\n".join(readme.video_markdown(summary))
     assert "the report's student (int8, onnxruntime): 14.0 fps at 720p." in text
-    assert "serves by default, int8): 11.3 fps at 720p, 4.9 fps at 1080p." in text
+    assert "serves by default, int8 on OpenVINO): 11.3 fps at 720p, 4.9 fps at 1080p." in text
     # An older run without the shipped student's figures still reads.
     del metrics["shipped_throughput"]
     (tmp_path / "06_video_metrics.json").write_text(json.dumps(metrics))

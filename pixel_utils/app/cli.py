@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from pixel_utils.app.onnx_export import OnnxModel
+from pixel_utils.app.openvino_engine import ENGINE_VARIABLE, ENGINES
 from pixel_utils.app.pretrained import MODEL_CHOICES, load_pretrained
 from pixel_utils.app.video import (
     VIDEO_SUFFIXES,
@@ -220,12 +221,12 @@ def sharpen_files(args) -> int:
         return 2
     try:
         device = pick_device(args.device)
-        model = load_pretrained(args.model, device=device)
+        model = load_pretrained(args.model, device=device, engine=args.engine)
     except (OSError, ValueError, RuntimeError) as err:  # a missing file, a bad --device
         print(f"error: {err}", file=sys.stderr)
         return 2
     if isinstance(model, OnnxModel) and device.type != "cpu":
-        print("note: ONNX models run on the CPU through onnxruntime", file=sys.stderr)
+        print(f"note: ONNX models run on the CPU through {model.engine}", file=sys.stderr)
     stride = int(getattr(model, "stride", 1))
     tile, overlap = fit_tiles(args.tile, args.overlap, stride)
     if (tile, overlap) != (args.tile, args.overlap):
@@ -409,6 +410,11 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         "lossless WebP stays lossless, PNG and TIFF are lossless anyway)",
     )  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument(
+        "--engine", choices=ENGINES, default=None,
+        help="what runs an ONNX model (the int8 student) on the CPU (default: "
+        f"${ENGINE_VARIABLE} if set, else openvino where installed on x86-64, else onnxruntime)",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
     return p
 

@@ -106,19 +106,29 @@ def onnx_session(
 
 
 class OnnxModel(torch.nn.Module):
-    """An exported model run by onnxruntime, usable wherever a PyTorch model is (CPU).
+    """An exported model run by onnxruntime (or OpenVINO, ``engine="openvino"``: see
+    :mod:`~pixel_utils.app.openvino_engine`), usable wherever a PyTorch model is (CPU).
 
     The graph takes sizes on the model's stride grid (recorded in its metadata); other sizes
     are padded here the way the PyTorch model pads them, and the output cropped back.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = True):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = True,
+                 engine: str = "onnxruntime"):  # fmt: skip
         super().__init__()
+        from pixel_utils.app.openvino_engine import OpenVinoRunner, check_engine
+
+        check_engine(engine)
         self.path = Path(path)
-        self.threads, self.spin = threads, spin
-        self.session = onnx_session(path, threads, spin)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.stride = int(meta.get("stride", 1))
+        self.threads, self.spin, self.engine = threads, spin, engine
+        if engine == "openvino":
+            self.session = None
+            self.runner = OpenVinoRunner(path, threads, pinned=spin)
+            self.stride = onnx_stride(path)
+        else:
+            self.session = onnx_session(path, threads, spin)
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.stride = int(meta.get("stride", 1))
         self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +141,10 @@ class OnnxModel(torch.nn.Module):
     def run_array(self, x: np.ndarray) -> np.ndarray:
         """The graph on an N×3×H×W float32 array whose H, W are on the stride grid (no torch
         in the way: what the video path calls per frame)."""
-        return self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
+        x = np.ascontiguousarray(x, np.float32)
+        if self.session is None:
+            return self.runner.run(x)
+        return self.session.run(None, {"image": x})[0]
 
 
 def eight_bit_graph(path: str | os.PathLike) -> bytes:
@@ -348,18 +361,32 @@ def _eight_bit_addition_is_exact(scale: np.ndarray, zero_point: np.ndarray) -> b
 
 class FrameModel:
     """An exported model on 8-bit RGB frames (H×W×3 uint8 in and out), run by onnxruntime on
-    :func:`eight_bit_graph`. Sizes off the stride grid are padded as the PyTorch model pads
-    them (:func:`~pixel_utils.models.networks.pad_image_to_stride`) and cropped back.
+    :func:`eight_bit_graph` (or, ``engine="openvino"``, by OpenVINO on the float graph's own
+    steps around the model, :func:`_float_ends`: standard operators only). Sizes off the
+    stride grid are padded as the PyTorch model pads them
+    (:func:`~pixel_utils.models.networks.pad_image_to_stride`) and cropped back.
 
-    ``graph`` (the wrapped bytes) may be shared, so that several sessions skip rebuilding it.
+    ``graph`` (the wrapped bytes) may be shared, so that several sessions skip rebuilding it;
+    it must be the one built for the same engine.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = True,
-                 graph: bytes | None = None):  # fmt: skip
-        self.path, self.threads = Path(path), threads
-        self.graph = graph if graph is not None else eight_bit_graph(path)
-        self.session = onnx_session(self.graph, threads, spin)
-        self.stride = int(self.session.get_modelmeta().custom_metadata_map.get("stride", 1))
+                 graph: bytes | None = None, engine: str = "onnxruntime"):  # fmt: skip
+        import onnx
+
+        from pixel_utils.app.openvino_engine import OpenVinoRunner, check_engine
+
+        check_engine(engine)
+        self.path, self.threads, self.engine = Path(path), threads, engine
+        if engine == "openvino":
+            self.graph = graph if graph is not None else _float_ends(onnx.load(str(path)))
+            self.session, self.runner = None, OpenVinoRunner(self.graph, threads, pinned=spin)
+            self.stride = onnx_stride(path)
+        else:
+            self.graph = graph if graph is not None else eight_bit_graph(path)
+            self.session = onnx_session(self.graph, threads, spin)
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.stride = int(meta.get("stride", 1))
 
     def pad(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` padded at the bottom and right onto the stride grid."""
@@ -369,7 +396,10 @@ class FrameModel:
 
     def run_padded(self, frame: np.ndarray) -> np.ndarray:
         """The graph on a frame already on the stride grid (:meth:`pad`)."""
-        return self.session.run(None, {"frame": np.ascontiguousarray(frame[None])})[0][0]
+        batch = np.ascontiguousarray(frame[None])
+        if self.session is None:
+            return self.runner.run(batch)[0]
+        return self.session.run(None, {"frame": batch})[0][0]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -377,14 +407,14 @@ class FrameModel:
 
 
 def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
-                 min_run_time: float = 1.0) -> float:  # fmt: skip
-    """Median seconds per served forward pass (:class:`OnnxModel`: onnxruntime, plus padding
+                 min_run_time: float = 1.0, engine: str = "onnxruntime") -> float:  # fmt: skip
+    """Median seconds per served forward pass (:class:`OnnxModel` on ``engine``, plus padding
     to the stride where the size needs it) of one ``1×3×height×width`` image."""
     from torch.utils import benchmark
 
-    model = OnnxModel(path, threads or torch.get_num_threads())
+    model = OnnxModel(path, threads or torch.get_num_threads(), engine=engine)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    model(x)  # warm-up
+    model(x)  # warm-up (OpenVINO compiles for the size here)
     timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
     return timer.blocked_autorange(min_run_time=min_run_time).median
 

@@ -82,15 +82,19 @@ def resolve_weights(name_or_path: str) -> Path:
     return shipped
 
 
-def load_pretrained(name_or_path: str = "student", device=None) -> torch.nn.Module:
+def load_pretrained(name_or_path: str = "student", device=None,
+                    engine: str | None = None) -> torch.nn.Module:  # fmt: skip
     """A model by name (:data:`MODEL_CHOICES`), checkpoint path, or exported ``.onnx`` file
-    (run by onnxruntime on the CPU)."""
+    (run on the CPU by ``engine``: onnxruntime or OpenVINO; by default
+    :func:`~pixel_utils.app.openvino_engine.served_engine`)."""
     path = resolve_weights(str(name_or_path))
     if path.suffix == ".onnx":
         from pixel_utils.app.onnx_export import OnnxModel
+        from pixel_utils.app.openvino_engine import served_engine
 
+        engine = engine or served_engine()
         try:
-            return OnnxModel(path)
+            return OnnxModel(path, engine=engine)
         except Exception as err:  # noqa: BLE001 - onnx's protobuf and onnxruntime's errors
             # derive from none of the built-in types a caller would catch
             reason = f"{type(err).__name__}: {err}"

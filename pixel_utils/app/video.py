@@ -345,18 +345,19 @@ def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
 
 
 def _onnx_frame_sharpener(model) -> StagedFrameFunction:
-    """The model on 8-bit frames inside onnxruntime (:class:`FrameModel`): the conversions to
-    and from float run in its graph, not in numpy, and no torch runs on the decoding and
-    encoding threads (its thread pool would compete with onnxruntime's for the same cores,
-    measured slower). Frame-parallel (``concurrent``): ``n`` sessions of the same graph, each
-    with 1/n of the model's threads. A 16-bit frame (a 10- or 12-bit clip) runs on the float
-    graph (:class:`OnnxModel`, the photo path) instead, whose sessions are made when such a
-    frame first comes."""
+    """The model on 8-bit frames inside its engine (:class:`FrameModel`, onnxruntime or
+    OpenVINO, as ``model`` runs): the conversions to and from float run in its graph, not in
+    numpy, and no torch runs on the decoding and encoding threads (its thread pool would
+    compete with the engine's for the same cores, measured slower). Frame-parallel
+    (``concurrent``): ``n`` sessions of the same graph, each with 1/n of the model's threads.
+    A 16-bit frame (a 10- or 12-bit clip) runs on the float graph (:class:`OnnxModel`, the
+    photo path) instead, whose sessions are made when such a frame first comes."""
 
     from pixel_utils.app.onnx_export import FrameModel, OnnxModel
     from pixel_utils.models.networks import pad_image_to_stride
 
-    served = FrameModel(model.path, model.threads, spin=False)
+    engine = getattr(model, "engine", "onnxruntime")
+    served = FrameModel(model.path, model.threads, spin=False, engine=engine)
 
     def prepare(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         if frame.dtype == np.uint16:
@@ -378,7 +379,7 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
                 try:
                     session = floating.get_nowait()
                 except queue.Empty:
-                    session = OnnxModel(model.path, threads, spin=False)
+                    session = OnnxModel(model.path, threads, spin=False, engine=engine)
                 try:
                     return to_uint16(session.run_array(frame)[0].transpose(1, 2, 0)[:h, :w])
                 finally:
@@ -401,7 +402,9 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
         threads = max(1, (model.threads or torch.get_num_threads()) // n)
         infer_on_a_free_session, sessions = sessions_for(threads)
         for _ in range(n):
-            sessions.put(FrameModel(model.path, threads, spin=False, graph=served.graph))
+            sessions.put(
+                FrameModel(model.path, threads, spin=False, graph=served.graph, engine=engine)
+            )
         return infer_on_a_free_session
 
     return StagedFrameFunction(prepare, infer, finish, concurrent)

@@ -81,6 +81,7 @@ def video_summary(profile: str) -> dict | None:
         "shipped_throughput_fps": {
             res: t["fps"] for res, t in v.get("shipped_throughput", {}).items()
         },
+        "shipped_engine": v.get("shipped_engine", "onnxruntime"),
         "git_commit": (v.get("provenance") or {}).get("git_commit"),
     }
 
@@ -114,7 +115,8 @@ def video_markdown(v: dict | None) -> list[str]:
     shipped = v.get("shipped_throughput_fps") or {}
     if shipped:
         lines[-1] += (
-            " The shipped student (what `pixel-sharpen clip.mp4` serves by default, int8): "
+            " The shipped student (what `pixel-sharpen clip.mp4` serves by default, int8 on "
+            f"{ENGINE_WORDS.get(v.get('shipped_engine'), 'onnxruntime')}): "
             + ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped.items())
             + "."
         )
@@ -133,9 +135,19 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
     student, teacher = models.get("student"), models.get("teacher")
     if not student or "benchmark_int8" not in student:
         return None
-    served_ms = student["served_ms"]["int8_onnxruntime" if student["served"].endswith(".onnx")
-                                     else "pytorch_fp32"]  # fmt: skip
-    gain_int8 = student["benchmark_int8"][case]["gain_db"]
+    # The int8 forms measured: onnxruntime always, OpenVINO where `make student-speed` ran
+    # with it installed; the served one is the engine `pixel-sharpen` picked on that machine.
+    int8_forms = {"int8": ("int8_onnxruntime", "benchmark_int8")}
+    if "benchmark_int8_openvino" in student and "int8_openvino" in student["served_ms"]:
+        int8_forms["int8_openvino"] = ("int8_openvino", "benchmark_int8_openvino")
+    engine = student.get("served_engine", "onnxruntime")
+    served_form = (
+        "int8_openvino" if engine == "openvino" and "int8_openvino" in int8_forms else "int8"
+    )
+    served_ms = student["served_ms"][int8_forms[served_form][0] if student["served"].endswith(
+        ".onnx") else "pytorch_fp32"]  # fmt: skip
+    served_benchmark = student[int8_forms[served_form][1]]
+    gain_int8 = served_benchmark[case]["gain_db"]
     network = build_model(student["model_name"], **student["model_kwargs"]).eval()
     side = 256  # MACs per pixel do not depend on the size for a fully convolutional network
     # Where the speed was measured: a later --measure-speed, or the run that shipped it.
@@ -150,20 +162,23 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         ).get("loss"),
         "model_kwargs": student["model_kwargs"],
         "served": student["served"],
+        "served_engine": "openvino" if served_form == "int8_openvino" else "onnxruntime",
         "gain_db": student["benchmark"][case]["gain_db"],
         "gain_db_int8": gain_int8,
         "headline": {
             form: {k: student[key][case][k] for k in ("psnr", "ssim", "gain_db")}
-            for form, key in (("fp32", "benchmark"), ("int8", "benchmark_int8"))
+            for form, key in [("fp32", "benchmark")]
+            + [(form, bench) for form, (_, bench) in int8_forms.items()]
         },
-        "per_case_gain_int8": {c: row["gain_db"] for c, row in student["benchmark_int8"].items()},
+        "per_case_gain_int8": {c: row["gain_db"] for c, row in served_benchmark.items()},
         "parameters": count_parameters(network),
         "gmacs_per_megapixel": count_macs(network, side, side) / 1e9 / (side * side / 1e6),
         "share_of_teacher_gain": gain_int8 / teacher["benchmark"][case]["gain_db"],
         "served_fps": {res: 1e3 / ms for res, ms in served_ms.items()},
         "fps": {
             form: {res: 1e3 / ms for res, ms in student["served_ms"][key].items()}
-            for form, key in (("fp32", "pytorch_fp32"), ("int8", "int8_onnxruntime"))
+            for form, key in [("fp32", "pytorch_fp32")]
+            + [(form, timed) for form, (timed, _) in int8_forms.items()]
         },
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
         "machine": speed_measured.get("machine") or {},
@@ -215,6 +230,8 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
 
 
 #: How the README names the students' reconstruction losses (training/losses.py).
+#: How the README names each serving engine.
+ENGINE_WORDS = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}
 LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error",
               "psnr": "the PSNR loss"}  # fmt: skip
 
@@ -313,7 +330,11 @@ def shipped_rows(shipped: dict | None, res: list[str]) -> list[str]:
     if not shipped or "headline" not in shipped:
         return []
     lines = []
-    for form, label in (("fp32", "PyTorch fp32"), ("int8", "served (int8, onnxruntime)")):
+    forms = (("fp32", "PyTorch fp32"), ("int8", "served (int8, onnxruntime)"),
+             ("int8_openvino", "served (int8, OpenVINO)"))  # fmt: skip
+    for form, label in forms:
+        if form not in shipped["headline"]:
+            continue
         h, fps = shipped["headline"][form], shipped["fps"][form]
         rates = " | ".join(f"{fps[x]:.1f}" if x in fps else "–" for x in res)
         lines.append(
@@ -395,7 +416,11 @@ def results_markdown(r: dict) -> str:
         notes.append(f"The student exported to ONNX (fp32) runs at {rates} in onnxruntime.")
     shipped = r.get("shipped_student")
     if shipped:
-        form = "int8 (onnxruntime)" if shipped["served"].endswith(".onnx") else "PyTorch fp32"
+        form = (
+            f"int8 ({ENGINE_WORDS[shipped.get('served_engine', 'onnxruntime')]})"
+            if shipped["served"].endswith(".onnx")
+            else "PyTorch fp32"
+        )
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
         grown = shipped.get("grown_from")
         recipe = f"the same network and recipe, {shipped['steps']:,} steps"

@@ -373,6 +373,7 @@ def ship_student(
     )
     scores = benchmark_scores(model, scored)
     scores_int8 = benchmark_scores(served, scored)
+    scores_engines = engine_benchmarks(int8, scored)
     speed = served_speed(model, int8, profile)
     qat_cli, run = "", ckpt
     if distilled is not None:
@@ -398,6 +399,7 @@ def ship_student(
         "validation_history": run["history"]["val"],
         "benchmark": scores,
         "benchmark_int8": scores_int8,
+        **scores_engines,
         **speed,
         "served": SERVED_STUDENT if speed["int8_is_faster"] else path.name,
         "int8_calibration": f"{stages.INT8_CALIBRATION_BATCHES} batches of degraded training "
@@ -472,31 +474,52 @@ LATENCY_REPEATS = 5
 
 
 def served_speed(model: torch.nn.Module, int8_path: Path, profile: Profile) -> dict:
-    """Latency of the student in both forms (PyTorch fp32 and int8 onnxruntime) at each of the
-    profile's speed resolutions, in ms: the median of :data:`LATENCY_REPEATS` measurements,
-    with all of them kept, and whether int8 measured faster at every resolution."""
+    """Latency of the student in each form (PyTorch fp32; int8 on onnxruntime, and on OpenVINO
+    where installed) at each of the profile's speed resolutions, in ms: the median of
+    :data:`LATENCY_REPEATS` measurements, with all of them kept; the engine that serves int8
+    here (:func:`~pixel_utils.app.openvino_engine.served_engine`) and whether int8 on it
+    measured faster than fp32 at every resolution. The forms are timed in alternation, one
+    measurement of each per round, so that a drift of the CPU's speed falls on all of them."""
     import statistics
 
     from pixel_utils.app.onnx_export import onnx_latency
+    from pixel_utils.app.openvino_engine import openvino_available, served_engine
     from pixel_utils.evaluation.cost import measure_latency
 
+    engines = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
     timers = {
-        "int8_onnxruntime": lambda hw: onnx_latency(
-            int8_path, *hw, min_run_time=profile.timing_seconds
-        ),
-        "pytorch_fp32": lambda hw: measure_latency(model, *hw, min_run_time=profile.timing_seconds),
+        f"int8_{engine}": lambda hw, engine=engine: onnx_latency(
+            int8_path, *hw, min_run_time=profile.timing_seconds, engine=engine
+        )
+        for engine in engines
     }
-    runs = {
-        form: {res: [1e3 * time(hw) for _ in range(LATENCY_REPEATS)]
-               for res, hw in profile.speed_resolutions.items()}
-        for form, time in timers.items()
-    }  # fmt: skip
+    timers["pytorch_fp32"] = lambda hw: measure_latency(
+        model, *hw, min_run_time=profile.timing_seconds
+    )
+    runs = {form: {res: [] for res in profile.speed_resolutions} for form in timers}
+    for _ in range(LATENCY_REPEATS):
+        for res, hw in profile.speed_resolutions.items():
+            for form, time in timers.items():
+                runs[form][res].append(1e3 * time(hw))
     ms = {form: {res: statistics.median(v) for res, v in by_res.items()}
           for form, by_res in runs.items()}  # fmt: skip
-    faster = all(
-        ms["int8_onnxruntime"][r] < ms["pytorch_fp32"][r] for r in profile.speed_resolutions
-    )
-    return {"served_ms": ms, "served_ms_runs": runs, "int8_is_faster": faster}
+    engine = served_engine()
+    faster = all(ms[f"int8_{engine}"][r] < ms["pytorch_fp32"][r] for r in profile.speed_resolutions)
+    return {"served_ms": ms, "served_ms_runs": runs, "served_engine": engine,
+            "int8_is_faster": faster}  # fmt: skip
+
+
+def engine_benchmarks(int8_path: Path, profile: Profile) -> dict:
+    """The int8 model's benchmark scores on each engine but onnxruntime (whose are
+    ``benchmark_int8``): ``{"benchmark_int8_openvino": ...}`` where OpenVINO is installed.
+    The engines round differently inside the graph, so each is scored."""
+    from pixel_utils.app.onnx_export import OnnxModel
+    from pixel_utils.app.openvino_engine import openvino_available
+
+    if not openvino_available():
+        return {}
+    served = OnnxModel(int8_path, engine="openvino")
+    return {"benchmark_int8_openvino": benchmark_scores(served, profile)}
 
 
 #: Rounds of :func:`paired_int8_latency`.
@@ -551,6 +574,9 @@ def remeasure_student_speed(profile: Profile, out_dir: Path | None = None) -> di
     }]  # fmt: skip
     model = model_from_checkpoint(out_dir / entry["file"])
     speed = served_speed(model, out_dir / SERVED_STUDENT, profile)
+    # The benchmark's noise drawn with the seed ``benchmark_int8`` was scored with.
+    scored = dataclasses.replace(profile, seed=entry.get("seed", profile.seed))
+    speed |= engine_benchmarks(out_dir / SERVED_STUDENT, scored)
     made_by = (f"python -m pixel_utils.training.pretrain --student --profile {profile.name} "
                "--measure-speed")  # fmt: skip
     entry |= speed | {
@@ -923,7 +949,8 @@ def _main(argv=None) -> int:
         for form, by_res in entry["served_ms"].items():
             print(f"{form}: " + ", ".join(f"{r} {ms:.1f} ms ({1e3 / ms:.1f} fps)"
                                           for r, ms in by_res.items()))  # fmt: skip
-        print(f"served: {entry['served']} (median of {LATENCY_REPEATS} measurements each)")
+        print(f"served: {entry['served']} on {entry['served_engine']} "
+              f"(median of {LATENCY_REPEATS} measurements each)")  # fmt: skip
         return 0
     if args.scratch_twin and not args.student:
         parser.error("--scratch-twin goes with --student")
