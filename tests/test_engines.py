@@ -29,13 +29,29 @@ def int8_student(tmp_path_factory):
     return model, int8
 
 
-def test_served_engine_follows_the_environment(monkeypatch):
+def test_amx_is_read_from_the_cpu_flags():
+    assert openvino_engine.has_amx_int8("processor\t: 0\nflags\t\t: fpu avx512_vnni amx_int8\n")
+    assert not openvino_engine.has_amx_int8("flags\t\t: fpu avx512_vnni amx_tile\n")
+    assert not openvino_engine.has_amx_int8("model name\t: Apple M2\n")
+
+
+def test_served_engine_follows_the_cpu_and_the_environment(monkeypatch):
+    monkeypatch.delenv(openvino_engine.ENGINE_VARIABLE, raising=False)
+    monkeypatch.setattr(openvino_engine, "openvino_available", lambda: True)
+    monkeypatch.setattr(openvino_engine.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(openvino_engine, "has_amx_int8", lambda: True)
+    assert openvino_engine.served_engine() == "openvino"
+    monkeypatch.setattr(openvino_engine, "has_amx_int8", lambda: False)
+    assert openvino_engine.served_engine() == "onnxruntime"  # measured faster without AMX
+    monkeypatch.setenv(openvino_engine.ENGINE_VARIABLE, "OpenVINO")
+    assert openvino_engine.served_engine() == "openvino"
     monkeypatch.setenv(openvino_engine.ENGINE_VARIABLE, "onnxruntime")
     assert openvino_engine.served_engine() == "onnxruntime"
     monkeypatch.setenv(openvino_engine.ENGINE_VARIABLE, "tensorrt")
     with pytest.raises(ValueError, match=r"\$PIXEL_ENGINE: unknown engine 'tensorrt'"):
         openvino_engine.served_engine()
     monkeypatch.delenv(openvino_engine.ENGINE_VARIABLE)
+    monkeypatch.setattr(openvino_engine, "has_amx_int8", lambda: True)
     monkeypatch.setattr(openvino_engine, "openvino_available", lambda: False)
     assert openvino_engine.served_engine() == "onnxruntime"  # nothing else to serve with
     monkeypatch.setenv(openvino_engine.ENGINE_VARIABLE, "openvino")
@@ -90,3 +106,30 @@ def test_openvino_keeps_a_few_compiled_shapes(int8_student):
     np.testing.assert_array_equal(again, outputs[-1])  # a fresh array, not the engine's buffer
     again[:] = 7
     assert not np.array_equal(runner.run(np.zeros((1, 3, *sizes[-1]), np.float32)), again)
+
+
+@needs_openvino
+def test_openvino_adds_the_image_outside_its_graph(int8_student):
+    """The float path hands OpenVINO the graph without its last addition (image + correction)
+    and adds the image itself: the same sums as the whole graph on OpenVINO, to float32's
+    last bits."""
+    import onnx
+
+    from pixel_utils.app.onnx_export import _without_residual_addition
+
+    _, int8 = int8_student
+    graph, split = _without_residual_addition(onnx.load(str(int8)))
+    assert split
+    assert onnx.load_from_string(graph).graph.node[-1].op_type != "Add"
+    x = np.random.default_rng(3).random((1, 3, 32, 48), dtype=np.float32)
+    whole = openvino_engine.OpenVinoRunner(int8).run(x)
+    served = OnnxModel(int8, engine="openvino").run_array(x)
+    np.testing.assert_allclose(served, whole, atol=1e-6)
+    assert np.abs(served - x).max() > 1e-3  # the correction is there
+
+
+def test_frame_latency_times_the_frame_path(int8_student):
+    from pixel_utils.app.onnx_export import frame_latency
+
+    seconds = frame_latency(int8_student[1], 16, 24, threads=1, min_run_time=0.01)
+    assert 0 < seconds < 1

@@ -70,6 +70,7 @@ def test_pretraining_resumes_after_kill_and_ships(tmp_path):
 
 def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monkeypatch):
     from pixel_utils.app.onnx_export import OnnxModel
+    from pixel_utils.app.openvino_engine import openvino_available, served_engine
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.training import pretrain
 
@@ -81,8 +82,16 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     assert "--student" in entry["made_by"] and "--cache-batches 6" in entry["made_by"]
     assert set(entry["benchmark"]) == set(entry["benchmark_int8"])
     ms = entry["served_ms"]
-    faster = all(ms["int8_onnxruntime"][r] < ms["pytorch_fp32"][r] for r in ms["pytorch_fp32"])
+    engine = entry["served_engine"]
+    assert engine == served_engine()
+    faster = all(ms[f"int8_{engine}"][r] < ms["pytorch_fp32"][r] for r in ms["pytorch_fp32"])
     assert entry["served"] == ("student_int8.onnx" if faster else "student.pt")
+    engines = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
+    assert set(ms) == {f"{path}int8_{e}" for e in engines for path in ("", "frames_")} | {
+        "pytorch_fp32"
+    }
+    if openvino_available():  # each engine rounds its own way, so each is scored
+        assert set(entry["benchmark_int8_openvino"]) == set(entry["benchmark_int8"])
     x = torch.rand(1, 3, 37, 45)
     with torch.no_grad():
         fp32 = model_from_checkpoint(out / "student.pt")(x)
@@ -112,7 +121,7 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     )
     assert set(again["served_ms"]) == set(ms) and again["benchmark"] == entry["benchmark"]
     new = again["served_ms"]
-    faster = all(new["int8_onnxruntime"][r] < new["pytorch_fp32"][r] for r in new["pytorch_fp32"])
+    faster = all(new[f"int8_{engine}"][r] < new["pytorch_fp32"][r] for r in new["pytorch_fp32"])
     assert again["served"] == ("student_int8.onnx" if faster else "student.pt")
     assert (out / "student.pt").read_bytes() == weights
 

@@ -9,13 +9,17 @@ quantize_int8`) and its ONNX file is what ships. Two engines can run that file o
   VNNI kernels elsewhere.
 
 On the 2-core Xeon with AMX this project is measured on, OpenVINO served the shipped student's
-8-bit frames at 720p in 0.71× onnxruntime's time (5 rounds in alternation, one process) and
-scored a little higher on the benchmark; ``make student-speed`` records both engines in the
-weights manifest. The two round differently inside the graph, so their outputs are not the
-same bytes (most pixels agree; the rest differ by one or two levels of 255).
+8-bit video frames at 720p in 0.79× onnxruntime's time (the median of 9 per-round ratios, each
+engine in its own process, in alternation; the host's speed drifted so much that single rounds
+ran from 0.48× to 1.17×), but photos (float images, where it must transpose the float image
+into its channels-last layout) in about the same time; it scored a little higher on the
+benchmark. ``make student-speed`` records both engines, both paths, in the weights manifest.
+The two round differently inside the graph, so their outputs are not the same bytes (most
+pixels agree; the rest differ by one or two levels of 255).
 
 :func:`served_engine` picks the engine ``pixel-sharpen`` and the video path use: ``$PIXEL_ENGINE``
-when set, otherwise OpenVINO where it is installed on an x86-64 CPU, otherwise onnxruntime.
+when set, otherwise OpenVINO on an x86-64 CPU with AMX int8 where it is installed, otherwise
+onnxruntime.
 """
 
 from __future__ import annotations
@@ -43,16 +47,30 @@ def openvino_available() -> bool:
     return True
 
 
+def has_amx_int8(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has AMX int8 tiles, from the flags in ``/proc/cpuinfo`` (Linux; elsewhere
+    False: the flag cannot be read that way). ``cpuinfo`` is that file's text, for tests."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return "amx_int8" in flags.split()
+
+
 def served_engine() -> str:
     """The engine that serves exported models: ``$PIXEL_ENGINE`` if set (an unknown or
-    unavailable one is an error that says so), else OpenVINO where it is installed on an x86-64
-    CPU (where it was measured faster), else onnxruntime."""
+    unavailable one is an error that says so), else OpenVINO where it is installed and the CPU
+    has AMX int8 tiles (where it was measured faster), else onnxruntime (measured on CPUs
+    without AMX by every session before OpenVINO came)."""
     chosen = os.environ.get(ENGINE_VARIABLE, "").strip().lower()
     if chosen:
         check_engine(chosen, source=f"${ENGINE_VARIABLE}")
         return chosen
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    return "openvino" if x86 and openvino_available() else "onnxruntime"
+    return "openvino" if x86 and has_amx_int8() and openvino_available() else "onnxruntime"
 
 
 def check_engine(engine: str, source: str = "engine") -> None:

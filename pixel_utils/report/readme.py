@@ -180,6 +180,11 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
             for form, key in [("fp32", "pytorch_fp32")]
             + [(form, timed) for form, (timed, _) in int8_forms.items()]
         },
+        "frame_fps": {
+            key.removeprefix("frames_int8_"): {res: 1e3 / ms for res, ms in by_res.items()}
+            for key, by_res in student["served_ms"].items()
+            if key.startswith("frames_int8_")
+        },
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
         "machine": speed_measured.get("machine") or {},
         "speed_remeasured": "served_ms_provenance" in student,
@@ -463,6 +468,15 @@ def results_markdown(r: dict) -> str:
             )
             + "from `pixel_utils/weights/manifest.json`).",
         ]
+        if shipped.get("frame_fps"):
+            notes[-1] += " On 8-bit video frames (the video path's model stage) it runs " + (
+                "; ".join(
+                    ", ".join(f"{f:.1f} fps at {r}" for r, f in by_res.items())
+                    + f" on {ENGINE_WORDS.get(engine, engine)}"
+                    for engine, by_res in shipped["frame_fps"].items()
+                )
+                + "."
+            )
         if grown and "gain_db_int8" in grown:
             notes[-1] += (
                 f" The network it grew from gained {grown['gain_db_int8']:+.2f} dB as served"

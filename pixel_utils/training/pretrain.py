@@ -475,20 +475,26 @@ LATENCY_REPEATS = 5
 
 def served_speed(model: torch.nn.Module, int8_path: Path, profile: Profile) -> dict:
     """Latency of the student in each form (PyTorch fp32; int8 on onnxruntime, and on OpenVINO
-    where installed) at each of the profile's speed resolutions, in ms: the median of
+    where installed, each on float images, ``int8_<engine>``, and on 8-bit video frames,
+    ``frames_int8_<engine>``) at each of the profile's speed resolutions, in ms: the median of
     :data:`LATENCY_REPEATS` measurements, with all of them kept; the engine that serves int8
     here (:func:`~pixel_utils.app.openvino_engine.served_engine`) and whether int8 on it
     measured faster than fp32 at every resolution. The forms are timed in alternation, one
     measurement of each per round, so that a drift of the CPU's speed falls on all of them."""
     import statistics
 
-    from pixel_utils.app.onnx_export import onnx_latency
+    from pixel_utils.app.onnx_export import frame_latency, onnx_latency
     from pixel_utils.app.openvino_engine import openvino_available, served_engine
     from pixel_utils.evaluation.cost import measure_latency
 
     engines = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
     timers = {
         f"int8_{engine}": lambda hw, engine=engine: onnx_latency(
+            int8_path, *hw, min_run_time=profile.timing_seconds, engine=engine
+        )
+        for engine in engines
+    } | {
+        f"frames_int8_{engine}": lambda hw, engine=engine: frame_latency(
             int8_path, *hw, min_run_time=profile.timing_seconds, engine=engine
         )
         for engine in engines
