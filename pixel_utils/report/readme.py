@@ -234,9 +234,9 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
     return out
 
 
-#: How the README names the students' reconstruction losses (training/losses.py).
-#: How the README names each serving engine.
+#: How the README names each serving engine (app/openvino_engine.py).
 ENGINE_WORDS = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}
+#: How the README names the students' reconstruction losses (training/losses.py).
 LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error",
               "psnr": "the PSNR loss"}  # fmt: skip
 
