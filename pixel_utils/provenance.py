@@ -36,17 +36,20 @@ def pipeline_sources_hash(root: Path | None = None) -> str:
 
 
 def cpu_model() -> dict:
-    """The CPU's model name and its int8 dot-product support (AVX-512 VNNI or AVX-VNNI), which
-    decides how fast, and with what rounding, onnxruntime's int8 kernels run."""
+    """The CPU's model name, its int8 dot-product support (AVX-512 VNNI or AVX-VNNI), which
+    decides how fast, and with what rounding, onnxruntime's int8 kernels run, and its AMX int8
+    tiles, which decide the serving engine
+    (:func:`~pixel_utils.app.openvino_engine.served_engine`)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"cpu_model": None, "int8_vnni": None}
+        return {"cpu_model": None, "int8_vnni": None, "int8_amx": None}
     name = next((line.split(":", 1)[1].strip() for line in text.splitlines()
                  if line.startswith("model name")), None)  # fmt: skip
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
                       if line.startswith("flags")), []))  # fmt: skip
-    return {"cpu_model": name, "int8_vnni": bool(flags & {"avx512_vnni", "avx_vnni"})}
+    return {"cpu_model": name, "int8_vnni": bool(flags & {"avx512_vnni", "avx_vnni"}),
+            "int8_amx": "amx_int8" in flags}  # fmt: skip
 
 
 def provenance() -> dict:

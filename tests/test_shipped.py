@@ -103,6 +103,9 @@ def test_speed_notes_say_whether_the_cpu_has_int8_dot_products():
         cpu_words(epyc | {"int8_vnni": True}) == "AMD EPYC (2 cores, with VNNI int8 instructions)"
     )
     assert "without VNNI" in cpu_words(epyc | {"int8_vnni": False})
+    xeon = {"cpu_model": "Intel Xeon", "cpu_count": 2, "int8_vnni": True, "int8_amx": True}
+    assert cpu_words(xeon) == "Intel Xeon (2 cores, with VNNI and AMX int8 instructions)"
+    assert cpu_words(xeon | {"int8_amx": False}) == cpu_words(xeon | {"int8_amx": None})
     assert cpu_words({"platform": "Linux"}) == "Linux"  # an old record: no flags, no claim
 
 

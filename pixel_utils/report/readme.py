@@ -259,9 +259,11 @@ def cpu_words(machine: dict) -> str:
     about 4× faster on a 2-vCPU EPYC with them than on one without."""
     name = machine.get("cpu_model") or machine.get("processor") or machine.get("platform")
     cores = f"{machine['cpu_count']} cores" if machine.get("cpu_count") else None
-    vnni = machine.get("int8_vnni")
+    vnni, amx = machine.get("int8_vnni"), machine.get("int8_amx")
     int8 = None if vnni is None else (
         "with" if vnni else "without") + " VNNI int8 instructions"  # fmt: skip
+    if vnni and amx:  # recorded since the OpenVINO engine (absent: not known)
+        int8 = "with VNNI and AMX int8 instructions"
     details = ", ".join(w for w in (cores, int8) if w)
     return f"{name or 'an unrecorded CPU'}" + (f" ({details})" if details else "")
 
