@@ -35,15 +35,18 @@ def pipeline_sources_hash(root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def cpu_model() -> dict:
+def cpu_model(cpuinfo: str | None = None) -> dict:
     """The CPU's model name, its int8 dot-product support (AVX-512 VNNI or AVX-VNNI), which
     decides how fast, and with what rounding, onnxruntime's int8 kernels run, and its AMX int8
     tiles, which decide the serving engine
-    (:func:`~pixel_utils.app.openvino_engine.served_engine`)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"cpu_model": None, "int8_vnni": None, "int8_amx": None}
+    (:func:`~pixel_utils.app.openvino_engine.served_engine`). ``cpuinfo`` is the text of
+    ``/proc/cpuinfo`` (read here when not given); where it cannot be read, all are None."""
+    text = cpuinfo
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {"cpu_model": None, "int8_vnni": None, "int8_amx": None}
     name = next((line.split(":", 1)[1].strip() for line in text.splitlines()
                  if line.startswith("model name")), None)  # fmt: skip
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()

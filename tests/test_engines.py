@@ -30,9 +30,14 @@ def int8_student(tmp_path_factory):
 
 
 def test_amx_is_read_from_the_cpu_flags():
-    assert openvino_engine.has_amx_int8("processor\t: 0\nflags\t\t: fpu avx512_vnni amx_int8\n")
-    assert not openvino_engine.has_amx_int8("flags\t\t: fpu avx512_vnni amx_tile\n")
-    assert not openvino_engine.has_amx_int8("model name\t: Apple M2\n")
+    from pixel_utils.provenance import cpu_model
+
+    flags = "processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx512_vnni {}\n"
+    assert cpu_model(flags.format("amx_int8")) == {
+        "cpu_model": "Xeon", "int8_vnni": True, "int8_amx": True
+    }  # fmt: skip
+    assert cpu_model(flags.format("amx_tile"))["int8_amx"] is False
+    assert cpu_model("model name\t: Apple M2\n")["int8_amx"] is False
 
 
 def test_served_engine_follows_the_cpu_and_the_environment(monkeypatch):

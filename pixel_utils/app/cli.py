@@ -413,7 +413,8 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
     p.add_argument(
         "--engine", choices=ENGINES, default=None,
         help="what runs an ONNX model (the int8 student) on the CPU (default: "
-        f"${ENGINE_VARIABLE} if set, else openvino where installed on x86-64, else onnxruntime)",
+        f"${ENGINE_VARIABLE} if set, else openvino on an x86-64 CPU with AMX int8 where "
+        "installed, else onnxruntime)",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
     return p

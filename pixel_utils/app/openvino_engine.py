@@ -47,17 +47,12 @@ def openvino_available() -> bool:
     return True
 
 
-def has_amx_int8(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has AMX int8 tiles, from the flags in ``/proc/cpuinfo`` (Linux; elsewhere
-    False: the flag cannot be read that way). ``cpuinfo`` is that file's text, for tests."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
-    return "amx_int8" in flags.split()
+def has_amx_int8() -> bool:
+    """Whether the CPU has AMX int8 tiles (:func:`~pixel_utils.provenance.cpu_model`, which
+    reads ``/proc/cpuinfo``: False where that cannot be read)."""
+    from pixel_utils.provenance import cpu_model
+
+    return bool(cpu_model()["int8_amx"])
 
 
 def served_engine() -> str:

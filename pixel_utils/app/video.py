@@ -356,7 +356,7 @@ def _onnx_frame_sharpener(model) -> StagedFrameFunction:
     from pixel_utils.app.onnx_export import FrameModel, OnnxModel
     from pixel_utils.models.networks import pad_image_to_stride
 
-    engine = getattr(model, "engine", "onnxruntime")
+    engine = model.engine
     served = FrameModel(model.path, model.threads, spin=False, engine=engine)
 
     def prepare(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
