@@ -98,9 +98,8 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
     int8 = OnnxModel(out / "student_int8.onnx")(x)
     assert fp32.shape == int8.shape == x.shape
     assert (fp32 - int8).abs().mean() < 0.02  # the same student, quantised
-    assert all(
-        len(v) == pretrain.LATENCY_REPEATS for v in entry["served_ms_runs"]["pytorch_fp32"].values()
-    )
+    rounds = resolve_profile("smoke").latency_rounds
+    assert all(len(v) == rounds for v in entry["served_ms_runs"]["pytorch_fp32"].values())
 
     # Measured again on another machine: the new figures are served, the old ones kept.
     with pytest.raises(SystemExit):
@@ -375,7 +374,7 @@ def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path,
     entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
     here = entry["grown_from"]["int8_same_machine"]
     assert set(here["latency_ratio"]) == set(entry["served_ms"]["int8_onnxruntime"])
-    assert all(len(r) == pretrain.PAIRED_ROUNDS for r in here["rounds_ms"].values())
+    assert all(len(r) == P.paired_rounds for r in here["rounds_ms"].values())
     from pixel_utils.report.readme import grown_summary, network_words
 
     summary = grown_summary(entry["grown_from"], "gauss3")

@@ -435,30 +435,37 @@ class FrameModel:
         return np.ascontiguousarray(self.run_padded(self.pad(frame))[:h, :w])
 
 
-def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
-                 min_run_time: float = 1.0, engine: str = "onnxruntime") -> float:  # fmt: skip
-    """Median seconds per served forward pass (:class:`OnnxModel` on ``engine``, plus padding
-    to the stride where the size needs it) of one ``1×3×height×width`` image."""
+def served_latency(model, height: int, width: int, min_run_time: float = 1.0) -> float:
+    """Median seconds per call of a served ``model`` already built: an :class:`OnnxModel` on
+    one ``1×3×height×width`` float image, or a :class:`FrameModel` on one ``height×width``
+    8-bit frame (what the video path runs per frame, without its decoding and encoding).
+    Building a model (onnxruntime's session, OpenVINO's compilation) is not timed, so that a
+    caller timing it again and again builds it once."""
     from torch.utils import benchmark
 
-    model = OnnxModel(path, threads or torch.get_num_threads(), engine=engine)
-    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    if isinstance(model, FrameModel):
+        x = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    else:
+        x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     model(x)  # warm-up (OpenVINO compiles for the size here)
     timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
+                 min_run_time: float = 1.0, engine: str = "onnxruntime") -> float:  # fmt: skip
+    """Median seconds per served forward pass (:class:`OnnxModel` on ``engine``, plus padding
+    to the stride where the size needs it) of one ``1×3×height×width`` image."""
+    model = OnnxModel(path, threads or torch.get_num_threads(), engine=engine)
+    return served_latency(model, height, width, min_run_time)
+
+
 def frame_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,
                   min_run_time: float = 1.0, engine: str = "onnxruntime") -> float:  # fmt: skip
-    """Median seconds per served 8-bit frame (:class:`FrameModel` on ``engine``: what the
-    video path runs per frame, without its decoding and encoding) of ``height×width``."""
-    from torch.utils import benchmark
-
+    """Median seconds per served 8-bit frame (:class:`FrameModel` on ``engine``) of
+    ``height×width``."""
     model = FrameModel(path, threads or torch.get_num_threads(), engine=engine)
-    frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    model(frame)  # warm-up (OpenVINO compiles for the size here)
-    timer = benchmark.Timer(stmt="model(frame)", globals={"model": model, "frame": frame})
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    return served_latency(model, height, width, min_run_time)
 
 
 class _Calibration:

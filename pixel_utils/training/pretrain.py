@@ -335,7 +335,8 @@ def ship_student(
 ) -> dict:  # fmt: skip
     """Write the finished student (PyTorch and int8 ONNX) into the package with its manifest
     entry: how it was made, benchmark scores of both forms, and which one is served (int8 where
-    it measured faster than PyTorch at every resolution, median of at least 5 runs).
+    it measured faster than PyTorch at every resolution, the median of the profile's
+    ``latency_rounds`` runs: 5 but in the smoke profile).
 
     ``distilled`` is the run ``result`` was fine-tuned from when ``result`` is its
     quantisation-aware fine-tuning: the entry then also scores those weights in fp32 and
@@ -402,7 +403,7 @@ def ship_student(
         **scores_engines,
         **speed,
         "served": SERVED_STUDENT if speed["int8_is_faster"] else path.name,
-        "int8_calibration": f"{stages.INT8_CALIBRATION_BATCHES} batches of degraded training "
+        "int8_calibration": f"{profile.calibration_batches} batches of degraded training "
         "patches (stages.served_student)",
         "provenance": made_at,
         "bytes": path.stat().st_size,
@@ -468,42 +469,36 @@ def growth_record(source: Path) -> dict:
     return record
 
 
-#: Each latency is the median of this many measurements (each itself the median of
-#: torch.utils.benchmark's blocked runs), so that one slow spell does not set it.
-LATENCY_REPEATS = 5
-
-
 def served_speed(model: torch.nn.Module, int8_path: Path, profile: Profile) -> dict:
     """Latency of the student in each form (PyTorch fp32; int8 on onnxruntime, and on OpenVINO
     where installed, each on float images, ``int8_<engine>``, and on 8-bit video frames,
     ``frames_int8_<engine>``) at each of the profile's speed resolutions, in ms: the median of
-    :data:`LATENCY_REPEATS` measurements, with all of them kept; the engine that serves int8
-    here (:func:`~pixel_utils.app.openvino_engine.served_engine`) and whether int8 on it
-    measured faster than fp32 at every resolution. The forms are timed in alternation, one
-    measurement of each per round, so that a drift of the CPU's speed falls on all of them."""
+    ``profile.latency_rounds`` measurements (each itself the median of torch.utils.benchmark's
+    blocked runs, so that one slow spell does not set it), with all of them kept; the engine
+    that serves int8 here (:func:`~pixel_utils.app.openvino_engine.served_engine`) and whether
+    int8 on it measured faster than fp32 at every resolution. The forms are timed in
+    alternation, one measurement of each per round, so that a drift of the CPU's speed falls
+    on all of them."""
     import statistics
 
-    from pixel_utils.app.onnx_export import frame_latency, onnx_latency
+    from pixel_utils.app.onnx_export import FrameModel, OnnxModel, served_latency
     from pixel_utils.app.openvino_engine import openvino_available, served_engine
     from pixel_utils.evaluation.cost import measure_latency
 
     engines = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
+    threads = torch.get_num_threads()
+    served = {f"int8_{e}": OnnxModel(int8_path, threads, engine=e) for e in engines} | {
+        f"frames_int8_{e}": FrameModel(int8_path, threads, engine=e) for e in engines
+    }  # each built once: what is timed is the model, not building its session
     timers = {
-        f"int8_{engine}": lambda hw, engine=engine: onnx_latency(
-            int8_path, *hw, min_run_time=profile.timing_seconds, engine=engine
-        )
-        for engine in engines
-    } | {
-        f"frames_int8_{engine}": lambda hw, engine=engine: frame_latency(
-            int8_path, *hw, min_run_time=profile.timing_seconds, engine=engine
-        )
-        for engine in engines
+        form: lambda hw, built=built: served_latency(built, *hw, profile.timing_seconds)
+        for form, built in served.items()
     }
     timers["pytorch_fp32"] = lambda hw: measure_latency(
         model, *hw, min_run_time=profile.timing_seconds
     )
     runs = {form: {res: [] for res in profile.speed_resolutions} for form in timers}
-    for _ in range(LATENCY_REPEATS):
+    for _ in range(profile.latency_rounds):
         for res, hw in profile.speed_resolutions.items():
             for form, time in timers.items():
                 runs[form][res].append(1e3 * time(hw))
@@ -528,23 +523,20 @@ def engine_benchmarks(int8_path: Path, profile: Profile) -> dict:
     return {"benchmark_int8_openvino": benchmark_scores(served, profile)}
 
 
-#: Rounds of :func:`paired_int8_latency`.
-PAIRED_ROUNDS = 9
-
-
 def paired_int8_latency(path: Path, other: Path, profile: Profile) -> dict:
     """int8 latency of ``path`` against ``other`` at each speed resolution, timed in
-    alternation for :data:`PAIRED_ROUNDS` rounds: the ms of each round (``path``, ``other``)
+    alternation for ``profile.paired_rounds`` rounds: the ms of each round (``path``, ``other``)
     and the median over rounds of their ratio."""
     import statistics
 
-    from pixel_utils.app.onnx_export import onnx_latency
+    from pixel_utils.app.onnx_export import OnnxModel, served_latency
 
+    models = [OnnxModel(p, torch.get_num_threads()) for p in (path, other)]
     rounds, ratio = {}, {}
     for res, hw in profile.speed_resolutions.items():
         rounds[res] = [
-            [1e3 * onnx_latency(p, *hw, min_run_time=profile.timing_seconds) for p in (path, other)]
-            for _ in range(PAIRED_ROUNDS)
+            [1e3 * served_latency(m, *hw, profile.timing_seconds) for m in models]
+            for _ in range(profile.paired_rounds)
         ]
         ratio[res] = statistics.median(a / b for a, b in rounds[res])
     return {"rounds_ms": rounds, "latency_ratio": ratio}
@@ -558,7 +550,7 @@ def remeasure_student_speed(profile: Profile, out_dir: Path | None = None) -> di
     are kept, with their machine, in ``served_ms_history``. The weights are not touched.
 
     For a grown student whose source (``grown_from``) is still on disk with its served int8
-    model beside it, both int8 models are then timed in alternation, :data:`PAIRED_ROUNDS`
+    model beside it, both int8 models are then timed in alternation, ``profile.paired_rounds``
     rounds, into ``grown_from.int8_same_machine``: the grown network's latency over its
     source's, the median of the per-round ratios (a CPU's speed drifts between rounds)."""
     from pixel_utils.app.pretrained import SERVED_STUDENT, WEIGHTS_DIR, update_manifest
@@ -951,12 +943,13 @@ def _main(argv=None) -> int:
                                    ("--scratch-twin", args.scratch_twin)) if v]  # fmt: skip
         if training:
             parser.error(f"--measure-speed trains nothing: drop {', '.join(training)}")
-        entry = remeasure_student_speed(resolve_profile(args.profile), args.out)
+        profile = resolve_profile(args.profile)
+        entry = remeasure_student_speed(profile, args.out)
         for form, by_res in entry["served_ms"].items():
             print(f"{form}: " + ", ".join(f"{r} {ms:.1f} ms ({1e3 / ms:.1f} fps)"
                                           for r, ms in by_res.items()))  # fmt: skip
         print(f"served: {entry['served']} on {entry['served_engine']} "
-              f"(median of {LATENCY_REPEATS} measurements each)")  # fmt: skip
+              f"(median of {profile.latency_rounds} measurements each)")  # fmt: skip
         return 0
     if args.scratch_twin and not args.student:
         parser.error("--scratch-twin goes with --student")

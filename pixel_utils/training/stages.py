@@ -263,15 +263,10 @@ def train_student(
     return result
 
 
-#: Batches of degraded training patches that set the int8 activation ranges. 64 rather than 16:
-#: on the 24,000-step student the int8 loss on the validation photos fell from 0.040 to 0.029 dB
-#: (16 → 64 batches, 99.99th percentile; 99.999 lost 0.053–0.057 dB), chosen on those photos.
-INT8_CALIBRATION_BATCHES = 64
-
-
 def int8_calibration_batches(profile: Profile) -> list[np.ndarray]:
     """The degraded training patches (NCHW float32 arrays) that calibrate the int8 model."""
-    stream = training_stream(profile, DegradationMix(), INT8_CALIBRATION_BATCHES, seed_offset=2)(0)
+    batches = profile.calibration_batches
+    stream = training_stream(profile, DegradationMix(), batches, seed_offset=2)(0)
     return [stream[i][0].numpy() for i in range(len(stream))]
 
 
@@ -297,7 +292,7 @@ def served_student(profile: Profile, student: TrainResult, load_only: bool = Fal
     made_from = {
         "source": sha256_file(student.checkpoint),
         "ranges": "asymmetric",
-        "calibration_batches": INT8_CALIBRATION_BATCHES,
+        "calibration_batches": profile.calibration_batches,
         "calibration_data": data_key(profile, DegradationMix()),
         "graph_code": [sha256_file(m.__file__) for m in (networks, onnx_export)],
     }
