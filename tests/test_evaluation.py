@@ -107,3 +107,24 @@ def test_worst_case_notes_name_over_sharpening_when_there_was_no_blur():
     assert "over-sharpening" in sharp_note and "PSF" not in sharp_note
     assert "hard photo" not in sharp_note
     assert "of the spectrum" in blur_note
+
+
+def test_block_times_gives_a_median_over_blocks_for_fast_and_slow_calls():
+    """Fast calls: several blocks of several calls within a small budget (blocked_autorange's
+    ×10 block sizing ended on one block there). Slow calls: blocked_autorange, per call."""
+    import time
+
+    from torch.utils import benchmark
+
+    from pixel_utils.evaluation.cost import block_times
+
+    calls = []
+    fast = benchmark.Timer("f()", globals={"f": lambda: calls.append(sum(range(2000)))})
+    times = block_times(fast, min_run_time=0.05)
+    assert len(times) >= 5 and all(t > 0 for t in times)
+    assert len(calls) > 4 * len(times)  # blocks of two calls or more, each warmed up by two
+    assert sum(times) < 0.05  # each entry is per call, not per block
+
+    slow = benchmark.Timer("f()", globals={"f": lambda: time.sleep(0.03)})
+    times = block_times(slow, min_run_time=0.05)
+    assert times and all(0.03 <= t < 0.5 for t in times)

@@ -28,7 +28,9 @@ def test_pretraining_resumes_after_kill_and_ships(tmp_path):
     env = os.environ | {"PIXEL_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "weights"
     ckpt = tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt"
-    steps = 400
+    # A checkpoint every steps // 4 = 15 steps: killed right after the first, the run would
+    # have 45 more steps to go (seconds), far beyond the 50 ms it takes to notice the file.
+    steps = 60
     proc = subprocess.Popen(
         _command(tmp_path, out, steps, ship=False), env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -443,13 +443,14 @@ def served_latency(model, height: int, width: int, min_run_time: float = 1.0) ->
     caller timing it again and again builds it once."""
     from torch.utils import benchmark
 
+    from pixel_utils.evaluation.cost import median_seconds
+
     if isinstance(model, FrameModel):
         x = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     else:
         x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    model(x)  # warm-up (OpenVINO compiles for the size here)
     timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    return median_seconds(timer, min_run_time)  # its first call compiles OpenVINO's shape
 
 
 def onnx_latency(path: str | os.PathLike, height: int, width: int, threads: int | None = None,

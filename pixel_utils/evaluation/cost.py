@@ -2,9 +2,10 @@
 
 * MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), counted once at a
   given resolution; convolutions dominate, so MACs scale with pixels for every model here.
-* Latency is the median of ``torch.utils.benchmark.Timer.blocked_autorange`` under
-  ``torch.no_grad`` in fp32, with the thread count stated (``torch.get_num_threads()`` unless
-  given); CUDA timings synchronise (the Timer does).
+* Latency is the median time per call over blocks of calls timed by
+  ``torch.utils.benchmark.Timer`` (:func:`median_seconds`), under ``torch.no_grad`` in fp32,
+  with the thread count stated (``torch.get_num_threads()`` unless given); CUDA timings
+  synchronise (the Timer does).
 * Peak memory: the largest total of tensors alive during one forward pass (CUDA:
   ``torch.cuda.max_memory_allocated``; CPU: ``torch.profiler`` memory events).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,38 @@ from torch.utils.flop_counter import FlopCounterMode
 from pixel_utils.models.networks import count_parameters
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920)}
+
+
+def block_times(timer: benchmark.Timer, min_run_time: float, min_blocks: int = 5) -> list[float]:
+    """Seconds per call of ``timer``'s statement in each of a run of blocks of calls, timed for
+    at least ``min_run_time`` seconds.
+
+    ``Timer.blocked_autorange`` sizes its blocks in steps of ×10 until the timer's overhead is
+    under 1e-4 of a block. That suits calls of tens of milliseconds or more (a 720p frame),
+    which it times one per block, and it times them here. On a call of a millisecond and a
+    budget of 0.05 s (the smoke profile) it ran eight times the budget and ended on a single
+    block; so a short probe (a tenth of the budget, which also warms up: OpenVINO compiles for
+    the size there) measures the call first, and calls shorter than a twentieth of the budget
+    are timed in blocks of about a tenth of it, ``min_blocks`` or more, each by
+    ``Timer.timeit`` (which warms up with two calls of its own per block)."""
+    probe = timer.blocked_autorange(min_run_time=min_run_time / 10)
+    once = max(probe.median, 1e-9)
+    if once >= min_run_time:  # one call fills the budget (the teacher at 720p): that was it
+        return list(probe.times)
+    number = int(min_run_time / 10 / once)
+    if number < 2:
+        return list(timer.blocked_autorange(min_run_time=min_run_time).times)
+    per_call, total = [], 0.0
+    while total < min_run_time or len(per_call) < min_blocks:
+        seconds = timer.timeit(number).median  # per call, within the block
+        per_call.append(seconds)
+        total += seconds * number
+    return per_call
+
+
+def median_seconds(timer: benchmark.Timer, min_run_time: float) -> float:
+    """Median seconds per call over :func:`block_times`' blocks."""
+    return statistics.median(block_times(timer, min_run_time))
 
 
 def count_macs(model: torch.nn.Module, height: int, width: int, probe: int = 256) -> int:
@@ -53,7 +87,7 @@ def measure_latency(
         timer = benchmark.Timer(
             stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads
         )
-        return timer.blocked_autorange(min_run_time=min_run_time).median
+        return median_seconds(timer, min_run_time)
 
 
 @contextlib.contextmanager
@@ -172,7 +206,7 @@ def cost_table(costs: list[ModelCost]):
 def time_function(fn, image, min_run_time: float = 0.2) -> float:
     """Median seconds of ``fn(image)`` (for classical baselines, which are not torch models)."""
     timer = benchmark.Timer(stmt="fn(image)", globals={"fn": fn, "image": image})
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    return median_seconds(timer, min_run_time)
 
 
 #: What a report's numbers depend on: the package (profiles included), the notebooks and the

@@ -40,6 +40,7 @@ def layout_profile(
     from torch.utils import benchmark
 
     from pixel_utils.app.onnx_export import onnx_session
+    from pixel_utils.evaluation.cost import median_seconds
 
     name = onnx.load(str(path)).graph.input[0].name
     feed = {name: np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)}
@@ -75,8 +76,10 @@ def layout_profile(
     rounds_ms = []
     for _ in range(rounds):
         rounds_ms.append({
-            form: 1e3 * benchmark.Timer(stmt="s.run(None, feed)", globals={"s": s, "feed": feed})
-            .blocked_autorange(min_run_time=min_run_time).median
+            form: 1e3 * median_seconds(
+                benchmark.Timer(stmt="s.run(None, feed)", globals={"s": s, "feed": feed}),
+                min_run_time,
+            )
             for form, s in sessions.items()
         })  # fmt: skip
     return {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 from pathlib import Path
 
 import torch
@@ -46,6 +47,7 @@ def served_latency(model: torch.nn.Module, calibration, resolutions: dict, work:
     from torch.utils import benchmark
 
     from pixel_utils.app.onnx_export import OnnxModel, export_onnx, quantize_int8
+    from pixel_utils.evaluation.cost import block_times
 
     fp32, _ = export_onnx(model, work / "student.onnx")
     int8 = quantize_int8(fp32, work / "student_int8.onnx", calibration)
@@ -54,18 +56,13 @@ def served_latency(model: torch.nn.Module, calibration, resolutions: dict, work:
     out = {}
     for label, (h, w) in resolutions.items():
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-        served(x)  # warm-up
         onnx_timer = benchmark.Timer("m(x)", globals={"m": served, "x": x})
         torch_timer = benchmark.Timer("with torch.no_grad(): m(x)",
                                       globals={"m": model, "x": x, "torch": torch})  # fmt: skip
         timed = {}
         for name, timer in (("int8_onnxruntime", onnx_timer), ("pytorch_fp32", torch_timer)):
-            budget = min_run_time
-            m = timer.blocked_autorange(min_run_time=budget)
-            while len(m.times) < 5:  # a median of at least 5 timed runs
-                budget *= 2
-                m = timer.blocked_autorange(min_run_time=budget)
-            timed[name] = {"ms": 1e3 * m.median, "runs": len(m.times)}
+            blocks = block_times(timer, min_run_time)  # a median of at least 5 blocks
+            timed[name] = {"ms": 1e3 * statistics.median(blocks), "runs": len(blocks)}
         out[label] = timed
     return out
 
