@@ -34,7 +34,8 @@ def block_times(timer: benchmark.Timer, min_run_time: float, min_blocks: int = 5
 
     ``Timer.blocked_autorange`` sizes its blocks in steps of ×10 until the timer's overhead is
     under 1e-4 of a block. That suits calls of tens of milliseconds or more (a 720p frame),
-    which it times one per block, and it times them here. On a call of a millisecond and a
+    which it times one per block, and it times them here, for long enough to hold
+    ``min_blocks`` calls. On a call of a millisecond and a
     budget of 0.05 s (the smoke profile) it ran eight times the budget and ended on a single
     block; so a short probe (a tenth of the budget, which also warms up: OpenVINO compiles for
     the size there) measures the call first, and calls shorter than a twentieth of the budget
@@ -45,8 +46,9 @@ def block_times(timer: benchmark.Timer, min_run_time: float, min_blocks: int = 5
     if once >= min_run_time:  # one call fills the budget (the teacher at 720p): that was it
         return list(probe.times)
     number = int(min_run_time / 10 / once)
-    if number < 2:
-        return list(timer.blocked_autorange(min_run_time=min_run_time).times)
+    if number < 2:  # one call per block: a budget that holds min_blocks of them
+        budget = max(min_run_time, min_blocks * once)
+        return list(timer.blocked_autorange(min_run_time=budget).times)
     per_call, total = [], 0.0
     while total < min_run_time or len(per_call) < min_blocks:
         seconds = timer.timeit(number).median  # per call, within the block
