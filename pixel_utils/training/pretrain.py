@@ -139,6 +139,7 @@ def _shipped_student_profile(profile: Profile, steps=None, cache_batches=None) -
     return dataclasses.replace(
         profile,
         student_steps=steps or profile.pretrain_student_steps,
+        student_lr=profile.pretrain_student_lr,
         cache_batches=cache_batches or profile.pretrain_student_cache_batches,
         # Like the teacher's, the shipped student's budget is its steps: a long run must not
         # stop at the report's safety cap (it resumes across sessions instead).
