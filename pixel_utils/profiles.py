@@ -185,6 +185,15 @@ class Profile:
     )  # fmt: skip
     feature_taps: str = "last"  # "last": the student's deepest tap only; "all": every match
     kd_seeds: int = 3  # distilled and scratch students are each trained with this many seeds
+    # --- distillation on a folder without ground truth (notebook 03, training/folder.py): each
+    # distilled student fine-tunes on the teacher's outputs for the blurred test photos of a
+    # case, and is scored on the photos of the folds it did not see ---
+    folder_cases: tuple = ("gauss3", "shake25")  # the headline and a shake path no run draws
+    folder_folds: int = 2
+    folder_steps: int = 300  # half a report student's training
+    # student_lr / 10, as the two-frame student's fine-tuning; chosen before any run, not tuned.
+    folder_lr: float = 2e-4
+    folder_batch_size: int = 8
     # --- video (notebook 06): synthetic clips over each test photo, a two-frame student ---
     video_frames: int = 16  # frames per synthetic test clip (one clip per test photo)
     video_size: tuple = (192, 256)  # (rows, columns) of the synthetic test clips
@@ -284,6 +293,9 @@ PROFILES: dict[str, Profile] = {
         student_steps=20,
         distill_patch_size=32,
         kd_seeds=2,
+        folder_cases=("gauss3",),
+        folder_steps=4,
+        folder_batch_size=2,
         cache_batches=5,
         timing_seconds=0.05,
         latency_rounds=2,  # a median of two, and alternation, still exercised

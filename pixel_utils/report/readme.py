@@ -32,6 +32,17 @@ def slim(results: dict) -> dict:
                             "fidelity_to_teacher", "steps")}  # fmt: skip
     kd = distill.get("kd_comparison") or {}
     out["distillation"] |= {k: kd.get(k) for k in ("ci95_over_images", "images", "seeds")}
+    folder = distill.get("folder_distillation")
+    if folder:
+        stats = ("mean_db", "ci95_over_images", "ci95_over_seeds", "images", "seeds")
+        out["distillation"]["folder"] = {
+            "settings": folder["settings"],
+            "cases": {
+                case: {"gain_db": f["gain_db"]}
+                | {k: {s: f[k][s] for s in stats} for k in ("vs_scratch", "vs_unadapted")}
+                for case, f in folder["cases"].items()
+            },
+        }
     teacher = results.get("teacher_training") or {}
     out["teacher_train_minutes"] = teacher.get("train_minutes")
     out["shipped_student"] = shipped_student_summary()
@@ -417,6 +428,9 @@ def results_markdown(r: dict) -> str:
             + " from the same student trained without the teacher; it runs "
             f"{r['teacher_to_student_speedup']:.0f}× faster than the teacher."
         )
+    folder = d.get("folder")
+    if folder:
+        notes.append(folder_sentence(folder))
     onnx = r.get("onnxruntime_ms", {}).get("student")
     if onnx:
         rates = ", ".join(f"{1e3 / ms:.1f} fps at {res}" for res, ms in onnx.items())
@@ -529,6 +543,27 @@ PER_CASE_METHODS = {
     "budget_teacher": "budget teacher",
     "distilled": "report's distilled student",
 }
+
+
+def folder_sentence(folder: dict) -> str:
+    """Notebook 03's distillation on a folder without ground truth, in one paragraph."""
+    parts = []
+    for case, f in folder["cases"].items():
+        g, kd = f["gain_db"], f["vs_scratch"]
+        parts.append(
+            f"`{case}` {g['distilled']:+.2f} → {g['distilled+folder']:+.2f} dB (teacher "
+            f"{g['teacher']:+.2f}), **{kd['mean_db']:+.2f} dB over the scratch students** "
+            f"(95% CI ± {kd['ci95_over_images']:.2f} over {kd['images']} photos, "
+            f"± {kd['ci95_over_seeds']:.2f} over {kd['seeds']} seeds)"
+        )
+    return (
+        "Where no ground truth reaches (notebook 03): each distilled student fine-tuned "
+        f"{folder['settings']['steps']} steps on the teacher's outputs for a folder of blurred "
+        "photos that share one blur (neither their sharp images nor their PSF used), and scored "
+        f"on photos of the folder it did not see ({folder['settings']['folds']} folds): "
+        + "; ".join(parts)
+        + ". The scratch students have no target there."
+    )
 
 
 def per_case_markdown(r: dict) -> list[str]:

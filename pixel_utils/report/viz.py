@@ -406,3 +406,25 @@ def quality_vs_flicker(summary: dict):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def folder_gain_chart(findings: dict):
+    """Gain over the blurred input per case: scratch, distilled, distilled and adapted to the
+    folder on the teacher's labels, and the teacher itself (means over seeds)."""
+    methods = [("scratch", "tab:gray"), ("distilled", "tab:blue"),
+               ("distilled+folder", "tab:green"), ("teacher", "tab:orange")]  # fmt: skip
+    cases = list(findings)
+    fig, ax = plt.subplots(figsize=(1.2 + 2.6 * len(cases), 3.6))
+    width = 0.8 / len(methods)
+    for k, (method, color) in enumerate(methods):
+        values = [findings[c]["gain_db"].get(method, np.nan) for c in cases]
+        ax.bar(np.arange(len(cases)) + (k - 1.5) * width, values, width, color=color,
+               label=method.replace("+folder", " + folder"))  # fmt: skip
+    ax.set_xticks(np.arange(len(cases)), cases)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel="gain over the blurred input (dB)",
+           title="The teacher's labels on a folder without ground truth")  # fmt: skip
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,136 @@
+"""Distillation on a folder without ground truth (notebook 03, ``training/folder.py``)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pixel_utils.data.benchmark import HEADLINE_CASE, build_benchmark, iter_benchmark
+from pixel_utils.evaluation.inference import sharpen
+from pixel_utils.models.networks import build_model
+from pixel_utils.profiles import resolve_profile
+from pixel_utils.report.readme import folder_sentence
+from pixel_utils.training import folder
+from pixel_utils.training.loop import TrainResult
+
+SMOKE = resolve_profile("smoke")
+
+
+def _images(count=2, size=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((size, size + 8 * k, 3), dtype=np.float32) for k in range(count)]
+
+
+def test_teacher_and_student_see_the_same_crop_under_the_same_flip():
+    blurred = _images()
+    labels = [1.0 - x for x in blurred]  # a pixel-wise map: any misalignment would show
+    settings = folder.FolderAdaptation(steps=5, patch_size=16, batch_size=6)
+    data = folder.LabelledPatches(blurred, labels, settings, length=5, seed=3)
+    for i in range(len(data)):
+        inputs, targets = data[i]
+        assert inputs.shape == targets.shape == (6, 3, 16, 16)
+        torch.testing.assert_close(targets, 1.0 - inputs)
+    again = folder.LabelledPatches(blurred, labels, settings, length=5, seed=3)
+    torch.testing.assert_close(again[2][0], data[2][0])
+    other = folder.LabelledPatches(blurred, labels, settings, length=5, seed=4)
+    assert not torch.equal(other[2][0], data[2][0])
+    with pytest.raises(IndexError):
+        data[5]
+
+
+def test_labels_of_another_shape_or_an_empty_folder_are_clear_errors():
+    settings = folder.FolderAdaptation(patch_size=16)
+    blurred = _images()
+    with pytest.raises(ValueError, match="image 1: blurred"):
+        folder.LabelledPatches(blurred, [blurred[0], blurred[0]], settings, length=1)
+    with pytest.raises(ValueError, match="at least one"):
+        folder.LabelledPatches([], [], settings, length=1)
+
+
+def test_folds_split_every_photo_once_and_refuse_impossible_counts():
+    photos = ["a", "b", "c", "d", "e"]
+    folds = folder.folds_of(photos, 2)
+    assert folds == [["a", "c", "e"], ["b", "d"]]
+    assert sorted(sum(folder.folds_of(photos, 3), [])) == photos
+    for bad in (1, 6):
+        with pytest.raises(ValueError, match="folds asked of 5 photos"):
+            folder.folds_of(photos, bad)
+
+
+def _student():
+    torch.manual_seed(0)
+    return build_model(SMOKE.student, **SMOKE.student_kwargs).eval()
+
+
+def test_adapting_moves_the_student_towards_the_teachers_labels_and_leaves_it_untouched():
+    student = _student()
+    blurred = _images(count=2, size=48)
+    labels = [np.clip(1.2 * x - 0.1, 0, 1) for x in blurred]  # a contrast stretch to learn
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+
+    def error(model):
+        return np.mean(
+            [np.mean((sharpen(model, x) - y) ** 2) for x, y in zip(blurred, labels, strict=True)]
+        )
+
+    settings = folder.FolderAdaptation(steps=40, lr=2e-3, patch_size=16, batch_size=4)
+    run = folder.adapt_to_folder(SMOKE.student, SMOKE.student_kwargs, student.state_dict(),
+                                 blurred, labels, settings)  # fmt: skip
+    assert isinstance(run, TrainResult) and run.step == 40 and run.checkpoint is None
+    assert error(run.model) < 0.7 * error(student)
+    for k, v in student.state_dict().items():  # the caller's student is a copy's source only
+        torch.testing.assert_close(v, before[k])
+
+
+def test_cross_fitted_scores_never_score_a_photo_the_student_adapted_on(tmp_path, monkeypatch):
+    bench = tmp_path / "bench"
+    build_benchmark(bench, crop=48, seed=0, max_photos=3)
+    items = list(iter_benchmark(bench, HEADLINE_CASE))
+    seen_per_call = []
+    real = folder.adapt_to_folder
+
+    def recording(name, kwargs, state, blurred, labels, settings, seed, device):
+        seen_per_call.append([b.tobytes() for b in blurred])
+        return real(name, kwargs, state, blurred, labels, settings, seed, device)
+
+    monkeypatch.setattr(folder, "adapt_to_folder", recording)
+    students = {f"distilled{t}": TrainResult(_student(), {}, 0, 0.0, True, None)
+                for t in ("", "_s1")}  # fmt: skip
+    teacher = _student()  # any network labels the folder; these tests need no good one
+    settings = folder.FolderAdaptation(steps=2, patch_size=16, batch_size=2)
+    scores = folder.cross_fitted_scores(students, SMOKE.student, SMOKE.student_kwargs, teacher,
+                                        bench, HEADLINE_CASE, settings, folds=2)  # fmt: skip
+    assert len(seen_per_call) == 2 * 2  # two students × two folds
+    assert sorted(scores["method"].unique()) == ["distilled+folder", "distilled_s1+folder"]
+    for method, photos in scores.groupby("method")["photo"]:
+        assert sorted(photos) == sorted(i.photo for i in items), method
+    folds = folder.folds_of([i.photo for i in items], 2)
+    for call, fold in zip(seen_per_call, folds * 2, strict=True):
+        held_out = {it.blurred.tobytes() for it in items if it.photo in fold}
+        assert held_out.isdisjoint(call) and len(call) == len(items) - len(fold)
+    assert scores["psnr"].between(5, 60).all()
+
+
+def test_findings_pair_adapted_students_with_their_scratch_twins_and_themselves():
+    rows = []
+    for k, photo in enumerate(["a", "b", "c"]):
+        for method, psnr in {"blurred": 20, "teacher": 23, "distilled": 21, "scratch": 21.1,
+                             "distilled_s1": 21.2, "scratch_s1": 21.0, "distilled+folder": 22.5,
+                             "distilled_s1+folder": 22.3}.items():  # fmt: skip
+            rows.append({"method": method, "case": "gauss3", "photo": photo,
+                         "psnr": psnr + 0.1 * k, "ssim": 0.5})  # fmt: skip
+    found = folder.folder_findings(pd.DataFrame(rows), [("distilled", "scratch"),
+                                                        ("distilled_s1", "scratch_s1")],
+                                   ["gauss3"])["gauss3"]  # fmt: skip
+    assert found["gain_db"]["teacher"] == pytest.approx(3.0)
+    assert found["gain_db"]["distilled+folder"] == pytest.approx(2.4)
+    assert found["gain_db"]["scratch"] == pytest.approx(1.05)
+    assert found["vs_scratch"]["mean_db"] == pytest.approx(1.35)
+    assert found["vs_scratch"]["seeds"] == 2 and found["vs_scratch"]["images"] == 3
+    assert found["vs_unadapted"]["mean_db"] == pytest.approx(1.3)
+    lesson = folder.folder_lesson({"gauss3": found}, {"steps": 300})
+    assert "+1.35 dB over scratch" in lesson and "80% of the teacher's +3.00 dB" in lesson
+    case = {"gain_db": found["gain_db"], "vs_scratch": found["vs_scratch"]}
+    slim = {"settings": {"steps": 300, "folds": 2}, "cases": {"gauss3": case}}
+    sentence = folder_sentence(slim)
+    assert "+1.10 → +2.40 dB (teacher +3.00)" in sentence and "2 folds" in sentence
