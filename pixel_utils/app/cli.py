@@ -6,6 +6,7 @@ where the report measured it faster than PyTorch (``--model student-fp32`` for P
     pixel-sharpen photo.jpg holiday/ 'scans/*.png' -o sharpened/
     pixel-sharpen clip.mp4 -o sharpened/ --temporal blend
     pixel-sharpen big.tif -o out/ --model teacher --tile 512 --overlap 128
+    pixel-sharpen blurry_holiday/ -o sharpened/ --adapt 300
     pixel-sharpen export --onnx student.onnx
 
 Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
@@ -25,6 +26,10 @@ frame rate and audio are kept, the video is re-encoded as H.264 (inputs other th
 .m4v .mov .mkv`` become ``.mp4``), and a progress bar
 shows the achieved frames per second. ``--temporal blend`` steadies the result with a
 motion-aligned recurrent blend (see notebook 06).
+
+``--adapt STEPS`` first specialises the student to the blur its inputs share: the teacher labels
+centre crops of a few of them, and the student fine-tunes on its outputs (no sharp image or PSF
+needed; notebook 03 measures what it buys). See :mod:`pixel_utils.app.adapt`.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from pixel_utils.app.adapt import adapt_served_model, samples_of
 from pixel_utils.app.onnx_export import OnnxModel
 from pixel_utils.app.openvino_engine import ENGINE_VARIABLE, ENGINES
 from pixel_utils.app.pretrained import MODEL_CHOICES, load_pretrained
@@ -241,6 +248,18 @@ def sharpen_files(args) -> int:
     planned, clashes = plan_outputs(files, out_dir, roots)
     for problem in problems + clashes:
         print(f"error: {problem}", file=sys.stderr)
+    if args.adapt and planned:
+        # Removed with this object, when the function returns; the adapted int8 model's files.
+        workdir = tempfile.TemporaryDirectory(prefix="pixel-adapt-")
+        samples, notes = samples_of([src for src, _ in planned])
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        try:
+            model = adapt_served_model(args.model, model, samples, args.adapt, device,
+                                       Path(workdir.name))  # fmt: skip
+        except (OSError, ValueError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     failed, done, pixels = len(problems) + len(clashes), 0, 0
     start = time.perf_counter()
     videos = [(src, dst) for src, dst in planned if is_video(src)]
@@ -408,6 +427,13 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         "--quality", type=whole_number(1, 100), default=DEFAULT_QUALITY, metavar="1-100",
         help=f"JPEG and lossy WebP results: encoder quality (default: {DEFAULT_QUALITY}; a "
         "lossless WebP stays lossless, PNG and TIFF are lossless anyway)",
+    )  # fmt: skip
+    p.add_argument(
+        "--adapt", type=whole_number(0), default=0, metavar="STEPS",
+        help="first specialise the student to the inputs' shared blur: the teacher labels "
+        "centre crops of up to 8 of them (video: frames), and the student fine-tunes STEPS "
+        "steps on its outputs (300 is a good start; about a minute on 2 CPU cores); an int8 "
+        "student stays int8 (default: 0, off)",
     )  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument(
