@@ -62,7 +62,7 @@ def _student():
     return build_model(SMOKE.student, **SMOKE.student_kwargs).eval()
 
 
-def test_adapting_moves_the_student_towards_the_teachers_labels_and_leaves_it_untouched():
+def test_adapting_moves_the_student_towards_the_teachers_labels_and_leaves_it_untouched(capsys):
     student = _student()
     blurred = _images(count=2, size=48)
     labels = [np.clip(1.2 * x - 0.1, 0, 1) for x in blurred]  # a contrast stretch to learn
@@ -77,6 +77,9 @@ def test_adapting_moves_the_student_towards_the_teachers_labels_and_leaves_it_un
     run = folder.adapt_to_folder(SMOKE.student, SMOKE.student_kwargs, student.state_dict(),
                                  blurred, labels, settings)  # fmt: skip
     assert isinstance(run, TrainResult) and run.step == 40 and run.checkpoint is None
+    bar = capsys.readouterr().err
+    assert "folder adaptation" in bar and "loss=" in bar
+    assert "val_psnr" not in bar  # no validation photos: no NaN shown
     assert error(run.model) < 0.7 * error(student)
     for k, v in student.state_dict().items():  # the caller's student is a copy's source only
         torch.testing.assert_close(v, before[k])

@@ -388,7 +388,9 @@ def train(
             )
             history["val"].append([done, last_val, last_ssim])
         if rank == 0:
-            bar.set_postfix(loss=f"{smoothed:.4f}", val_psnr=f"{last_val:.2f}", refresh=False)
+            # A run without validation photos (a folder adaptation) shows its loss alone.
+            shown = {"val_psnr": f"{last_val:.2f}"} if val_set else {}
+            bar.set_postfix(loss=f"{smoothed:.4f}", **shown, refresh=False)
         if out_of_time:
             history["stopped_early"] = (
                 f"time budget {config.time_budget_s:.0f} s reached at step {done}"
