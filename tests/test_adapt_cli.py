@@ -97,7 +97,12 @@ def test_samples_spread_over_the_inputs_take_video_frames_and_skip_unreadable_fi
     assert crops[0].mean() < 0.05 < crops[1].mean()
 
 
-def test_centre_crop_keeps_small_images_whole():
-    image = np.zeros((500, 300, 3), np.float32)
-    assert adapt.centre_crop(image, 384).shape == (384, 300, 3)
-    assert adapt.centre_crop(image[:100], 384).shape == (100, 300, 3)
+def test_samples_are_centre_crops_that_keep_small_images_whole(tmp_path):
+    _smooth_photos(tmp_path / "big", count=1, shape=(500, 300))
+    _smooth_photos(tmp_path / "small", count=1, shape=(100, 300))
+    big = next((tmp_path / "big").iterdir())
+    crops, _ = adapt.samples_of([big, next((tmp_path / "small").iterdir())])
+    assert crops[0].shape == (adapt.LABEL_CROP, 300, 3)
+    assert crops[1].shape == (100, 300, 3)
+    top = (500 - adapt.LABEL_CROP) // 2
+    assert np.array_equal(crops[0], read_image_file(big).rgb[top : top + adapt.LABEL_CROP])

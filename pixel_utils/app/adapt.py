@@ -21,7 +21,7 @@ import torch
 
 from pixel_utils.app.pretrained import load_pretrained, resolve_weights
 from pixel_utils.app.video import VideoError, is_video, read_video
-from pixel_utils.data.images import ImageReadError, read_image_file
+from pixel_utils.data.images import ImageReadError, center_crop, read_image_file
 from pixel_utils.training.folder import (
     FolderAdaptation,
     LabelledPatches,
@@ -37,12 +37,6 @@ CALIBRATION_BATCHES = 16  # batches of the inputs' crops that set an int8 studen
 #: Steps come from ``--adapt``; the lr is the shipped student's own refinement lr
 #: (``profiles.refine_lr``), which the probes of notebook 03's design used for it.
 SETTINGS = FolderAdaptation(steps=300, lr=1e-4, patch_size=96, batch_size=8)
-
-
-def centre_crop(image: np.ndarray, size: int = LABEL_CROP) -> np.ndarray:
-    h, w = image.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
 def _frames(path: Path, count: int) -> list[np.ndarray]:
@@ -67,7 +61,7 @@ def samples_of(paths: list[Path], count: int = MAX_SAMPLES) -> tuple[list[np.nda
         except (ImageReadError, VideoError, OSError) as err:
             notes.append(f"{path}: not used to adapt ({err})")
             continue
-        crops += [centre_crop(im) for im in images]
+        crops += [np.ascontiguousarray(center_crop(im, LABEL_CROP)) for im in images]
     return crops[:count], notes
 
 
