@@ -197,6 +197,9 @@ class Profile:
     # --- video (notebook 06): synthetic clips over each test photo, a two-frame student ---
     video_frames: int = 16  # frames per synthetic test clip (one clip per test photo)
     video_size: tuple = (192, 256)  # (rows, columns) of the synthetic test clips
+    # Adapting to the camera (notebook 06): the teacher labels one frame in this many of the
+    # other folds' clips; the student then fine-tunes as on a folder (folder_steps, folder_lr).
+    video_label_every: int = 4
     temporal_cache_batches: int = 40  # two-frame training batches labelled by the teacher
     temporal_steps: int = 300  # fine-tuning steps of the two-frame student
     # End-to-end throughput (decode + sharpen + encode) is timed on clips of this many frames at

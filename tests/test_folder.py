@@ -137,3 +137,62 @@ def test_findings_pair_adapted_students_with_their_scratch_twins_and_themselves(
     slim = {"settings": {"steps": 300, "folds": 2}, "cases": {"gauss3": case}}
     sentence = folder_sentence(slim)
     assert "+1.10 → +2.40 dB (teacher +3.00)" in sentence and "2 folds" in sentence
+
+
+def test_clip_scores_sharpen_each_clip_with_a_student_adapted_on_the_other_clips(monkeypatch):
+    from pixel_utils.evaluation import video as vb
+
+    clips = vb.test_clips(resolve_profile("smoke", benchmark_max_photos=3))
+    seen_per_call = []
+    real = folder.adapt_to_folder
+
+    def recording(name, kwargs, state, blurred, labels, settings, seed, device):
+        seen_per_call.append({b.tobytes() for b in blurred})
+        assert len(blurred) == len(labels)
+        return real(name, kwargs, state, blurred, labels, settings, seed, device)
+
+    monkeypatch.setattr(folder, "adapt_to_folder", recording)
+    students = {"distilled": TrainResult(_student(), {}, 0, 0.0, True, None)}
+    settings = folder.FolderAdaptation(steps=2, patch_size=16, batch_size=2)
+    table = folder.cross_fitted_clip_scores(students, SMOKE.student, SMOKE.student_kwargs,
+                                            _student(), clips, settings, folds=2,
+                                            label_every=2)  # fmt: skip
+    names = [c.name for c in clips]
+    assert sorted(table["clip"]) == sorted(names)
+    assert set(table["method"]) == {"distilled+folder"}
+    assert {"psnr", "ssim", "temporal_error"} <= set(table.columns)
+    for call, fold in zip(seen_per_call, folder.folds_of(names, 2), strict=True):
+        labelled = {c.name for c in clips if c.name not in fold}
+        expected = {(f.astype(np.float32) / 255).tobytes()
+                    for c in clips if c.name in labelled for f in c.blurred[::2]}  # fmt: skip
+        assert call == expected  # every other frame of the other fold's clips, nothing else
+    with pytest.raises(ValueError, match="label_every"):
+        folder.cross_fitted_clip_scores(students, SMOKE.student, SMOKE.student_kwargs,
+                                        _student(), clips, settings, label_every=0)  # fmt: skip
+
+
+def test_camera_lesson_and_readme_sentence_follow_the_findings():
+    from pixel_utils.report.readme import camera_sentence, camera_summary
+
+    stats = {"ci95_over_images": 0.2, "ci95_over_seeds": 0.05, "images": 5, "seeds": 3,
+             "per_seed_db": {}, "case": "clips"}  # fmt: skip
+    camera = {
+        "blurred_psnr": 29.2,
+        "gain_db": {"scratch": -0.2, "distilled": -0.25, "distilled+folder": 0.15,
+                    "teacher": 0.45},
+        "vs_scratch": {"mean_db": 0.35} | stats,
+        "vs_unadapted": {"mean_db": 0.4} | stats,
+        "temporal_error": {"scratch": 7.7, "distilled": 7.8, "distilled+folder": 7.1,
+                           "teacher": 7.3},
+        "settings": {"steps": 300, "lr": 2e-4, "folds": 2, "label_every": 4},
+    }  # fmt: skip
+    lesson = folder.camera_lesson(camera, 300, 4)
+    assert "one frame in 4 of the *other* clips" in lesson
+    assert "+0.15 dB over the blurred frames, against -0.25 dB before (+0.40 ± 0.20 dB)" in lesson
+    assert "**+0.35 dB over scratch** (±0.20 over 5 clips, ±0.05 over 3 seeds" in lesson
+    assert "Temporal error 7.80 → 7.10 levels (teacher 7.30)" in lesson
+    sentence = camera_sentence(camera_summary(camera))
+    assert "-0.25 → +0.15 dB over the blurred frames (teacher +0.45)" in sentence
+    assert "**+0.35 dB over the scratch students** (95% CI ± 0.20 over 5 clips" in sentence
+    assert "(2 folds)" in sentence and "temporal error 7.80 → 7.10" in sentence
+    assert camera_summary(None) is None

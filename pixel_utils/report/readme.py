@@ -93,8 +93,37 @@ def video_summary(profile: str) -> dict | None:
             res: t["fps"] for res, t in v.get("shipped_throughput", {}).items()
         },
         "shipped_engine": v.get("shipped_engine", "onnxruntime"),
+        "camera_adaptation": camera_summary(v.get("camera_adaptation")),
         "git_commit": (v.get("provenance") or {}).get("git_commit"),
     }
+
+
+def camera_summary(camera: dict | None) -> dict | None:
+    """Notebook 06's adaptation to the camera, without its per-seed detail."""
+    if not camera:
+        return None
+    stats = ("mean_db", "ci95_over_images", "ci95_over_seeds", "images", "seeds")
+    return {k: camera[k] for k in ("settings", "gain_db", "temporal_error")} | {
+        k: {s: camera[k][s] for s in stats} for k in ("vs_scratch", "vs_unadapted")
+    }
+
+
+def camera_sentence(camera: dict) -> str:
+    """Notebook 06's adaptation to the camera, in one paragraph."""
+    g, kd, te = camera["gain_db"], camera["vs_scratch"], camera["temporal_error"]
+    settings = camera["settings"]
+    return (
+        "Adapted to the camera (notebook 06): each distilled student fine-tuned "
+        f"{settings['steps']} steps on the teacher's outputs for one frame in "
+        f"{settings['label_every']} of other clips (no sharp frame used), and scored on the "
+        f"clips it did not see ({settings['folds']} folds): {g['distilled']:+.2f} → "
+        f"{g['distilled+folder']:+.2f} dB over the blurred frames (teacher {g['teacher']:+.2f}), "
+        f"**{kd['mean_db']:+.2f} dB over the scratch students** (95% CI ± "
+        f"{kd['ci95_over_images']:.2f} over {kd['images']} clips, ± {kd['ci95_over_seeds']:.2f} "
+        f"over {kd['seeds']} seeds); temporal error {te['distilled']:.2f} → "
+        f"{te['distilled+folder']:.2f}. `pixel-sharpen clip.mp4 --adapt 300` does this to a "
+        "clip of your own."
+    )
 
 
 def video_markdown(v: dict | None) -> list[str]:
@@ -131,6 +160,8 @@ def video_markdown(v: dict | None) -> list[str]:
             + ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped.items())
             + "."
         )
+    if v.get("camera_adaptation"):
+        lines += ["", camera_sentence(v["camera_adaptation"])]
     return lines
 
 

@@ -408,7 +408,9 @@ def quality_vs_flicker(summary: dict):
     return fig
 
 
-def folder_gain_chart(findings: dict):
+def folder_gain_chart(
+    findings: dict, title: str = "The teacher's labels on a folder without ground truth"
+):
     """Gain over the blurred input per case: scratch, distilled, distilled and adapted to the
     folder on the teacher's labels, and the teacher itself (means over seeds)."""
     methods = [("scratch", "tab:gray"), ("distilled", "tab:blue"),
@@ -422,8 +424,7 @@ def folder_gain_chart(findings: dict):
                label=method.replace("+folder", " + folder"))  # fmt: skip
     ax.set_xticks(np.arange(len(cases)), cases)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set(ylabel="gain over the blurred input (dB)",
-           title="The teacher's labels on a folder without ground truth")  # fmt: skip
+    ax.set(ylabel="gain over the blurred input (dB)", title=title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
