@@ -46,7 +46,11 @@ def test_kd_comparison_pairs_by_image_and_seed():
     assert out["ci95_over_images"] == pytest.approx(0.0, abs=1e-9)  # same margin on every image
     assert out["ci95_over_seeds"] > 0.2  # but it varies by seed
     assert out["per_seed_db"]["distilled_s1"] == pytest.approx(0.5)
-    assert out["seeds"] == 3 and out["images"] == 3
+    assert out["seeds"] == 3 and out["images"] == 3 and out["images_better"] == 3
+    worse_on_a = pd.DataFrame(rows)
+    distilled_a = (worse_on_a["photo"] == "a") & worse_on_a["method"].str.startswith("distilled")
+    worse_on_a.loc[distilled_a, "psnr"] -= 1.0  # margins of 0.3–0.5 dB become losses
+    assert kd_comparison(worse_on_a, pairs, "gauss3")["images_better"] == 2
 
 
 def test_cpu_report_stays_on_cpu_and_rows_name_their_device():

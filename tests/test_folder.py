@@ -175,7 +175,8 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
     from pixel_utils.report.readme import camera_sentence, camera_summary
 
     stats = {"ci95_over_images": 0.2, "ci95_over_seeds": 0.05, "images": 5, "seeds": 3,
-             "per_seed_db": {}, "case": "clips"}  # fmt: skip
+             "per_seed_db": {}, "case": "clips", "ci_excludes_zero": True,
+             "images_better": 5}  # fmt: skip
     camera = {
         "blurred_psnr": 29.2,
         "gain_db": {"scratch": -0.2, "distilled": -0.25, "distilled+folder": 0.15,
@@ -194,5 +195,10 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
     sentence = camera_sentence(camera_summary(camera))
     assert "-0.25 → +0.15 dB over the blurred frames (teacher +0.45)" in sentence
     assert "**+0.35 dB over the scratch students** (95% CI ± 0.20 over 5 clips" in sentence
-    assert "(2 folds)" in sentence and "temporal error 7.80 → 7.10" in sentence
+    assert "(2 folds)" in sentence and "Temporal error 7.80 → 7.10" in sentence
+    assert "excludes zero (better on 5 of 5 clips)" in lesson and "excludes zero" in sentence
+    camera["vs_scratch"] |= {"ci_excludes_zero": False, "images_better": 4, "mean_db": 0.1}
+    assert "includes zero: better on 4 of 5 clips, too few clips to tell" in camera_sentence(
+        camera_summary(camera)
+    )
     assert camera_summary(None) is None

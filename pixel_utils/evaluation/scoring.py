@@ -116,7 +116,8 @@ def kd_comparison(
     ``pairs`` lists ``(distilled method, scratch method)``, one pair per seed (same student,
     data stream, steps and seed within a pair). The mean is over images and seeds; the 95% CI
     over images uses each image's difference averaged over seeds, the CI over seeds each seed's
-    difference averaged over images.
+    difference averaged over images. ``images_better`` counts the images whose difference,
+    averaged over seeds, is above zero.
     """
     rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
                                                       values="psnr")  # fmt: skip
@@ -131,6 +132,7 @@ def kd_comparison(
         "ci_excludes_zero": bool(abs(mean) > half) if half == half else False,
         "per_seed_db": {a: float(v) for a, v in per_seed.items()},
         "images": int(len(per_image)),
+        "images_better": int((per_image > 0).sum()),
         "seeds": len(pairs),
     }
 

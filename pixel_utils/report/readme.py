@@ -102,7 +102,8 @@ def camera_summary(camera: dict | None) -> dict | None:
     """Notebook 06's adaptation to the camera, without its per-seed detail."""
     if not camera:
         return None
-    stats = ("mean_db", "ci95_over_images", "ci95_over_seeds", "images", "seeds")
+    stats = ("mean_db", "ci95_over_images", "ci95_over_seeds", "ci_excludes_zero", "images",
+             "images_better", "seeds")  # fmt: skip
     return {k: camera[k] for k in ("settings", "gain_db", "temporal_error")} | {
         k: {s: camera[k][s] for s in stats} for k in ("vs_scratch", "vs_unadapted")
     }
@@ -110,6 +111,8 @@ def camera_summary(camera: dict | None) -> dict | None:
 
 def camera_sentence(camera: dict) -> str:
     """Notebook 06's adaptation to the camera, in one paragraph."""
+    from pixel_utils.training.folder import clip_verdict
+
     g, kd, te = camera["gain_db"], camera["vs_scratch"], camera["temporal_error"]
     settings = camera["settings"]
     return (
@@ -120,7 +123,7 @@ def camera_sentence(camera: dict) -> str:
         f"{g['distilled+folder']:+.2f} dB over the blurred frames (teacher {g['teacher']:+.2f}), "
         f"**{kd['mean_db']:+.2f} dB over the scratch students** (95% CI ± "
         f"{kd['ci95_over_images']:.2f} over {kd['images']} clips, ± {kd['ci95_over_seeds']:.2f} "
-        f"over {kd['seeds']} seeds); temporal error {te['distilled']:.2f} → "
+        f"over {kd['seeds']} seeds). {clip_verdict(kd)} Temporal error {te['distilled']:.2f} → "
         f"{te['distilled+folder']:.2f}. `pixel-sharpen clip.mp4 --adapt 300` does this to a "
         "clip of your own."
     )

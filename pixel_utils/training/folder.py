@@ -234,6 +234,16 @@ def camera_lesson(findings: dict, steps: int, label_every: int) -> str:
         f"twins, which have no target there: **{kd['mean_db']:+.2f} dB over scratch** "
         f"(±{kd['ci95_over_images']:.2f} over {kd['images']} clips, "
         f"±{kd['ci95_over_seeds']:.2f} over {kd['seeds']} seeds; the teacher gains "
-        f"{g['teacher']:+.2f} dB). Temporal error {te['distilled']:.2f} → "
-        f"{te['distilled+folder']:.2f} levels (teacher {te['teacher']:.2f})."
+        f"{g['teacher']:+.2f} dB). {clip_verdict(kd)} Temporal error "
+        f"{te['distilled']:.2f} → {te['distilled+folder']:.2f} levels (teacher "
+        f"{te['teacher']:.2f})."
     )
+
+
+def clip_verdict(kd: dict) -> str:
+    """Whether a :func:`~pixel_utils.evaluation.scoring.kd_comparison` over clips settles the
+    question, in words that follow its numbers."""
+    better = f"better on {kd['images_better']} of {kd['images']} clips"
+    if kd["ci_excludes_zero"]:
+        return f"Its 95% CI over clips excludes zero ({better})."
+    return f"Its 95% CI over clips includes zero: {better}, too few clips to tell."
