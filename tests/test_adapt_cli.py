@@ -87,14 +87,14 @@ def test_samples_spread_over_the_inputs_take_video_frames_and_skip_unreadable_fi
     first, last = read_image_file(photos[0]).rgb, read_image_file(photos[-1]).rgb
     assert np.array_equal(crops[0], first) and np.array_equal(crops[-1], last)
 
-    frames = [np.full((32, 48, 3), 3 * i, np.uint8) for i in range(2 * adapt.FRAME_GAP + 5)]
+    frames = [np.full((32, 48, 3), 2 * i, np.uint8) for i in range(2 * adapt.FRAME_GAP + 20)]
     clip = write_video(tmp_path / "clip.mp4", frames, fps=24)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     crops, notes = adapt.samples_of([broken, clip], count=4)
     assert len(notes) == 1 and "broken.png" in notes[0]
-    assert len(crops) == 2  # frames 0 and FRAME_GAP of the clip's first 2 × FRAME_GAP
-    assert crops[0].mean() < 0.05 < crops[1].mean()
+    assert len(crops) == 2  # frames 0 and 40: the start of each half of the 80-frame clip
+    assert [round(255 * c.mean() / 2) for c in crops] == pytest.approx([0, 40], abs=2)
 
 
 def test_samples_are_centre_crops_that_keep_small_images_whole(tmp_path):

@@ -19,6 +19,7 @@ from pixel_utils.app.video import (
     probe,
     read_video,
     sharpen_video,
+    spread_frames,
     write_video,
 )
 from pixel_utils.data.sources import load_photo
@@ -920,3 +921,30 @@ def test_mpeg_stream_clips_in_a_folder_are_sharpened_into_mp4(tmp_path, checkpoi
     pts, _, _, audio_packets = _streams(result)
     assert len(pts) == FRAMES and len(audio_packets) >= 6
     assert f"{FRAMES} frames" in capsys.readouterr().err
+
+
+def test_spread_frames_seek_across_the_clip_or_take_its_start_when_it_is_short(tmp_path):
+    """Frame ``i`` has level ``2 i``; a keyframe only at the start, or one every 8 frames."""
+    for gop in (250, 8):
+        path = tmp_path / f"gop{gop}.mp4"
+        with av.open(str(path), "w") as out:
+            video = out.add_stream("libx264", rate=24)
+            video.height, video.width, video.pix_fmt = 32, 48, "yuv420p"
+            video.codec_context.gop_size = gop
+            for i in range(100):
+                frame = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 2 * i, np.uint8), "rgb24")
+                out.mux(video.encode(frame))
+            out.mux(video.encode())
+
+        def indices(frames):
+            return [round(f.astype(np.float64).mean() / 2) for f in frames]
+
+        # 100 frames hold 4 at least 10 apart: the start of each quarter of the clip
+        assert indices(spread_frames(path, 4, 10)) == pytest.approx([0, 25, 50, 75], abs=1)
+        # but not 4 at least 30 apart: one in 30 from the start
+        assert indices(spread_frames(path, 4, 30)) == pytest.approx([0, 30, 60, 90], abs=1)
+        assert indices(spread_frames(path, 8, 20)) == pytest.approx([0, 20, 40, 60, 80], abs=1)
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video")
+    with pytest.raises(VideoError, match="fake.mp4"):
+        spread_frames(fake, 4)

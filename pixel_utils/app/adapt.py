@@ -4,7 +4,8 @@ Photos from one camera, one lens or one shaky hand share a blur that nobody meas
 teacher is blind, so its outputs on a few of them describe that blur; the student fine-tunes
 on those outputs (:mod:`pixel_utils.training.folder`, measured in notebook 03) and then
 sharpens every input. The teacher labels a centre crop of at most :data:`MAX_SAMPLES` inputs
-(video: one frame in :data:`FRAME_GAP`), which bounds its time on a CPU to about a minute.
+(video: frames spread over the clip, at least :data:`FRAME_GAP` apart), which bounds its time
+on a CPU to about a minute.
 
 An int8 student comes back as int8 (exported again and calibrated on the inputs' own crops), so
 it keeps its speed; a PyTorch student comes back in PyTorch.
@@ -20,8 +21,8 @@ import numpy as np
 import torch
 
 from pixel_utils.app.pretrained import load_pretrained, resolve_weights
-from pixel_utils.app.video import VideoError, is_video, read_video
-from pixel_utils.data.images import ImageReadError, center_crop, read_image_file
+from pixel_utils.app.video import VideoError, is_video, spread_frames
+from pixel_utils.data.images import ImageReadError, center_crop, read_image_file, to_rgb_float
 from pixel_utils.training.folder import (
     FolderAdaptation,
     LabelledPatches,
@@ -32,19 +33,11 @@ from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
 
 MAX_SAMPLES = 8  # inputs (or video frames) the teacher labels
 LABEL_CROP = 384  # the centre crop of each that it labels: a few seconds each on 2 CPU cores
-FRAME_GAP = 30  # one video frame in this many, from the start
+FRAME_GAP = 30  # video frames are taken spread over the clip, at least this many apart
 CALIBRATION_BATCHES = 16  # batches of the inputs' crops that set an int8 student's ranges
 #: Steps come from ``--adapt``; the lr is the shipped student's own refinement lr
 #: (``profiles.refine_lr``), which the probes of notebook 03's design used for it.
 SETTINGS = FolderAdaptation(steps=300, lr=1e-4, patch_size=96, batch_size=8)
-
-
-def _frames(path: Path, count: int) -> list[np.ndarray]:
-    frames = []
-    for i, frame in enumerate(read_video(path, max_frames=count * FRAME_GAP)):
-        if i % FRAME_GAP == 0:
-            frames.append(frame.astype(np.float32) / 255.0)
-    return frames
 
 
 def samples_of(paths: list[Path], count: int = MAX_SAMPLES) -> tuple[list[np.ndarray], list[str]]:
@@ -55,7 +48,8 @@ def samples_of(paths: list[Path], count: int = MAX_SAMPLES) -> tuple[list[np.nda
     for path in dict.fromkeys(chosen):  # a short list repeats nothing
         try:
             if is_video(path):
-                images = _frames(path, max(1, count // len(chosen)))
+                frames = spread_frames(path, max(1, count // len(chosen)), FRAME_GAP)
+                images = [to_rgb_float(frame) for frame in frames]
             else:
                 images = [read_image_file(path).rgb]
         except (ImageReadError, VideoError, OSError) as err:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,43 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
                 if max_frames is not None and i >= max_frames:
                     return
                 yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as err:
+            raise VideoError(f"{path}: unreadable video data ({err.strerror or err})") from None
+
+
+def spread_frames(path: str | os.PathLike, count: int, min_gap: int = 1) -> list[np.ndarray]:
+    """Up to ``count`` frames (``H×W×3`` uint8 RGB) spread evenly over the clip, at least
+    ``min_gap`` frames apart: one at the start of each ``count``-th of its duration.
+
+    Each is found by seeking to the keyframe before its time and decoding forward to it, so a
+    long clip is not decoded whole. A clip too short for ``count`` frames ``min_gap`` apart, or
+    whose container declares no duration, gives one frame in ``min_gap`` from its start.
+    """
+    path = Path(path)
+    av = _av()
+    container = _open(path)
+    with container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / av.time_base
+        try:
+            if duration * rate < count * min_gap:
+                return [frame.to_ndarray(format="rgb24") for frame in
+                        islice(container.decode(stream), 0, count * min_gap, min_gap)]  # fmt: skip
+            start = float((stream.start_time or 0) * stream.time_base)
+            frames = []
+            for k in range(count):
+                target = start + duration * k / count
+                container.seek(int(target / stream.time_base), stream=stream)
+                for frame in container.decode(stream):
+                    # half a frame's slack: timestamps are rounded to the stream's time base
+                    if frame.time is None or frame.time >= target - 0.5 / rate:
+                        frames.append(frame.to_ndarray(format="rgb24"))
+                        break
+            return frames
         except av.error.FFmpegError as err:
             raise VideoError(f"{path}: unreadable video data ({err.strerror or err})") from None
 
