@@ -202,3 +202,21 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
         camera_summary(camera)
     )
     assert camera_summary(None) is None
+
+
+def test_folder_chart_names_the_adapted_bar_and_draws_every_group():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pixel_utils.report.viz import folder_gain_chart
+
+    gains = {"scratch": -0.2, "distilled": -0.25, "distilled+folder": 0.15, "teacher": 0.45}
+    fig = folder_gain_chart({"test clips": {"gain_db": gains}}, title="clips",
+                            adapted="distilled + adapted to the camera")  # fmt: skip
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["scratch", "distilled", "distilled + adapted to the camera", "teacher"]
+    assert ax.get_title() == "clips"
+    assert sorted(round(p.get_height(), 2) for p in ax.patches) == sorted(gains.values())
+    default = folder_gain_chart({"gauss3": {"gain_db": gains}})
+    assert "distilled + folder" in [t.get_text() for t in default.axes[0].get_legend().get_texts()]

@@ -409,10 +409,12 @@ def quality_vs_flicker(summary: dict):
 
 
 def folder_gain_chart(
-    findings: dict, title: str = "The teacher's labels on a folder without ground truth"
-):
+    findings: dict, title: str = "The teacher's labels on a folder without ground truth",
+    adapted: str = "distilled + folder",
+):  # fmt: skip
     """Gain over the blurred input per case: scratch, distilled, distilled and adapted to the
-    folder on the teacher's labels, and the teacher itself (means over seeds)."""
+    folder on the teacher's labels (the bar named ``adapted``), and the teacher itself (means
+    over seeds)."""
     methods = [("scratch", "tab:gray"), ("distilled", "tab:blue"),
                ("distilled+folder", "tab:green"), ("teacher", "tab:orange")]  # fmt: skip
     cases = list(findings)
@@ -421,7 +423,7 @@ def folder_gain_chart(
     for k, (method, color) in enumerate(methods):
         values = [findings[c]["gain_db"].get(method, np.nan) for c in cases]
         ax.bar(np.arange(len(cases)) + (k - 1.5) * width, values, width, color=color,
-               label=method.replace("+folder", " + folder"))  # fmt: skip
+               label=adapted if method == "distilled+folder" else method)  # fmt: skip
     ax.set_xticks(np.arange(len(cases)), cases)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(ylabel="gain over the blurred input (dB)", title=title)
