@@ -418,7 +418,7 @@ def folder_gain_chart(
     methods = [("scratch", "tab:gray"), ("distilled", "tab:blue"),
                ("distilled+folder", "tab:green"), ("teacher", "tab:orange")]  # fmt: skip
     cases = list(findings)
-    fig, ax = plt.subplots(figsize=(1.2 + 2.6 * len(cases), 3.6))
+    fig, ax = plt.subplots(figsize=(3.4 + 2.6 * len(cases), 3.6))
     width = 0.8 / len(methods)
     for k, (method, color) in enumerate(methods):
         values = [findings[c]["gain_db"].get(method, np.nan) for c in cases]
@@ -427,7 +427,8 @@ def folder_gain_chart(
     ax.set_xticks(np.arange(len(cases)), cases)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(ylabel="gain over the blurred input (dB)", title=title)
-    ax.legend(fontsize=8)
+    # beside the axes: inside, it covers a bar whatever the gains
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
