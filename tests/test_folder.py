@@ -171,6 +171,32 @@ def test_clip_scores_sharpen_each_clip_with_a_student_adapted_on_the_other_clips
                                         _student(), clips, settings, label_every=0)  # fmt: skip
 
 
+def test_camera_findings_pair_clips_by_seed_and_average_each_kinds_flicker():
+    rows = []
+    for k, clip in enumerate(["pan", "tilt"]):
+        for method, (psnr, flicker) in {"blurred": (29, 7.5), "teacher": (29.5, 7.3),
+                                        "distilled": (28.8, 7.7), "scratch": (28.9, 7.6),
+                                        "distilled_s1": (28.6, 7.9), "scratch_s1": (28.7, 7.8),
+                                        "distilled+folder": (29.2, 7.0),
+                                        "distilled_s1+folder": (29.0, 7.4)}.items():  # fmt: skip
+            rows.append({"method": method, "clip": clip, "psnr": psnr + k, "ssim": 0.5,
+                         "temporal_error": flicker + k})  # fmt: skip
+    pairs = [("distilled", "scratch"), ("distilled_s1", "scratch_s1")]
+    found = folder.camera_findings(pd.DataFrame(rows), pairs)
+    assert found["gain_db"]["teacher"] == pytest.approx(0.5)
+    assert found["gain_db"]["distilled+folder"] == pytest.approx(0.1)
+    assert found["vs_scratch"]["mean_db"] == pytest.approx(0.3)
+    assert found["vs_scratch"]["images"] == 2 and found["vs_scratch"]["seeds"] == 2
+    assert found["vs_unadapted"]["mean_db"] == pytest.approx(0.4)
+    # each kind's flicker is its mean over both clips and both seeds
+    assert found["temporal_error"] == pytest.approx(
+        {"scratch": 8.2, "distilled": 8.3, "distilled+folder": 7.7, "teacher": 7.8}
+    )
+    without_teacher = pd.DataFrame([r for r in rows if r["method"] != "teacher"])
+    with pytest.raises(ValueError, match="teacher"):
+        folder.camera_findings(without_teacher, pairs)
+
+
 def test_camera_lesson_and_readme_sentence_follow_the_findings():
     from pixel_utils.report.readme import camera_sentence, camera_summary
 

@@ -175,6 +175,12 @@ def cross_fitted_clip_scores(
     return pd.concat(tables, ignore_index=True)
 
 
+def _groups(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The method labels of each kind of student, over the seeds of ``pairs``."""
+    return {"scratch": [s for _, s in pairs], "distilled": [d for d, _ in pairs],
+            "distilled+folder": [f"{d}+folder" for d, _ in pairs]}  # fmt: skip
+
+
 def folder_findings(scores: pd.DataFrame, pairs: list[tuple[str, str]], cases) -> dict:
     """What the folder bought, per case, from a table holding the benchmark's rows and
     :func:`cross_fitted_scores`'s: each method's gain over the blurred input (mean over the
@@ -187,9 +193,7 @@ def folder_findings(scores: pd.DataFrame, pairs: list[tuple[str, str]], cases) -
         rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
                                                           values="psnr")  # fmt: skip
         gain = rows.sub(rows["blurred"], axis=0).mean()
-        groups = {"scratch": [s for _, s in pairs], "distilled": [d for d, _ in pairs],
-                  "distilled+folder": [f"{d}+folder" for d, _ in pairs]}  # fmt: skip
-        gains = {name: float(gain[labels].mean()) for name, labels in groups.items()}
+        gains = {name: float(gain[labels].mean()) for name, labels in _groups(pairs).items()}
         if "teacher" in gain:
             gains["teacher"] = float(gain["teacher"])
         out[case] = {
@@ -199,6 +203,24 @@ def folder_findings(scores: pd.DataFrame, pairs: list[tuple[str, str]], cases) -
             "vs_unadapted": kd_comparison(scores, [(f"{d}+folder", d) for d, _ in pairs], case),
         }
     return out
+
+
+def camera_findings(clip_rows: pd.DataFrame, pairs: list[tuple[str, str]]) -> dict:
+    """:func:`folder_findings` for notebook 06's clips, from
+    :func:`~pixel_utils.evaluation.video.evaluate_methods`'s rows of the blurred frames, the
+    teacher, the students of ``pairs`` and :func:`cross_fitted_clip_scores`'s: each clip stands
+    where a photo does, paired by clip and seed. Adds ``temporal_error``, the mean over clips
+    (and seeds) of each kind of student's and the teacher's."""
+    missing = {"blurred", "teacher"} - set(clip_rows["method"])
+    if missing:
+        raise ValueError(f"camera findings need the rows of {sorted(missing)} too")
+    found = folder_findings(clip_rows.assign(case="clips", photo=clip_rows["clip"]), pairs,
+                            ["clips"])["clips"]  # fmt: skip
+    flicker = clip_rows.groupby("method")["temporal_error"].mean()
+    groups = _groups(pairs) | {"teacher": ["teacher"]}
+    found["temporal_error"] = {name: float(flicker[labels].mean())
+                               for name, labels in groups.items()}  # fmt: skip
+    return found
 
 
 def folder_lesson(findings: dict, settings: dict) -> str:
@@ -221,8 +243,8 @@ def folder_lesson(findings: dict, settings: dict) -> str:
 
 
 def camera_lesson(findings: dict, steps: int, label_every: int) -> str:
-    """Notebook 06's bullet on adapting to the camera, every figure from ``findings`` (one
-    :func:`folder_findings` case over clips, with its ``temporal_error`` per group)."""
+    """Notebook 06's bullet on adapting to the camera, every figure from ``findings``
+    (:func:`camera_findings`)."""
     g, kd, te = findings["gain_db"], findings["vs_scratch"], findings["temporal_error"]
     own = findings["vs_unadapted"]
     return (
