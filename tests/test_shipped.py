@@ -54,6 +54,26 @@ def test_readme_table_is_generated_from_the_results():
 
 
 @pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet (make report)")
+def test_readme_says_where_each_speed_was_timed_and_which_engine_serves():
+    """The report's rows are timed on the report's machine, the shipped student's come from
+    its manifest; OpenVINO serves only where the CPU has AMX int8, so the README says so."""
+    results = json.loads(RESULTS.read_text())
+    shipped = results["shipped_student"]
+    text = results_markdown(results)
+    assert "the shipped student's rows come from its manifest, timed on the CPU named" in text
+    assert "shipped student's rows" not in results_markdown(results | {"shipped_student": None})
+    on_ort = results_markdown(
+        results | {"shipped_student": shipped | {"served_engine": "onnxruntime"}}
+    )
+    assert "serves in int8 (onnxruntime): " in on_ort
+    on_ov = results_markdown(results | {"shipped_student": shipped | {"served_engine": "openvino"}})
+    assert (
+        "serves in int8 (OpenVINO on the CPU that timed it; onnxruntime on a CPU without AMX"
+        in on_ov
+    )
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet (make report)")
 def test_readme_shipped_student_is_the_shipped_one():
     """The README's shipped-student rows are the weights this checkout ships: re-shipping the
     student (`make student`) without regenerating the README fails here."""

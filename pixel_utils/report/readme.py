@@ -440,8 +440,15 @@ def results_markdown(r: dict) -> str:
     notes = [
         "",
         f"Headline case `{r['headline_case']}` (Gaussian σ = 3 + noise 0.01) on the test photos, "
-        f"profile `{r['profile']}`, seed {r['seed']}. Speed: fp32, {machine['torch_threads']} "
-        f"CPU threads on {cpu_words(machine)}, torch {p['packages']['torch']}. These numbers "
+        f"profile `{r['profile']}`, seed {r['seed']}. Speed: {machine['torch_threads']} CPU "
+        f"threads on {cpu_words(machine)}, torch {p['packages']['torch']}, PyTorch fp32 where "
+        "a row does not say int8"
+        + (
+            "; the shipped student's rows come from its manifest, timed on the CPU named below"
+            if shipped_rows(r.get("shipped_student"), res)
+            else ""
+        )  # fmt: skip
+        + ". These numbers "
         f"come from a `make report` run of commit `{(p['git_commit'] or 'unknown')[:10]}` with "
         f"pipeline sources `{(p.get('pipeline_sha256') or 'unknown')[:12]}` (a test checks that "
         "they are this checkout's).",
@@ -471,11 +478,12 @@ def results_markdown(r: dict) -> str:
         notes.append(f"The student exported to ONNX (fp32) runs at {rates} in onnxruntime.")
     shipped = r.get("shipped_student")
     if shipped:
-        form = (
-            f"int8 ({ENGINE_WORDS[shipped.get('served_engine', 'onnxruntime')]})"
-            if shipped["served"].endswith(".onnx")
-            else "PyTorch fp32"
-        )
+        engine = shipped.get("served_engine", "onnxruntime")
+        form = f"int8 ({ENGINE_WORDS[engine]}" + (
+            # `served_engine` picks OpenVINO only on a CPU with AMX int8 (or when asked).
+            " on the CPU that timed it; onnxruntime on a CPU without AMX int8)"
+            if engine == "openvino" else ")"
+        ) if shipped["served"].endswith(".onnx") else "PyTorch fp32"  # fmt: skip
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
         grown = shipped.get("grown_from")
         recipe = f"the same network and recipe, {shipped['steps']:,} steps"
