@@ -280,3 +280,26 @@ def test_the_psnr_loss_is_minus_the_mean_psnr_of_the_batch_images():
 
     assert gain(psnr_loss, 0) == pytest.approx(gain(psnr_loss, 1), rel=1e-3)
     assert gain(mse, 1) < 0.02 * gain(mse, 0)
+
+
+def test_notebook_05_shows_this_runs_student_next_to_the_shipped_one(tmp_path, monkeypatch):
+    """The crops show what this run's budget bought and what `pixel-sharpen` serves; a fresh
+    clone of the default profile, with no run of its own, sees the shipped student alone."""
+    from pixel_utils.app.pretrained import load_pretrained, shipped_path
+    from pixel_utils.evaluation.inference import sharpen
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import stages
+
+    if not shipped_path("student").exists():
+        pytest.skip("no shipped student (make student)")
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    fresh = stages.display_models(resolve_profile("default"))
+    assert list(fresh) == ["teacher", "shipped student"]
+    p = resolve_profile("smoke", teacher_steps=2, student_steps=2, cache_batches=2)
+    stages.trained_models(p)
+    shown = stages.display_models(p)
+    assert list(shown) == ["teacher", "this run's student", "shipped student"]
+    image = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
+    served = sharpen(load_pretrained("student"), image)
+    assert np.array_equal(sharpen(shown["shipped student"], image), served)
+    assert not np.array_equal(sharpen(shown["this run's student"], image), served)

@@ -361,13 +361,18 @@ def trained_models(profile: Profile, load_only: bool = False) -> dict[str, nn.Mo
 
 
 def display_models(profile: Profile) -> dict[str, nn.Module]:
-    """Teacher and distilled student for looking at results (notebook 05).
+    """Teacher and distilled students for looking at results (notebook 05).
 
-    The distillation teacher (the shipped one by default) and the profile's distilled student,
-    as it is served: the int8 ONNX model where notebook 04 measured it faster than PyTorch
-    (``results.json``), else the PyTorch one. For the default profile without a student
-    checkpoint, the shipped served student (so a fresh clone can open notebook 05 without
-    training); otherwise a missing student is an error naming notebook 03.
+    ``"teacher"``: the distillation teacher (the shipped one by default). ``"this run's
+    student"``: the profile's distilled student, as it is served: the int8 ONNX model where
+    notebook 04 measured it faster than PyTorch (``results.json``), else the PyTorch one.
+    ``"shipped student"``: what ``pixel-sharpen`` serves (``make student``: a larger student of
+    the same family, trained far longer than a report can), where the weights are shipped, so a
+    reader sees both what this run's budget bought and what the course's student does.
+
+    For the default profile without a student checkpoint, the teacher and the shipped student
+    alone (so a fresh clone can open notebook 05 without training); otherwise a missing student
+    is an error naming notebook 03.
     """
     import json
 
@@ -379,7 +384,7 @@ def display_models(profile: Profile) -> dict[str, nn.Module]:
     own = checkpoints_dir(profile.run_name) / "student_distilled.pt"
     if profile.run_name == "default" and not own.exists() and shipped_path("student").exists():
         print(f"no {own}: using the shipped student {shipped_path('student')}")
-        return {"teacher": teacher, "student": load_pretrained("student")}
+        return {"teacher": teacher, "shipped student": load_pretrained("student")}
     models = trained_models(profile, load_only=True)
     results = reports_dir(profile.run_name) / "results.json"
     if results.exists() and int8_is_faster(json.loads(results.read_text())):
@@ -388,4 +393,7 @@ def display_models(profile: Profile) -> dict[str, nn.Module]:
         print(f"student: served int8 ({student.path.name}), measured faster than PyTorch")
     else:
         student = models["distilled"]
-    return {"teacher": teacher, "student": student}
+    shown = {"teacher": teacher, "this run's student": student}
+    if shipped_path("student").exists():
+        shown["shipped student"] = load_pretrained("student")
+    return shown
