@@ -7,6 +7,7 @@ import torch
 
 from pixel_utils.data.benchmark import HEADLINE_CASE, build_benchmark, iter_benchmark
 from pixel_utils.evaluation.inference import sharpen
+from pixel_utils.evaluation.scoring import ci95
 from pixel_utils.models.networks import build_model
 from pixel_utils.profiles import resolve_profile
 from pixel_utils.report.readme import folder_sentence
@@ -179,15 +180,19 @@ def test_camera_findings_pair_clips_by_seed_and_average_each_kinds_flicker():
                                         "distilled_s1": (28.6, 7.9), "scratch_s1": (28.7, 7.8),
                                         "distilled+folder": (29.2, 7.0),
                                         "distilled_s1+folder": (29.0, 7.4)}.items():  # fmt: skip
-            rows.append({"method": method, "clip": clip, "psnr": psnr + k, "ssim": 0.5,
-                         "temporal_error": flicker + k})  # fmt: skip
+            adapted = 0.2 * k if method.endswith("+folder") else 0.0  # more on the 2nd clip
+            rows.append({"method": method, "clip": clip, "psnr": psnr + k + adapted,
+                         "ssim": 0.5, "temporal_error": flicker + k})  # fmt: skip
     pairs = [("distilled", "scratch"), ("distilled_s1", "scratch_s1")]
     found = folder.camera_findings(pd.DataFrame(rows), pairs)
     assert found["gain_db"]["teacher"] == pytest.approx(0.5)
-    assert found["gain_db"]["distilled+folder"] == pytest.approx(0.1)
-    assert found["vs_scratch"]["mean_db"] == pytest.approx(0.3)
+    assert found["gain_db"]["distilled+folder"] == pytest.approx(0.2)
+    # paired by clip: +0.3 dB over scratch on the first clip, +0.5 on the second
+    assert found["vs_scratch"]["mean_db"] == pytest.approx(0.4)
+    assert found["vs_scratch"]["ci95_over_images"] == pytest.approx(ci95([0.3, 0.5]))
     assert found["vs_scratch"]["images"] == 2 and found["vs_scratch"]["seeds"] == 2
-    assert found["vs_unadapted"]["mean_db"] == pytest.approx(0.4)
+    assert found["vs_scratch"]["images_better"] == 2
+    assert found["vs_unadapted"]["mean_db"] == pytest.approx(0.5)
     # each kind's flicker is its mean over both clips and both seeds
     assert found["temporal_error"] == pytest.approx(
         {"scratch": 8.2, "distilled": 8.3, "distilled+folder": 7.7, "teacher": 7.8}

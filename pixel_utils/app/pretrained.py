@@ -3,12 +3,12 @@
 * ``teacher.pt`` is written by ``make weights`` (:mod:`pixel_utils.training.pretrain`): hours of
   training, with its data sources, config, wall time, commit and scores in the manifest.
 * ``student.pt`` and ``student_int8.onnx`` are written by ``make student``
-  (:func:`pixel_utils.training.pretrain.ship_student`): the report's student and recipe,
-  distilled from that teacher far longer than the report can, with its scores, both forms'
-  latencies and which one is served.
+  (:func:`pixel_utils.training.pretrain.ship_student`): the report's student grown larger
+  and distilled from that teacher far longer than the report can, with its scores, both
+  forms' latencies and which one is served.
 
 ``python -m pixel_utils.app.pretrained`` lists them. The CLI serves them by name
-(:data:`MODEL_CHOICES`); notebook 05 falls back on them when a fresh clone has no report run.
+(:data:`MODEL_CHOICES`); notebook 05 shows the shipped student next to the run's own.
 """
 
 from __future__ import annotations

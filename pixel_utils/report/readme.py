@@ -479,11 +479,13 @@ def results_markdown(r: dict) -> str:
     shipped = r.get("shipped_student")
     if shipped:
         engine = shipped.get("served_engine", "onnxruntime")
-        form = f"int8 ({ENGINE_WORDS[engine]}" + (
+        if not shipped["served"].endswith(".onnx"):
+            form = "PyTorch fp32"
+        elif engine == "openvino":
             # `served_engine` picks OpenVINO only on a CPU with AMX int8 (or when asked).
-            " on the CPU that timed it; onnxruntime on a CPU without AMX int8)"
-            if engine == "openvino" else ")"
-        ) if shipped["served"].endswith(".onnx") else "PyTorch fp32"  # fmt: skip
+            form = "int8 (OpenVINO on the CPU that timed it; onnxruntime on a CPU without AMX int8)"
+        else:
+            form = f"int8 ({ENGINE_WORDS[engine]})"
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
         grown = shipped.get("grown_from")
         recipe = f"the same network and recipe, {shipped['steps']:,} steps"

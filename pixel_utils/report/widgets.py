@@ -1,6 +1,6 @@
 """Interactive comparisons for notebook 05, built from ipywidgets.
 
-:class:`ComparisonPanel` shows two of {degraded, teacher, student, ground truth} with a swipe
+:class:`ComparisonPanel` shows two of {degraded, each model, ground truth} with a swipe
 slider between them, a 1:1 zoom, and live PSNR/SSIM and per-model latency. Outputs are cached:
 moving the swipe or zoom sliders costs no inference; changing the image or the blur re-runs
 each model once.

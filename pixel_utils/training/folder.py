@@ -175,7 +175,7 @@ def cross_fitted_clip_scores(
     return pd.concat(tables, ignore_index=True)
 
 
-def _groups(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+def _labels_by_student_kind(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     """The method labels of each kind of student, over the seeds of ``pairs``."""
     return {"scratch": [s for _, s in pairs], "distilled": [d for d, _ in pairs],
             "distilled+folder": [f"{d}+folder" for d, _ in pairs]}  # fmt: skip
@@ -193,7 +193,10 @@ def folder_findings(scores: pd.DataFrame, pairs: list[tuple[str, str]], cases) -
         rows = scores[scores["case"] == case].pivot_table(index="photo", columns="method",
                                                           values="psnr")  # fmt: skip
         gain = rows.sub(rows["blurred"], axis=0).mean()
-        gains = {name: float(gain[labels].mean()) for name, labels in _groups(pairs).items()}
+        gains = {
+            name: float(gain[labels].mean())
+            for name, labels in _labels_by_student_kind(pairs).items()
+        }
         if "teacher" in gain:
             gains["teacher"] = float(gain["teacher"])
         out[case] = {
@@ -217,7 +220,7 @@ def camera_findings(clip_rows: pd.DataFrame, pairs: list[tuple[str, str]]) -> di
     found = folder_findings(clip_rows.assign(case="clips", photo=clip_rows["clip"]), pairs,
                             ["clips"])["clips"]  # fmt: skip
     flicker = clip_rows.groupby("method")["temporal_error"].mean()
-    groups = _groups(pairs) | {"teacher": ["teacher"]}
+    groups = _labels_by_student_kind(pairs) | {"teacher": ["teacher"]}
     found["temporal_error"] = {name: float(flicker[labels].mean())
                                for name, labels in groups.items()}  # fmt: skip
     return found
