@@ -27,6 +27,21 @@ def whole_number(low: int, high: int | None = None):
     return parse
 
 
+def number_between(low: float, high: float):
+    """A finite ``float`` from ``low`` to ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
 def positive_number(text: str) -> float:
     """A finite ``float`` above 0 (a learning rate)."""
     try:

@@ -372,3 +372,24 @@ def test_a_folder_scan_says_which_readable_files_it_leaves_out(tmp_path, checkpo
     assert sorted(p.name for p in out.rglob("*.*")) == ["p.png"]
     assert main([str(src / "sub" / "anim.gif"), "-o", str(out), "--model", checkpoint]) == 0
     assert (out / "anim.gif").exists() and "left out" not in capsys.readouterr().err
+
+
+def test_amount_scales_the_models_correction_and_is_checked(tmp_path, checkpoint, capsys):
+    pixels = (np.random.default_rng(5).random((40, 52, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "p.png")
+    out = {}
+    for amount in (None, "0", "0.5", "1"):
+        folder = tmp_path / str(amount)
+        extra = [] if amount is None else ["--amount", amount]
+        assert main([str(tmp_path / "p.png"), "-o", str(folder), "--model", checkpoint,
+                     *extra]) == 0  # fmt: skip
+        out[amount] = np.asarray(Image.open(folder / "p.png"), np.int16)
+    assert not np.array_equal(out[None], pixels)  # the (untrained) model changes the photo
+    assert np.array_equal(out["1"], out[None])  # the default
+    assert np.array_equal(out["0"], pixels)  # none of its correction
+    assert np.abs(out["0.5"] - (pixels + out[None]) / 2).max() <= 0.5  # half of it, rounded
+    for bad in ("2.5", "-0.1", "nan", "lots"):
+        with pytest.raises(SystemExit) as stopped:
+            main([str(tmp_path / "p.png"), "-o", str(tmp_path / "x"), "--amount", bad])
+        assert stopped.value.code == 2 and "--amount" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pixel_utils.app.amount import apply_amount, check_amount, with_amount
 from pixel_utils.app.cli import main
 from pixel_utils.app.video import (
     VideoError,
+    as_staged,
     display_rotation,
     frame_sharpener,
     probe,
@@ -948,3 +950,62 @@ def test_spread_frames_seek_across_the_clip_or_take_its_start_when_it_is_short(t
     fake.write_bytes(b"not a video")
     with pytest.raises(VideoError, match="fake.mp4"):
         spread_frames(fake, 4)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_amount_blends_each_frame_with_its_input_in_every_stage(tmp_path, int8):
+    """``--amount`` on video: each output frame is its input plus ``amount`` times the model's
+    correction, whether called whole or in the stages the video pipeline runs, with two
+    frame-parallel threads, on 8- and 16-bit frames."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, served = _tiny_served_student(tmp_path, int8)
+    for frame in (_frame(3), _frame(2).astype(np.uint16) * 257):
+        frame = np.ascontiguousarray(frame)
+        full = frame_sharpener(served)(frame)
+        x = frame.astype(np.float32)
+        top = np.iinfo(frame.dtype).max
+        expected = np.rint(np.clip(x + np.float32(0.5) * (full - x), 0, top)).astype(frame.dtype)
+        half = with_amount(frame_sharpener(served), 0.5)
+        np.testing.assert_array_equal(half(frame), expected)
+        staged = as_staged(half)
+        assert staged.concurrent is not None  # frame-parallel, like the model alone
+        infer = staged.concurrent(2)
+        with ThreadPoolExecutor(2) as pool:
+            inferred = list(pool.map(infer, [staged.prepare(frame) for _ in range(4)]))
+        for one in inferred:
+            np.testing.assert_array_equal(staged.finish(one), expected)
+        np.testing.assert_array_equal(with_amount(frame_sharpener(served), 0)(frame), frame)
+    process = frame_sharpener(served)
+    assert with_amount(process, 1) is process
+
+
+def test_cli_amount_reaches_every_video_frame(tmp_path, checkpoint):
+    src = _clip_with_audio(tmp_path / "clip.mp4")
+    original = np.stack(list(read_video(src))).astype(np.int16)
+    error = {}
+    for amount in ("0", "1"):
+        assert main([str(src), "-o", str(tmp_path / amount), "--model", checkpoint,
+                     "--amount", amount]) == 0  # fmt: skip
+        frames = np.stack(list(read_video(tmp_path / amount / "clip.mp4"))).astype(np.int16)
+        assert len(frames) == FRAMES
+        error[amount] = np.abs(frames - original).mean(axis=(1, 2, 3))
+    # amount 0: every frame is its input again, up to H.264's loss; the model alone is far off
+    assert error["0"].max() < 3 < error["1"].min()
+    assert main([str(src), "-o", str(tmp_path / "steady"), "--model", checkpoint, "--amount",
+                 "0.5", "--temporal", "blend"]) == 0  # fmt: skip
+    assert len(list(read_video(tmp_path / "steady" / "clip.mp4"))) == FRAMES
+
+
+def test_amount_keeps_the_image_type_and_range_and_refuses_nonsense():
+    source = np.array([[[0.2, 0.5, 0.9]]], np.float32)
+    sharpened = np.array([[[0.0, 0.6, 1.0]]], np.float32)
+    np.testing.assert_allclose(apply_amount(source, sharpened, 2), [[[0.0, 0.7, 1.0]]], atol=1e-6)
+    deep = apply_amount(np.full((1, 1, 3), 60000, np.uint16), np.full((1, 1, 3), 65000, np.uint16),
+                        2)  # fmt: skip
+    assert deep.dtype == np.uint16 and (deep == 65535).all()  # clipped, not wrapped
+    for bad in (float("nan"), -0.5, 2.5, "1"):
+        with pytest.raises(ValueError, match="amount"):
+            check_amount(bad)
+    with pytest.raises(ValueError, match="shape"):
+        apply_amount(source, sharpened[:, :, :2], 0.5)

@@ -134,3 +134,18 @@ def test_upload_is_turned_upright_by_its_exif_orientation(panel):
     assert panel.error.value == ""
     upright = panel.uploaded  # the stored top edge is now the right edge
     assert upright[:, :28].max() < 0.1 and upright[:, 36:].min() > 0.9
+
+
+def test_amount_scales_each_models_correction_without_inference(panel):
+    panel, model = panel
+    before, scores = model.calls, panel.readout.value
+    output = panel.state.outputs["student"]
+    panel.amount.value = 0.0
+    assert np.array_equal(panel.side("student"), panel.state.degraded)  # none of the correction
+    panel.amount.value = 0.5
+    halfway = panel.state.degraded + 0.5 * (output - panel.state.degraded)
+    np.testing.assert_allclose(panel.side("student"), np.clip(halfway, 0, 1), atol=1e-6)
+    assert model.calls == before  # only re-composed and re-scored
+    assert panel.readout.value != scores
+    panel.amount.value = 1.0
+    assert panel.readout.value == scores and panel.side("student") is output

@@ -7,6 +7,7 @@ where the report measured it faster than PyTorch (``--model student-fp32`` for P
     pixel-sharpen clip.mp4 -o sharpened/ --temporal blend
     pixel-sharpen big.tif -o out/ --model teacher --tile 512 --overlap 128
     pixel-sharpen blurry_holiday/ -o sharpened/ --adapt 300
+    pixel-sharpen nearly_sharp.jpg -o sharpened/ --amount 0.5
     pixel-sharpen export --onnx student.onnx
 
 Each result keeps its input's file name, format, bit depth (8 or 16), grey-ness and alpha
@@ -30,6 +31,10 @@ motion-aligned recurrent blend (see notebook 06).
 ``--adapt STEPS`` first specialises the student to the blur its inputs share: the teacher labels
 centre crops of a few of them, and the student fine-tunes on its outputs (no sharp image or PSF
 needed; notebook 03 measures what it buys). See :mod:`pixel_utils.app.adapt`.
+
+``--amount`` (0 to 2, default 1) scales the model's correction, its output minus its input, on
+photos and video frames alike: 0 keeps the input, 2 doubles the correction. See
+:mod:`pixel_utils.app.amount`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pathlib import Path
 import torch
 
 from pixel_utils.app.adapt import adapt_served_model, samples_of
+from pixel_utils.app.amount import MAX_AMOUNT, apply_amount, with_amount
 from pixel_utils.app.onnx_export import OnnxModel
 from pixel_utils.app.openvino_engine import ENGINE_VARIABLE, ENGINES
 from pixel_utils.app.pretrained import MODEL_CHOICES, load_pretrained
@@ -55,7 +61,7 @@ from pixel_utils.app.video import (
     sharpen_video,
     video_output_path,
 )
-from pixel_utils.arguments import whole_number
+from pixel_utils.arguments import number_between, whole_number
 from pixel_utils.data.images import (
     DEFAULT_QUALITY,
     IMAGE_SUFFIXES,
@@ -265,7 +271,7 @@ def sharpen_files(args) -> int:
     videos = [(src, dst) for src, dst in planned if is_video(src)]
     files = [(src, dst) for src, dst in planned if not is_video(src)]
     for src, dst in videos:
-        process = frame_sharpener(model)
+        process = with_amount(frame_sharpener(model), args.amount)
         if args.temporal == "blend":
             from pixel_utils.evaluation.temporal import AlignedBlend
 
@@ -322,6 +328,7 @@ def sharpen_files(args) -> int:
                     result = sharpen_tiled(model, image.rgb, tile, overlap)
                 else:
                     result = sharpen(model, image.rgb)
+            result = apply_amount(image.rgb, result, args.amount)
         except Exception as err:  # noqa: BLE001 - out of (GPU) memory, onnxruntime's own errors
             _report(f"error: {src}: sharpening failed ({type(err).__name__}: {err})")
             failed += 1
@@ -434,6 +441,12 @@ def build_parser(export_mode: bool) -> argparse.ArgumentParser:
         "centre crops of up to 8 of them (video: frames), and the student fine-tunes STEPS "
         "steps on its outputs (300 is a good start; about a minute on 2 CPU cores); an int8 "
         "student stays int8 (default: 0, off)",
+    )  # fmt: skip
+    p.add_argument(
+        "--amount", type=number_between(0, MAX_AMOUNT), default=1.0, metavar="0-2",
+        help="how much of the sharpening to apply: 0 keeps the input, 1 the model's output "
+        "(default), up to 2 exaggerates it; less suits photos that were nearly sharp, more "
+        "draws halos along edges",
     )  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument(

@@ -1,9 +1,10 @@
 """Interactive comparisons for notebook 05, built from ipywidgets.
 
 :class:`ComparisonPanel` shows two of {degraded, each model, ground truth} with a swipe
-slider between them, a 1:1 zoom, and live PSNR/SSIM and per-model latency. Outputs are cached:
-moving the swipe or zoom sliders costs no inference; changing the image or the blur re-runs
-each model once.
+slider between them, a 1:1 zoom, an ``amount`` slider that scales every model's correction
+(``pixel-sharpen --amount``), and live PSNR/SSIM and per-model latency. Outputs are cached:
+moving the swipe, zoom or amount sliders costs no inference; changing the image or the blur
+re-runs each model once.
 
 :func:`static_swipe` is the kernel-free version for the exported report: a few pre-rendered
 frames in a ``Stack`` whose page is linked to a slider in the browser (``jslink``), so it still
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pixel_utils.app.amount import MAX_AMOUNT, apply_amount
 from pixel_utils.data.degradations import DegradationSpec, degrade
 from pixel_utils.data.images import center_crop, pil_to_array, to_uint8
 from pixel_utils.data.sources import PHOTO_SPLITS, load_photo
@@ -81,7 +83,7 @@ class PanelState:
     degraded: np.ndarray
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
-    scores_html: str = ""  # computed once per image/blur, not on every swipe
+    scores_html: str = ""  # computed once per image, blur or amount, not on every swipe
 
 
 class ComparisonPanel:
@@ -101,6 +103,8 @@ class ComparisonPanel:
         self.left = W.Dropdown(options=sides, value="degraded", description="left")
         self.right = W.Dropdown(options=sides, value=next(iter(models), "ground truth"),
                                 description="right")  # fmt: skip
+        self.amount = W.FloatSlider(value=1.0, min=0, max=MAX_AMOUNT, step=0.25,
+                                    description="amount", continuous_update=False)  # fmt: skip
         self.position = W.FloatSlider(value=0.5, min=0, max=1, step=0.01, description="swipe",
                                       readout=False, layout=W.Layout(width="512px"))  # fmt: skip
         self.zoom = W.Checkbox(value=False, description="zoom 1:1 (128 px)")
@@ -120,9 +124,10 @@ class ComparisonPanel:
             w.observe(lambda _: self._quiet or self.recompute(), "value")
         for w in (self.left, self.right, self.position, self.zoom, self.zoom_x, self.zoom_y):
             w.observe(lambda _: self.render(), "value")
+        self.amount.observe(lambda _: self.rescore(), "value")
         controls = W.VBox([W.HBox([self.image_choice, self.upload]),
                            W.HBox([self.kind, self.strength, self.noise]),
-                           W.HBox([self.left, self.right]),
+                           W.HBox([self.left, self.right, self.amount]),
                            W.HBox([self.zoom, self.zoom_x, self.zoom_y])])  # fmt: skip
         self.widget = W.VBox([controls, self.position, self.view, self.readout, self.error])
 
@@ -190,7 +195,13 @@ class ComparisonPanel:
             state.outputs[name] = sharpen(model, degraded)
             state.latency_ms[name] = 1e3 * (time.perf_counter() - start)
         self.state = state
-        state.scores_html = self._scores_html()
+        self.rescore()
+
+    def rescore(self):
+        """Scores for the current amount, then the view (no inference)."""
+        if self.state is None:
+            return
+        self.state.scores_html = self._scores_html()
         self.render()
 
     def side(self, name: str) -> np.ndarray:
@@ -199,7 +210,7 @@ class ComparisonPanel:
             return s.degraded
         if name == "ground truth":
             return s.sharp if s.sharp is not None else np.zeros_like(s.degraded)
-        return s.outputs[name]
+        return apply_amount(s.degraded, s.outputs[name], self.amount.value)
 
     def render(self):
         """Compose the swipe view from cached images (no inference)."""
