@@ -220,7 +220,10 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
     }  # fmt: skip
     lesson = folder.camera_lesson(camera, 300, 4)
     assert "one frame in 4 of the *other* clips" in lesson
-    assert "+0.15 dB over the blurred frames, against -0.25 dB before (+0.40 ± 0.20 dB)" in lesson
+    assert (
+        "+0.15 dB over the blurred frames, against -0.25 dB before (adapting: +0.40 ± 0.20 dB)"
+        in lesson
+    )
     assert "**+0.35 dB over scratch** (±0.20 over 5 clips, ±0.05 over 3 seeds" in lesson
     assert "Temporal error 7.80 → 7.10 levels (teacher 7.30)" in lesson
     sentence = camera_sentence(camera_summary(camera))

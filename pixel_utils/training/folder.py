@@ -254,7 +254,7 @@ def camera_lesson(findings: dict, steps: int, label_every: int) -> str:
         f"- **Adapted to the camera, without ground truth**: after {steps} steps on the "
         f"teacher's outputs for one frame in {label_every} of the *other* clips, the distilled "
         f"students gain {g['distilled+folder']:+.2f} dB over the blurred frames, against "
-        f"{g['distilled']:+.2f} dB before ({own['mean_db']:+.2f} ± "
+        f"{g['distilled']:+.2f} dB before (adapting: {own['mean_db']:+.2f} ± "
         f"{own['ci95_over_images']:.2f} dB) and {g['scratch']:+.2f} dB for their scratch "
         f"twins, which have no target there: **{kd['mean_db']:+.2f} dB over scratch** "
         f"(±{kd['ci95_over_images']:.2f} over {kd['images']} clips, "
