@@ -92,7 +92,7 @@ browser:
 	@if [ "$(PIXEL_SKIP_BROWSER)" != 1 ]; then bash .ci/install-chromium; fi
 
 unit: setup browser
-	PIXEL_PROFILE=smoke PIXEL_SKIP_BROWSER=$(PIXEL_SKIP_BROWSER) $(PY) -m pytest tests
+	PIXEL_PROFILE=smoke PIXEL_SKIP_BROWSER=$(PIXEL_SKIP_BROWSER) $(PY) -m pytest --durations=10 tests
 
 notebooks: setup
 	PIXEL_PROFILE=smoke $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
