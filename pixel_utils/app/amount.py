@@ -52,27 +52,11 @@ def with_amount(process, amount: float):
     """The frame function ``process`` (a video's, :mod:`pixel_utils.app.video`) with its
     correction scaled by ``amount``, in stages like ``process``: the input frame travels with
     it from ``prepare`` to ``finish``, where it is blended. ``amount`` 1 returns ``process``."""
-    from pixel_utils.app.video import StagedFrameFunction, as_staged
+    from pixel_utils.app.video import staged_around
 
     amount = check_amount(amount)
     if amount == 1:
         return process
-    inner = as_staged(process)
-
-    def prepare(frame: np.ndarray):
-        # The decoder gives each frame its own array, and no prepare writes into it.
-        return inner.prepare(frame), frame
-
-    def carrying(infer):
-        return lambda prepared: (infer(prepared[0]), prepared[1])
-
-    def finish(inferred) -> np.ndarray:
-        return apply_amount(inferred[1], inner.finish(inferred[0]), amount)
-
-    concurrent = None
-    if inner.concurrent is not None:
-
-        def concurrent(n):
-            return carrying(inner.concurrent(n))
-
-    return StagedFrameFunction(prepare, carrying(inner.infer), finish, concurrent)
+    # The decoder gives each frame its own array, and no prepare writes into it: carry it as is.
+    return staged_around(process, lambda frame: frame,
+                         lambda output, frame: apply_amount(frame, output, amount))  # fmt: skip

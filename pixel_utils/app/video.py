@@ -346,6 +346,32 @@ def as_staged(process: FrameFunction) -> StagedFrameFunction:
     return StagedFrameFunction(_unchanged, process, _unchanged)
 
 
+def staged_around(process: FrameFunction, before: Callable, after: Callable) -> StagedFrameFunction:
+    """``process`` in stages, with something of each frame carried alongside it: ``before(frame)``
+    on the decoding thread (ahead of ``process``'s own ``prepare``), then
+    ``after(output, carried)`` on the encoding thread. Frame-parallel where ``process`` is, as
+    long as ``before`` and ``after`` keep any state between frames to themselves."""
+    inner = as_staged(process)
+
+    def prepare(frame: np.ndarray):
+        carried = before(frame)
+        return inner.prepare(frame), carried
+
+    def carrying(infer: Callable) -> Callable:
+        return lambda prepared: (infer(prepared[0]), prepared[1])
+
+    def finish(inferred) -> np.ndarray:
+        return after(inner.finish(inferred[0]), inferred[1])
+
+    concurrent = None
+    if inner.concurrent is not None:
+
+        def concurrent(n: int) -> Callable:
+            return carrying(inner.concurrent(n))
+
+    return StagedFrameFunction(prepare, carrying(inner.infer), finish, concurrent)
+
+
 def frame_sharpener(model: torch.nn.Module) -> StagedFrameFunction:
     """A frame function running ``model`` (PyTorch, or an onnxruntime ``OnnxModel``) on its
     device: uint8 (or uint16) → float in [0, 1] → model → rounded to the frame's type.

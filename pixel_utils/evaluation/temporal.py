@@ -289,29 +289,11 @@ class AlignedBlend:
         """This blend as a :class:`~pixel_utils.app.video.StagedFrameFunction` (from a fresh
         start): :meth:`align` and the per-frame function's ``prepare`` on the decoding thread,
         its ``infer`` on the model's, its ``finish`` and :meth:`blend` on the encoding thread."""
-        from pixel_utils.app.video import StagedFrameFunction, as_staged
+        from pixel_utils.app.video import staged_around
 
-        inner = as_staged(self.per_frame)
         self.reset()
-
-        def prepare(frame):
-            alignment = self.align(frame)  # before the inner prepare: it may reuse the frame
-            return inner.prepare(frame), alignment
-
-        def infer(prepared):
-            return inner.infer(prepared[0]), prepared[1]
-
-        def finish(inferred):
-            return self.blend(inner.finish(inferred[0]), inferred[1])
-
-        concurrent = None
-        if inner.concurrent is not None:  # the state lives in align and blend, not in infer
-
-            def concurrent(n):
-                inner_infer = inner.concurrent(n)
-                return lambda prepared: (inner_infer(prepared[0]), prepared[1])
-
-        return StagedFrameFunction(prepare, infer, finish, concurrent)
+        # The state lives in align and blend, not in the model's stage: it stays frame-parallel.
+        return staged_around(self.per_frame, self.align, self.blend)
 
 
 def two_frame_input(previous: np.ndarray, current: np.ndarray, shift=None) -> np.ndarray:
