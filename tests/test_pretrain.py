@@ -18,6 +18,29 @@ from pixel_utils.training.loop import load_checkpoint, model_from_checkpoint
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def shipped_smoke(tmp_path_factory):
+    """One smoke student, distilled and shipped once (about 15 s) into a root of its own:
+    `data/` with its checkpoints and teacher-labelled batches, and `weights/`. The tests that
+    start from a shipped student copy it (`_root_with_shipped_student`)."""
+    from pixel_utils.training import pretrain
+
+    root = tmp_path_factory.mktemp("shipped-smoke")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIXEL_ROOT", str(root))
+        assert pretrain.main(["--profile", "smoke", "--student", "--ship",
+                              "--out", str(root / "weights")]) == 0  # fmt: skip
+    return root
+
+
+def _root_with_shipped_student(shipped_smoke: Path, tmp_path: Path, monkeypatch) -> Path:
+    """The shipped smoke student's root, copied into this test's own (which it may change):
+    the same files the test would have made by shipping the student itself."""
+    shutil.copytree(shipped_smoke, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    return tmp_path / "weights"
+
+
 def _command(root: Path, out: Path, steps: int, ship: bool) -> list[str]:
     cmd = [sys.executable, "-m", "pixel_utils.training.pretrain", "--profile", "smoke", "--steps",
            str(steps), "--device", "cpu", "--out", str(out)]  # fmt: skip
@@ -78,7 +101,21 @@ def test_student_is_distilled_and_shipped_with_its_serving_choice(tmp_path, monk
 
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
     out = tmp_path / "weights"
+    # The provenance is taken before the weights are written: written into the package, they
+    # would make its sources dirty, and every freshly shipped student would say so.
+    from pixel_utils import provenance as provenance_module
+
+    weights_there = []
+    real_provenance = provenance_module.provenance
+
+    def provenance():
+        weights_there.append((out / "student.pt").exists())
+        return real_provenance()
+
+    monkeypatch.setattr(provenance_module, "provenance", provenance)
     assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    assert weights_there[0] is False
+    monkeypatch.setattr(provenance_module, "provenance", real_provenance)
     entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
     assert entry["steps"] == resolve_profile("smoke").pretrain_student_steps
     assert "--student" in entry["made_by"] and "--cache-batches 6" in entry["made_by"]
@@ -159,16 +196,16 @@ def test_made_by_writes_one_photos_argument_per_folder_and_skips_none():
     assert photos_cli("a", None, "b c") == " --photos a --photos 'b c'"
 
 
-def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypatch):
+def test_scratch_twin_is_recorded_next_to_the_shipped_student(shipped_smoke, tmp_path, monkeypatch):
     from pixel_utils.training import pretrain
 
-    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
-    out = tmp_path / "weights"
+    out = _root_with_shipped_student(shipped_smoke, tmp_path, monkeypatch)
     with pytest.raises(SystemExit):  # the twin needs the student
         pretrain.main(["--profile", "smoke", "--scratch-twin"])
     with pytest.raises(SystemExit):  # more seeds need the twin
         pretrain.main(["--profile", "smoke", "--student", "--kd-seeds", "2"])
-    args = ["--profile", "smoke", "--student", "--ship", "--scratch-twin", "--kd-seeds", "2",
+    # Added to the shipped student, as `make student-twin` does.
+    args = ["--profile", "smoke", "--student", "--scratch-twin", "--kd-seeds", "2",
             "--out", str(out)]  # fmt: skip
     assert pretrain.main(args) == 0
     entry = json.loads((out / "manifest.json").read_text())["models"]["student"]
@@ -212,36 +249,33 @@ def test_scratch_twin_is_recorded_next_to_the_shipped_student(tmp_path, monkeypa
     assert "scratch_twin" not in entry
 
 
-def test_scratch_twin_refuses_a_student_that_was_not_shipped(tmp_path, monkeypatch):
+def test_scratch_twin_refuses_a_student_that_was_not_shipped(shipped_smoke, tmp_path, monkeypatch):
     from pixel_utils.profiles import resolve_profile
-    from pixel_utils.training import pretrain
     from pixel_utils.training.pretrain import compare_with_scratch_twin, pretrain_student
 
-    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
-    out = tmp_path / "weights"
-    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    out = _root_with_shipped_student(shipped_smoke, tmp_path, monkeypatch)
     other, P = pretrain_student(resolve_profile("smoke", seed=1))
     with pytest.raises(RuntimeError, match="not .*student"):
         compare_with_scratch_twin(other, P, out)
 
 
-def test_scratch_twin_accepts_a_rebuilt_checkpoint_of_the_shipped_weights(tmp_path, monkeypatch):
+def test_scratch_twin_accepts_a_rebuilt_checkpoint_of_the_shipped_weights(
+    shipped_smoke, tmp_path, monkeypatch
+):
     """A fresh-checkout rebuild holds the same weights in different bytes (its timings), so
     the twin is checked against the weights: their recorded digest, or the shipped weights
     themselves (also through their fine-tuning) for entries recorded before that digest."""
     import torch
 
     from pixel_utils.profiles import resolve_profile
-    from pixel_utils.training import pretrain, stages
+    from pixel_utils.training import stages
     from pixel_utils.training.pretrain import (
         compare_with_scratch_twin,
         pretrain_student,
         quantisation_aware_student,
     )
 
-    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
-    out = tmp_path / "weights"
-    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(out)]) == 0
+    out = _root_with_shipped_student(shipped_smoke, tmp_path, monkeypatch)
     distilled, P = pretrain_student(resolve_profile("smoke"))
     fine_tuned = quantisation_aware_student(distilled, P)
     ckpt = torch.load(distilled.checkpoint, weights_only=True)
@@ -330,27 +364,14 @@ def test_a_fine_tuned_teacher_keeps_what_it_started_from(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt")["step"] == 6
 
 
-def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(tmp_path, monkeypatch):
+def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(
+    shipped_smoke, tmp_path, monkeypatch
+):
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.training import pretrain
 
-    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
-    out, base_dir = tmp_path / "weights", tmp_path / "base"
-    # The provenance is taken before the weights are written: written into the package, they
-    # would make its sources dirty, and every freshly shipped student would say so.
-    from pixel_utils import provenance as provenance_module
-
-    weights_there = []
-    real_provenance = provenance_module.provenance
-
-    def provenance():
-        weights_there.append((base_dir / "student.pt").exists())
-        return real_provenance()
-
-    monkeypatch.setattr(provenance_module, "provenance", provenance)
-    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(base_dir)]) == 0
-    assert weights_there[0] is False
-    monkeypatch.setattr(provenance_module, "provenance", real_provenance)
+    base_dir = _root_with_shipped_student(shipped_smoke, tmp_path, monkeypatch)
+    out = tmp_path / "grown"
     base = json.loads((base_dir / "manifest.json").read_text())["models"]["student"]
     source = base_dir / "student.pt"
     with pytest.raises(SystemExit):  # growth is for the student
@@ -451,14 +472,15 @@ def test_flags_that_would_be_ignored_or_are_impossible_are_refused(capsys):
         assert expected in capsys.readouterr().err, args
 
 
-def test_a_shipped_student_is_refined_on_fresh_batches_with_its_lineage_kept(tmp_path, monkeypatch):
+def test_a_shipped_student_is_refined_on_fresh_batches_with_its_lineage_kept(
+    shipped_smoke, tmp_path, monkeypatch
+):
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.report.readme import refined_summary
     from pixel_utils.training import pretrain
 
-    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
-    base_dir, out = tmp_path / "base", tmp_path / "weights"
-    assert pretrain.main(["--profile", "smoke", "--student", "--ship", "--out", str(base_dir)]) == 0
+    base_dir = _root_with_shipped_student(shipped_smoke, tmp_path, monkeypatch)
+    out = tmp_path / "refined"
     base = json.loads((base_dir / "manifest.json").read_text())["models"]["student"]
     source = base_dir / "student.pt"
     refine = ["--profile", "smoke", "--student", "--refine-from", str(source)]
