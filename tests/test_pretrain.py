@@ -362,6 +362,17 @@ def test_a_fine_tuned_teacher_keeps_what_it_started_from(tmp_path, monkeypatch):
     # The fine-tuning is its own run, next to (not over) the teacher's pretraining checkpoint.
     assert (tmp_path / "data" / "pretrain" / "smoke" / "teacher_finetune.pt").exists()
     assert load_checkpoint(tmp_path / "data" / "pretrain" / "smoke" / "teacher.pt")["step"] == 6
+    # Fine-tuned once more: the record nests, so every run of the chain is still counted.
+    again = tmp_path / "teacher_fine_tuned.pt"
+    shutil.copyfile(out / "teacher.pt", again)
+    args = ["--profile", "smoke", "--steps", "4", "--init-from", str(again), "--ship",
+            "--out", str(out)]  # fmt: skip
+    assert pretrain.main(args) == 0
+    from pixel_utils.training.stages import teacher_runs
+
+    latest = json.loads((out / "manifest.json").read_text())["models"]["teacher"]
+    assert [run["steps"] for run in teacher_runs(latest)] == [6, 6, 4]
+    assert teacher_runs(latest)[1]["made_by"] == teacher["made_by"]
 
 
 def test_shipped_student_grows_and_keeps_a_record_of_what_it_grew_from(

@@ -171,18 +171,26 @@ def test_stage_costs_add_up_to_the_whole_teacher():
     assert abs(table["GMAC/MP"].sum() - total) < 1e-6 * total
 
 
-def test_the_shipped_teacher_counts_the_run_it_was_fine_tuned_from():
+def test_the_shipped_teacher_counts_every_run_it_was_fine_tuned_from():
     import json
 
+    import pytest
+
     from pixel_utils.app.pretrained import WEIGHTS_DIR
-    from pixel_utils.training.stages import shipped_teacher
+    from pixel_utils.training.stages import shipped_teacher, teacher_runs
 
     entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
-    earlier = entry["fine_tuned_from"]["shipped_teacher"]
+    runs = teacher_runs(entry)
+    # The first run (commit a58729b: 5,500 steps on the wallpaper photos) and two fine-tunings.
+    assert [run["steps"] for run in runs] == [5500, 2000, 4000] and runs[-1] is entry
+    assert "--init-from" not in runs[0]["made_by"]
+    assert all("--init-from" in run["made_by"] for run in runs[1:])
+    earlier = sum(run["steps"] for run in runs[:-1])
     teacher = shipped_teacher()
-    assert teacher.step == entry["steps"] + earlier["steps"]
-    assert teacher.seconds == entry["wall_time_s"] + earlier["wall_time_s"]
-    assert teacher.history["val"][0][0] == earlier["steps"] + entry["validation_history"][0][0]
+    assert teacher.step == earlier + entry["steps"]
+    assert teacher.seconds == pytest.approx(sum(run["wall_time_s"] for run in runs))
+    assert teacher.history["val"][0][0] == earlier + entry["validation_history"][0][0]
+    assert teacher_runs({"steps": 3}) == [{"steps": 3}]
 
 
 def test_full_resolution_stages_are_the_top_of_the_u():
@@ -195,3 +203,19 @@ def test_full_resolution_stages_are_the_top_of_the_u():
     assert full_resolution_stages(stage_costs(model, 32)) == [
         "intro", "encoders.0", "decoders.2", "ending"
     ]  # fmt: skip
+
+
+def test_training_time_words_read_both_curves():
+    from pixel_utils.training.loop import TrainResult
+    from pixel_utils.training.stages import training_time_words
+
+    budget = TrainResult(None, {"val": [[50, 20.0, 0.5], [200, 21.5, 0.6]]}, 200, 120.0, True, None)
+    last_run = {"steps": 4000, "wall_time_s": 3000.0}
+    val = [[7600, 24.8, 0.7], [9000, 24.95, 0.7], [11500, 24.7, 0.7]]
+    shipped = TrainResult(None, {"val": val}, 11500, 9000.0, True, None, info=last_run)
+    words = training_time_words(budget, shipped)
+    assert "from 20.00 dB at its first validation to 21.50 dB after 2.0 min" in words
+    assert "(4,000 steps, 50 min) went from 24.80 to 24.70 dB (best 24.95)" in words
+    assert "the 100 min of training before it" in words and "+3.30 dB from where" in words
+    empty = TrainResult(None, {"val": []}, 0, 0.0, True, None)
+    assert "no validation history" in training_time_words(empty, shipped)

@@ -672,10 +672,13 @@ def what_we_learned(
     labels: dict | None = None,
     speedup: float | None = None,
     headline_case: str = "gauss3",
+    mac_ratio: float | None = None,
 ) -> str:
     """The notebook's conclusions as Markdown, every comparison word computed from ``scores``
     (paired differences and their 95% CIs, see :func:`verdict`), so the text cannot claim
-    that one method beats another when this run's numbers do not say so."""
+    that one method beats another when this run's numbers do not say so. A difference under
+    ``NEGLIGIBLE_DB`` is called negligible even where its interval excludes zero.
+    ``mac_ratio`` (teacher MACs / student MACs) puts the measured ``speedup`` next to it."""
     from pixel_utils.data.benchmark import BENCHMARK_CASES
 
     labels = labels or {}
@@ -724,13 +727,10 @@ def what_we_learned(
             lines.append(f"- **{c.label}**: " + "; ".join(parts) + ".")
     if {"distilled", "distilled_int8"} <= methods:
         q = compare(scores, "distilled_int8", "distilled")
-        size = "below" if abs(q["diff"]) < 0.1 else "above"
         word = verdict(q["diff"], q["ci95"], "gains", "loses", "neither gains nor loses measurably")
         lines.append(
             f"- **Quantisation**: over all {q['images']} benchmark images, the int8 student "
-            f"{word} against the fp32 student (int8 − fp32 = {_fmt(q)}); its size, "
-            f"{abs(q['diff']):.2f} dB, is {size} the 0.1 dB under which we call a difference "
-            "negligible."
+            f"{word} against the fp32 student (int8 − fp32 = {_fmt(q)}); {_size_words(q)}."
         )
     if {"teacher", "distilled", "blurred"} <= methods:
         t = compare(scores, "teacher", "blurred", headline_case)["diff"]
@@ -758,13 +758,40 @@ def what_we_learned(
             word = verdict(d["diff"], d["ci95"])
             lines.append(
                 f"- The distilled student {word} the same student trained from scratch on "
-                f"{label} (distilled − scratch = {_fmt(d)})."
+                f"{label} (distilled − scratch = {_fmt(d)}); {_size_words(d)}."
             )
     if speedup is not None and math.isfinite(speedup):
         word = "faster" if speedup >= 1 else "slower"
         factor = speedup if speedup >= 1 else 1 / speedup
-        lines.append(
+        line = (
             f"- The student runs {factor:.1f}× {word} than the teacher in this run's "
-            "latency measurement."
+            "latency measurement"
         )
+        if mac_ratio is not None and math.isfinite(mac_ratio) and mac_ratio > 0:
+            per_mac = speedup / mac_ratio
+            line += (
+                f", though the teacher needs only {mac_ratio:.1f}× the student's multiply–adds: "
+                f"per multiply–add the student runs {per_mac:.1f}× "
+                f"{'faster' if per_mac >= 1 else 'slower'}"
+            )
+            if per_mac > 1.5:
+                line += (
+                    ". The teacher's depthwise convolutions, layer norms and local averages do "
+                    "little arithmetic for each byte they move, where the student's dense 3×3 "
+                    "convolutions keep the CPU's multipliers busy"
+                )
+        lines.append(line + ".")
     return "\n".join(lines)
+
+
+NEGLIGIBLE_DB = 0.1  # the size under which the conclusions call a difference negligible
+
+
+def _size_words(comparison: dict) -> str:
+    """Whether a paired difference is big enough to matter, beside whether it is real."""
+    size = abs(comparison["diff"])
+    where = "below" if size < NEGLIGIBLE_DB else "above"
+    return (
+        f"its size, {size:.2f} dB, is {where} the {NEGLIGIBLE_DB:g} dB under which we call a "
+        "difference negligible"
+    )

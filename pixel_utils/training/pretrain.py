@@ -778,7 +778,8 @@ def ship(
         start = weights_sha256(model_from_checkpoint(init_from, tlc=False))
         fine_tuned_from = {"path": str(init_from), "weights_sha256": start}
         if previous and start == previous_weights:
-            kept = ("made_by", "steps", "wall_time_s", "benchmark", "provenance")
+            # The previous teacher's own origin too, so a chain of fine-tunings keeps every run.
+            kept = ("made_by", "steps", "wall_time_s", "benchmark", "provenance", "fine_tuned_from")
             fine_tuned_from["shipped_teacher"] = {k: previous[k] for k in kept if k in previous}
     slim = slim_checkpoint(result.checkpoint, half=True)
     from pixel_utils.artefacts import atomic_torch_save

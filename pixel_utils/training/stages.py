@@ -311,8 +311,9 @@ def shipped_teacher(device: str | None = None) -> TrainResult:
     """The pretrained teacher shipped in ``pixel_utils/weights`` (made by ``make weights``),
     with its validation history and training time from the manifest.
 
-    A teacher fine-tuned from an earlier shipped one counts both runs' steps and time; only the
-    fine-tuning kept a validation history, so its steps are placed after the first run's."""
+    A teacher fine-tuned from an earlier shipped one counts the steps and time of every run
+    in that chain (:func:`teacher_runs`); only the last run's validation history is kept, so
+    its steps are placed after the earlier runs'."""
     import json
 
     from pixel_utils.app.pretrained import WEIGHTS_DIR, shipped_path
@@ -322,12 +323,42 @@ def shipped_teacher(device: str | None = None) -> TrainResult:
     entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
     model = model_from_checkpoint(path, device=device)
     model.float()  # shipped in fp16
-    earlier = (entry.get("fine_tuned_from") or {}).get("shipped_teacher") or {}
-    before = int(earlier.get("steps") or 0)
-    steps = entry["steps"] + before
-    seconds = float(entry.get("wall_time_s") or 0.0) + float(earlier.get("wall_time_s") or 0.0)
+    runs = teacher_runs(entry)
+    before = sum(int(run.get("steps") or 0) for run in runs[:-1])
+    steps = before + entry["steps"]
+    seconds = sum(float(run.get("wall_time_s") or 0.0) for run in runs)
     val = [[step + before, *rest] for step, *rest in entry.get("validation_history", [])]
     return TrainResult(model, {"loss": [], "val": val}, steps, seconds, True, path, info=entry)
+
+
+def teacher_runs(entry: dict) -> list[dict]:
+    """The runs a shipped teacher's manifest entry records, first to last: each fine-tuning
+    keeps the teacher it started from under ``fine_tuned_from.shipped_teacher``."""
+    runs = [entry]
+    while earlier := (runs[0].get("fine_tuned_from") or {}).get("shipped_teacher"):
+        runs.insert(0, earlier)
+    return runs
+
+
+def training_time_words(budget: TrainResult, shipped: TrainResult) -> str:
+    """Notebook 02's reading of its quality-against-time plot, from both teachers' validation
+    histories: how far the budget teacher climbed in its minutes, and where the shipped
+    teacher's last (recorded) run started and ended after the runs before it."""
+    budget_val, shipped_val = budget.history.get("val"), shipped.history.get("val")
+    if not budget_val or not shipped_val:
+        return "One of the two teachers has no validation history to compare."
+    last_run = shipped.info
+    before_min = (shipped.seconds - float(last_run.get("wall_time_s") or 0.0)) / 60
+    best = max(v[1] for v in shipped_val)
+    return (
+        f"The budget teacher went from {budget_val[0][1]:.2f} dB at its first validation to "
+        f"{budget_val[-1][1]:.2f} dB after {budget.seconds / 60:.1f} min. The shipped "
+        f"teacher's last run ({last_run['steps']:,} steps, "
+        f"{float(last_run.get('wall_time_s') or 0.0) / 60:.0f} min) went from "
+        f"{shipped_val[0][1]:.2f} to {shipped_val[-1][1]:.2f} dB (best {best:.2f}): the "
+        f"{before_min:.0f} min of training before it had bought the level it starts at, "
+        f"{shipped_val[0][1] - budget_val[-1][1]:+.2f} dB from where the budget teacher ends."
+    )
 
 
 def distillation_teacher(profile: Profile, load_only: bool = False) -> TrainResult:
