@@ -53,14 +53,20 @@ def test_adapt_keeps_an_int8_student_in_int8(tmp_path, monkeypatch, capsys):
     real = adapt.adapt_served_model
 
     def recording(*args):
-        model = real(*args)
-        served.append(model)
+        import onnx
+
+        model = real(*args)  # its graph lives in a folder the CLI removes when it is done
+        ops = [node.op_type for node in onnx.load(str(model.path)).graph.node]
+        served.append((model, ops))
         return model
 
     monkeypatch.setattr("pixel_utils.app.cli.adapt_served_model", recording)
     assert main([str(src), "-o", str(tmp_path / "out"), "--adapt", "2"]) == 0
-    assert isinstance(served[0], OnnxModel)
     assert (tmp_path / "out" / "photo0.png").exists()
+    # Served as it was before adapting: an int8 graph (quantised convolutions), of its own.
+    model, ops = served[0]
+    assert isinstance(model, OnnxModel) and model.path.name == "adapted_student_int8.onnx"
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > ops.count("Conv") > 0
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,9 @@ def test_exif_pillow_cannot_write_back_is_dropped_not_the_photo(tmp_path):
     read = read_image_file(tmp_path / "x.jpg")
     assert read.exif is None and read.rgb.shape == (8, 12, 3)
     write_image_file(tmp_path / "out.jpg", read.rgb, read)
+    with Image.open(tmp_path / "out.jpg") as im:  # the photo itself is written
+        assert im.size == (12, 8)
+        assert np.abs(np.asarray(im.convert("RGB"), float) - (10, 20, 30)).max() <= 3
 
 
 def test_the_written_exif_gives_the_upright_pixel_dimensions(tmp_path):

@@ -31,8 +31,11 @@ def test_scores_a_folder_and_rescores_a_photo_edited_under_the_same_name(tmp_pat
     first = json.loads((out / "scores.json").read_text())
     assert first["photos"] == 2 and set(first["per_case"]["gauss3"]) == {"blurred", "tiny"}
     (out / ".scored-set").unlink()  # as a run before the mark left it: its manifest suffices
+    degraded = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    assert degraded
     assert _run(photos, "--models", checkpoint, "--out", out) == 0  # reused: the same scores
     assert json.loads((out / "scores.json").read_text())["per_case"] == first["per_case"]
+    assert {p: p.stat().st_mtime_ns for p in degraded} == degraded  # the set was not rebuilt
     _photos(photos, n=1, seed=9)  # p0.png replaced by other pixels
     assert _run(photos, "--models", checkpoint, "--out", out) == 0
     edited = json.loads((out / "scores.json").read_text())["per_case"]["gauss3"]["blurred"]

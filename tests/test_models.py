@@ -44,7 +44,21 @@ def test_feature_taps_have_the_documented_shapes(name):
 
 
 def test_nafnet_starts_as_the_identity():
-    # Zero-initialised block scales + residual output: only intro/ending convs act at init.
+    from pixel_utils.models.networks import NAFBlock
+
+    # Zero-initialised block scales: every block passes its input through unchanged ...
+    model = build_model("nafnet", **SMALL["nafnet"]).eval()
+    blocks = [m for m in model.modules() if isinstance(m, NAFBlock)]
+    assert blocks
+    with torch.no_grad():
+        for block in blocks:
+            z = torch.randn(1, block.beta.shape[1], 8, 8)
+            assert torch.equal(block(z), z)
+        # ... and a trained block does not, so the check above can fail.
+        blocks[0].beta.fill_(0.5)
+        z = torch.randn(1, blocks[0].beta.shape[1], 8, 8)
+        assert not torch.allclose(blocks[0](z), z)
+    # The residual output: with the ending's convolution at zero the network returns its input.
     model = build_model("nafnet", **SMALL["nafnet"]).eval()
     with torch.no_grad():
         torch.nn.init.zeros_(model.ending.weight)
@@ -192,6 +206,10 @@ def test_a_third_level_takes_sizes_on_the_coarse_grid_as_if_padded_to_its_own():
     with torch.no_grad():
         odd = model(torch.rand(1, 3, 36, 44))  # a 9×11 coarse map: 5×6 at the third level
         assert odd.shape == (1, 3, 36, 44) and torch.isfinite(odd).all()
+        # The third level on a 9×11 map is the same as on that map zero-padded to 10×12.
+        z = torch.randn(1, 16, 9, 11)
+        padded = torch.nn.functional.pad(z, (0, 1, 0, 1))
+        torch.testing.assert_close(model._third_level(z), model._third_level(padded)[..., :9, :11])
         # on the 8-pixel grid: the same as the network without the crop
         x = torch.rand(1, 3, 32, 40)
         z = model.down(model.blocks[0](model.entry(model.unshuffle(x))))

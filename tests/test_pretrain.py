@@ -528,6 +528,16 @@ def test_a_shipped_student_is_refined_on_fresh_batches_with_its_lineage_kept(
     assert summary["steps"] == P.refine_steps
     assert summary["gain_db_int8_before"] == base["benchmark_int8"]["gauss3"]["gain_db"]
     # Run again: the finished refinement is reused, not trained again.
+    from pixel_utils.training import stages
+
+    runs, real_train_student = [], stages.train_student
+
+    def recording(*args, **kwargs):
+        runs.append(real_train_student(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(stages, "train_student", recording)
     assert pretrain.main([*refine, "--ship", "--out", str(out)]) == 0
+    assert runs and all(run.reused for run in runs)
     again = json.loads((out / "manifest.json").read_text())["models"]["student"]
     assert again["weights_sha256"] == entry["weights_sha256"]

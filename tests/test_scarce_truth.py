@@ -19,14 +19,24 @@ def test_scarce_truth_trains_both_arms_per_level_and_records_provenance(tmp_path
     for row in saved["levels"].values():
         assert row["kd_vs_scratch"]["seeds"] == 2 and row["kd_vs_scratch"]["images"] >= 1
         assert len(row["gain_db_per_seed"]["kd"]) == len(row["gain_db_per_seed"]["scratch"]) == 2
-        for arm in ("kd", "scratch"):
-            assert row["validation_psnr"][arm]["best"] >= row["validation_psnr"][arm]["last"]
     assert saved["levels"]["1"]["labelled_share"] == pytest.approx(1 / cached)
     # Each arm is its own checkpoint: the scratch student of 1 labelled batch is not the one
     # trained on every batch.
     ckpts = {p.name for p in (tmp_path / "data").rglob("*labelled*")}
     assert {"student_scratch_labelled1.pt", f"student_scratch_labelled{cached}.pt",
             "student_distilled_labelled1.pt"} <= ckpts  # fmt: skip
+    # The validation figures are the students' own histories: the mean over seeds of each
+    # run's best and of its last validation PSNR.
+    from statistics import mean
+
+    from pixel_utils.training.loop import load_checkpoint
+
+    runs = [next((tmp_path / "data").rglob(f"student_scratch{seed}_labelled1.pt"))
+            for seed in ("", "_s1")]  # fmt: skip
+    vals = [[v for _, v, *_ in load_checkpoint(r)["history"]["val"]] for r in runs]
+    recorded = saved["levels"]["1"]["validation_psnr"]["scratch"]
+    assert recorded["best"] == pytest.approx(mean(max(v) for v in vals))
+    assert recorded["last"] == pytest.approx(mean(v[-1] for v in vals))
     # The teacher labelled one cache, the smoke profile's own, not another for the longer run.
     caches = list((tmp_path / "data").rglob("teacher_outputs_*.pt"))
     assert [c.parent.parent.name for c in caches] == ["smoke"]

@@ -181,9 +181,9 @@ def test_the_shipped_teacher_counts_every_run_it_was_fine_tuned_from():
 
     entry = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["models"]["teacher"]
     runs = teacher_runs(entry)
-    # The first run (commit a58729b: 5,500 steps on the wallpaper photos) and two fine-tunings.
-    assert [run["steps"] for run in runs] == [5500, 2000, 4000] and runs[-1] is entry
-    assert "--init-from" not in runs[0]["made_by"]
+    # The chain reaches back to a run that started from scratch (for these weights, commit
+    # a58729b's 5,500 steps, then two fine-tunings); every later run was a fine-tuning.
+    assert runs[-1] is entry and "--init-from" not in runs[0]["made_by"]
     assert all("--init-from" in run["made_by"] for run in runs[1:])
     earlier = sum(run["steps"] for run in runs[:-1])
     teacher = shipped_teacher()

@@ -118,6 +118,12 @@ def test_upload_matrix_of_odd_files(panel, tmp_path):
         if expected == "ok":
             assert panel.error.value == "", name
             assert panel.image_choice.value == UPLOAD and panel.state.degraded.ndim == 3, name
+            # This file's own picture, not the one before it: its size, cropped to the panel's.
+            with Image.open(tmp_path / name) as im:
+                w, h = im.size
+            size = (min(h, panel.size), min(w, panel.size))
+            assert panel.uploaded.shape == (*size, 3), name
+            assert panel.state.degraded.shape[:2] == size, name
         else:
             assert name in panel.error.value, name
 
