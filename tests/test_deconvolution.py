@@ -207,18 +207,23 @@ def test_what_we_learned_words_follow_the_numbers():
     assert "int8 student loses" in flipped and "above the 0.1 dB" in flipped
     assert "2.0× slower" in flipped
     # Distilled − scratch is +0.2 dB on every photo: real, and above the negligible size ...
-    assert "from scratch on gauss3 (distilled − scratch = +0.20" in text
-    assert "); its size, 0.20 dB, is above the 0.1 dB" in text
+    assert (
+        "beats the same student trained from scratch on gauss3 (distilled − scratch = +0.20" in text
+    )
+    assert "); the difference, 0.20 dB, is above the 0.1 dB" in text
     # ... and at +0.05 dB real but negligible, which the words must say.
     small = _learned_scores(-0.8, -0.02)
     small.loc[small["method"] == "scratch", "psnr"] += 0.15
-    assert "); its size, 0.05 dB, is below the 0.1 dB" in dc.what_we_learned(small)
+    said = dc.what_we_learned(small)
+    assert "beats, by a negligible margin, the same student trained from scratch" in said
+    assert "); the difference, 0.05 dB, is below the 0.1 dB" in said
     # The speed-up beside the MAC ratio: per multiply–add, and why, only when it differs.
-    slow_teacher = dc.what_we_learned(small, speedup=90.0, mac_ratio=7.5)
+    slow_teacher = dc.what_we_learned(small, speedup=90.0, mac_ratio=7.5, peak_mib=(750, 42))
     assert "the teacher needs only 7.5× the student's multiply–adds" in slow_teacher
-    assert "per multiply–add the student runs 12.0× faster. The teacher's depthwise" in slow_teacher
+    assert "the student does 12.0× more multiply–adds per second. The teacher's" in slow_teacher
+    assert "(a peak of 750 MiB against the student's 42)" in slow_teacher
     even = dc.what_we_learned(small, speedup=7.6, mac_ratio=7.5)
-    assert "runs 1.0× faster." in even and "depthwise" not in even
+    assert "1.0× more multiply–adds per second." in even and "depthwise" not in even
     assert "multiply–adds" not in dc.what_we_learned(small, speedup=7.6)
 
 

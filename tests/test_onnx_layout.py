@@ -135,6 +135,11 @@ def test_layout_profile_compares_the_two_forms_and_states_it(student_graphs):
     assert len(profile["rounds_ms"]) == 2 and all(ms > 0 for ms in profile["latency_ms"].values())
     lesson = layout_lesson(profile, "48×64")
     assert lesson.startswith("- **Layout costs time.** At 48×64") and "the same bits" in lesson
+    # The two latencies are medians over rounds; the ratio is the median of the rounds' own.
+    ratio = f"round by round it took {profile['served_over_exported']:.2f}× the time"
+    assert (
+        f"(medians of 2 rounds in alternation; {ratio}, the median of the rounds' ratios)" in lesson
+    )
 
 
 def _conv_kernels(model: onnx.ModelProto) -> list[list[int]]:

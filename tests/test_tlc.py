@@ -214,8 +214,13 @@ def test_training_time_words_read_both_curves():
     val = [[7600, 24.8, 0.7], [9000, 24.95, 0.7], [11500, 24.7, 0.7]]
     shipped = TrainResult(None, {"val": val}, 11500, 9000.0, True, None, info=last_run)
     words = training_time_words(budget, shipped)
-    assert "from 20.00 dB at its first validation to 21.50 dB after 2.0 min" in words
+    assert (
+        "from 20.00 dB at its first validation (step 50, 0.5 min) to 21.50 dB at step 200 "
+        "(2.0 min)" in words
+    )
     assert "(4,000 steps, 50 min) went from 24.80 to 24.70 dB (best 24.95)" in words
-    assert "the 100 min of training before it" in words and "+3.30 dB from where" in words
+    assert "the 100 min of training before it" in words and "3.30 dB above where" in words
+    behind = TrainResult(None, {"val": [[200, 26.0, 0.7]]}, 200, 120.0, True, None)
+    assert "1.20 dB below where" in training_time_words(behind, shipped)
     empty = TrainResult(None, {"val": []}, 0, 0.0, True, None)
     assert "no validation history" in training_time_words(empty, shipped)

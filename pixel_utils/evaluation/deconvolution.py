@@ -673,12 +673,14 @@ def what_we_learned(
     speedup: float | None = None,
     headline_case: str = "gauss3",
     mac_ratio: float | None = None,
+    peak_mib: tuple[float, float] | None = None,
 ) -> str:
     """The notebook's conclusions as Markdown, every comparison word computed from ``scores``
     (paired differences and their 95% CIs, see :func:`verdict`), so the text cannot claim
     that one method beats another when this run's numbers do not say so. A difference under
     ``NEGLIGIBLE_DB`` is called negligible even where its interval excludes zero.
-    ``mac_ratio`` (teacher MACs / student MACs) puts the measured ``speedup`` next to it."""
+    ``mac_ratio`` (teacher MACs / student MACs) puts the measured ``speedup`` next to it, and
+    ``peak_mib`` (teacher, student: peak memory of that measurement) says why they differ."""
     from pixel_utils.data.benchmark import BENCHMARK_CASES
 
     labels = labels or {}
@@ -727,7 +729,9 @@ def what_we_learned(
             lines.append(f"- **{c.label}**: " + "; ".join(parts) + ".")
     if {"distilled", "distilled_int8"} <= methods:
         q = compare(scores, "distilled_int8", "distilled")
-        word = verdict(q["diff"], q["ci95"], "gains", "loses", "neither gains nor loses measurably")
+        word = _negligibly(
+            q, verdict(q["diff"], q["ci95"], "gains", "loses", "neither gains nor loses measurably")
+        )
         lines.append(
             f"- **Quantisation**: over all {q['images']} benchmark images, the int8 student "
             f"{word} against the fp32 student (int8 − fp32 = {_fmt(q)}); {_size_words(q)}."
@@ -755,7 +759,7 @@ def what_we_learned(
             )
         if "scratch" in methods:
             d = compare(scores, "distilled", "scratch", headline_case)
-            word = verdict(d["diff"], d["ci95"])
+            word = _negligibly(d, verdict(d["diff"], d["ci95"]))
             lines.append(
                 f"- The distilled student {word} the same student trained from scratch on "
                 f"{label} (distilled − scratch = {_fmt(d)}); {_size_words(d)}."
@@ -771,15 +775,21 @@ def what_we_learned(
             per_mac = speedup / mac_ratio
             line += (
                 f", though the teacher needs only {mac_ratio:.1f}× the student's multiply–adds: "
-                f"per multiply–add the student runs {per_mac:.1f}× "
-                f"{'faster' if per_mac >= 1 else 'slower'}"
+                f"the student does {per_mac:.1f}× "
+                f"{'more' if per_mac >= 1 else 'fewer'} multiply–adds per second"
             )
             if per_mac > 1.5:
                 line += (
-                    ". The teacher's depthwise convolutions, layer norms and local averages do "
-                    "little arithmetic for each byte they move, where the student's dense 3×3 "
-                    "convolutions keep the CPU's multipliers busy"
+                    ". The teacher's layer norms, gates, depthwise convolutions, local averages "
+                    "and narrow 1×1 convolutions do little arithmetic for each byte they move"
                 )
+                if peak_mib is not None and all(math.isfinite(m) and m > 0 for m in peak_mib):
+                    line += (
+                        f", and it runs the whole frame at full resolution (a peak of "
+                        f"{peak_mib[0]:.0f} MiB against the student's {peak_mib[1]:.0f}), so those "
+                        "bytes stream from main memory; the student works at a fraction of the "
+                        "pixels, and its dense 3×3 convolutions keep the multipliers busy"
+                    )
         lines.append(line + ".")
     return "\n".join(lines)
 
@@ -792,6 +802,16 @@ def _size_words(comparison: dict) -> str:
     size = abs(comparison["diff"])
     where = "below" if size < NEGLIGIBLE_DB else "above"
     return (
-        f"its size, {size:.2f} dB, is {where} the {NEGLIGIBLE_DB:g} dB under which we call a "
-        "difference negligible"
+        f"the difference, {size:.2f} dB, is {where} the {NEGLIGIBLE_DB:g} dB under which we call "
+        "one negligible"
     )
+
+
+def _negligibly(comparison: dict, word: str) -> str:
+    """A verdict that a real but negligible difference qualifies: "beats, by a negligible
+    margin,"; other verdicts as they are."""
+    negligible = abs(comparison["diff"]) < NEGLIGIBLE_DB
+    real = (
+        comparison["diff"] - comparison["ci95"] > 0 or comparison["diff"] + comparison["ci95"] < 0
+    )
+    return f"{word}, by a negligible margin," if negligible and real else word

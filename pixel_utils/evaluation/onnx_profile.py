@@ -111,6 +111,7 @@ def layout_lesson(profile: dict, resolution: str, model: str = "the served int8 
         f"pixel-unshuffle convolution ({profile['unshuffle_ms'][FORMS[0]]:.1f} ms) and layout "
         f"transposes; with them rewritten for onnxruntime's channels-last convolutions, "
         f"{after:.1f} ms. It runs in {latency[FORMS[1]]:.1f} instead of "
-        f"{latency[FORMS[0]]:.1f} ms ({profile['served_over_exported']:.2f}× the time, median "
-        f"of {len(profile['rounds_ms'])} rounds in alternation), with {same}."
+        f"{latency[FORMS[0]]:.1f} ms (medians of {len(profile['rounds_ms'])} rounds in "
+        f"alternation; round by round it took {profile['served_over_exported']:.2f}× the time, "
+        f"the median of the rounds' ratios), with {same}."
     )

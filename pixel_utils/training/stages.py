@@ -350,14 +350,17 @@ def training_time_words(budget: TrainResult, shipped: TrainResult) -> str:
     last_run = shipped.info
     before_min = (shipped.seconds - float(last_run.get("wall_time_s") or 0.0)) / 60
     best = max(v[1] for v in shipped_val)
+    first_step, first_min = budget_val[0][0], budget.seconds * budget_val[0][0] / budget.step / 60
+    lead = shipped_val[0][1] - budget_val[-1][1]
     return (
-        f"The budget teacher went from {budget_val[0][1]:.2f} dB at its first validation to "
-        f"{budget_val[-1][1]:.2f} dB after {budget.seconds / 60:.1f} min. The shipped "
-        f"teacher's last run ({last_run['steps']:,} steps, "
-        f"{float(last_run.get('wall_time_s') or 0.0) / 60:.0f} min) went from "
-        f"{shipped_val[0][1]:.2f} to {shipped_val[-1][1]:.2f} dB (best {best:.2f}): the "
-        f"{before_min:.0f} min of training before it had bought the level it starts at, "
-        f"{shipped_val[0][1] - budget_val[-1][1]:+.2f} dB from where the budget teacher ends."
+        f"The budget teacher went from {budget_val[0][1]:.2f} dB at its first validation (step "
+        f"{first_step}, {first_min:.1f} min) to {budget_val[-1][1]:.2f} dB at step "
+        f"{budget_val[-1][0]} ({budget.seconds / 60:.1f} min). The shipped teacher's last run "
+        f"({last_run['steps']:,} steps, {float(last_run.get('wall_time_s') or 0.0) / 60:.0f} "
+        f"min) went from {shipped_val[0][1]:.2f} to {shipped_val[-1][1]:.2f} dB (best "
+        f"{best:.2f}): the {before_min:.0f} min of training before it had bought the level it "
+        f"starts at, {abs(lead):.2f} dB {'above' if lead >= 0 else 'below'} where the budget "
+        "teacher ends."
     )
 
 
