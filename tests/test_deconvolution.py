@@ -235,3 +235,17 @@ def test_share_of_the_teachers_gain_is_guarded():
     assert "keeps 50% of the teacher's gain" in dc.what_we_learned(scores)
     scores.loc[scores["method"] == "distilled", "psnr"] -= 1.0  # student −0.5 dB
     assert "keeps none of the teacher's gain" in dc.what_we_learned(scores)
+
+
+def test_sized_verdict_qualifies_only_a_real_negligible_difference():
+    """The "negligible margin" words follow verdict's rule for a real difference (the CI
+    excludes zero), with the caller's own words, and leave the no-interval case alone."""
+    sized = dc._sized_verdict
+    assert sized({"diff": 0.05, "ci95": 0.03}) == "beats, by a negligible margin,"
+    assert sized({"diff": -0.05, "ci95": 0.03}) == "trails, by a negligible margin,"
+    assert sized({"diff": 0.05, "ci95": 0.08}) == "cannot be told apart from"
+    assert sized({"diff": 0.5, "ci95": 0.1}) == "beats"
+    assert sized({"diff": 0.05, "ci95": float("nan")}) == "beats (one image, no interval)"
+    words = ("gains", "loses", "neither gains nor loses measurably")
+    assert sized({"diff": -0.04, "ci95": 0.01}, *words) == "loses, by a negligible margin,"
+    assert sized({"diff": -0.04, "ci95": 0.05}, *words) == words[2]

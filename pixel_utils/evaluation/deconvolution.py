@@ -729,9 +729,7 @@ def what_we_learned(
             lines.append(f"- **{c.label}**: " + "; ".join(parts) + ".")
     if {"distilled", "distilled_int8"} <= methods:
         q = compare(scores, "distilled_int8", "distilled")
-        word = _negligibly(
-            q, verdict(q["diff"], q["ci95"], "gains", "loses", "neither gains nor loses measurably")
-        )
+        word = _sized_verdict(q, "gains", "loses", "neither gains nor loses measurably")
         lines.append(
             f"- **Quantisation**: over all {q['images']} benchmark images, the int8 student "
             f"{word} against the fp32 student (int8 − fp32 = {_fmt(q)}); {_size_words(q)}."
@@ -759,7 +757,7 @@ def what_we_learned(
             )
         if "scratch" in methods:
             d = compare(scores, "distilled", "scratch", headline_case)
-            word = _negligibly(d, verdict(d["diff"], d["ci95"]))
+            word = _sized_verdict(d)
             lines.append(
                 f"- The distilled student {word} the same student trained from scratch on "
                 f"{label} (distilled − scratch = {_fmt(d)}); {_size_words(d)}."
@@ -807,11 +805,15 @@ def _size_words(comparison: dict) -> str:
     )
 
 
-def _negligibly(comparison: dict, word: str) -> str:
-    """A verdict that a real but negligible difference qualifies: "beats, by a negligible
-    margin,"; other verdicts as they are."""
+def _sized_verdict(
+    comparison: dict,
+    better: str = "beats",
+    worse: str = "trails",
+    same: str = "cannot be told apart from",
+) -> str:
+    """:func:`verdict` on a paired comparison, qualified when the difference is real but
+    negligible: "beats, by a negligible margin,". Any other verdict (no measurable difference,
+    or one image with no interval) is left as it is."""
+    word = verdict(comparison["diff"], comparison["ci95"], better, worse, same)
     negligible = abs(comparison["diff"]) < NEGLIGIBLE_DB
-    real = (
-        comparison["diff"] - comparison["ci95"] > 0 or comparison["diff"] + comparison["ci95"] < 0
-    )
-    return f"{word}, by a negligible margin," if negligible and real else word
+    return f"{word}, by a negligible margin," if word in (better, worse) and negligible else word
