@@ -138,11 +138,47 @@ def test_notebook_03_lesson_names_the_shipped_student_as_it_was_made():
              "grown_from": {"model_kwargs": base, "steps": 24000, "gain_db_int8": 2.33,
                             "scratch_twin": twin}}  # fmt: skip
     lesson = training_length_lesson(grown, base, 0.52, 600, 0.05)
-    assert "Grown by 2 blocks at 1/8 resolution" in lesson and "+2.52 dB served" in lesson
+    assert "Grown (to 3 blocks of 32 channels at 1/4 and 3 of 64 at 1/8 resolution) and" in lesson
+    assert "+2.52 dB served" in lesson
     assert "+2.33 dB served in int8" in lesson and "distilled − scratch is +0.07 dB" in lesson
     other = {**base, "channels": 16}
     assert training_length_lesson(grown, other, 0.52, 600, 0.05) == ""
     assert training_length_lesson(None, base, 0.52, 600, 0.05) == ""
+    # Grown twice: the lesson starts from the network distilled first (the lineage's start,
+    # as grown_summary records it), not from the one it grew from last.
+    middle = {**base, "inner_blocks": 3}
+    deep = {**base, "blocks": 4, "inner_blocks": 3, "deep_blocks": 1}
+    twice = {"model_kwargs": deep, "steps": 6000, "gain_db": 2.77, "gain_db_int8": 2.70,
+             "grown_from": {"model_kwargs": middle, "steps": 6000, "gain_db_int8": 2.52,
+                            "lineage": [base, middle],
+                            "origin": {"model_kwargs": base, "steps": 24000,
+                                       "gain_db_int8": 2.33, "scratch_twin": None}}}  # fmt: skip
+    lesson = training_length_lesson(twice, base, 0.82, 600, 0.01)
+    assert "distilled for 24,000 steps (`make student`, its first step) gains +2.33" in lesson
+    assert "Grown twice (to 4 blocks of 32 channels" in lesson and "+2.70 dB served" in lesson
+    assert training_length_lesson(twice, middle, 0.82, 600, 0.01) == ""  # not the first network
+
+
+def test_grown_summary_walks_the_whole_lineage():
+    """A student grown twice: the summary names its parent, the whole lineage, and the network
+    distilled first with its steps and gain (the manifest nests each growth's record)."""
+    from pixel_utils.report.readme import grown_summary
+
+    def entry(steps, gain, grown_from=None):
+        e = {"made_by": f"pretrain --steps {steps}", "steps": steps,
+             "benchmark_int8": {"gauss3": {"gain_db": gain}}}  # fmt: skip
+        return e | ({"grown_from": grown_from} if grown_from else {})
+
+    first, second = {"blocks": 3}, {"blocks": 3, "inner_blocks": 3}
+    base = {"model_kwargs": first, "shipped_entry": entry(24000, 2.33)}
+    middle = {"model_kwargs": second, "shipped_entry": entry(6000, 2.52, base)}
+    summary = grown_summary(middle, "gauss3")
+    assert summary["model_kwargs"] == second and summary["gain_db_int8"] == 2.52
+    assert summary["lineage"] == [first, second]
+    assert summary["origin"] == {"model_kwargs": first, "steps": 24000, "gain_db_int8": 2.33,
+                                 "scratch_twin": None}  # fmt: skip
+    once = grown_summary(base, "gauss3")
+    assert once["origin"]["steps"] == once["steps"] == 24000
 
 
 def test_video_lines_give_the_report_and_the_shipped_students_end_to_end_fps(tmp_path, monkeypatch):

@@ -70,7 +70,12 @@ def test_lesson_follows_the_numbers():
               "levels": {"120": _level(120, 1.0, -0.01, 0.03, False),
                          "2": _level(2, 2 / 120, 1.9, 0.4, True)}}  # fmt: skip
     text = scarce_truth.scarce_truth_lesson(result)
-    assert "2 of 120 batches" in text and "+1.90 dB (± 0.40 over 5 photos)" in text
+    assert "2 of 120 batches" in text and "+1.90 dB (95% CI ± 0.400 dB over 5 photos)" in text
+    # With several seeds, their interval and how many of them agree on the sign are stated too.
+    seeded = result["levels"]["2"]["kd_vs_scratch"]
+    seeded |= {"seeds": 3, "ci95_over_seeds": 4.48, "per_seed_db": {"a": 1.9, "b": 1.9, "c": 5.1}}
+    text = scarce_truth.scarce_truth_lesson(result)
+    assert "± 4.480 over 3 seeds; 3 of 3 seeds above zero)" in text
     assert "-0.01 dB" in text and "worth most where the ground truth does not reach" in text
     assert "peaked at 23.80 dB before ending at 22.70" in text and "most, not all, of" in text
     result["levels"]["2"] = _level(2, 2 / 120, 1.9, 0.4, True, scratch_best=24.0)
@@ -82,6 +87,25 @@ def test_lesson_follows_the_numbers():
 def test_kd_verdict_needs_the_interval_to_exclude_zero():
     from pixel_utils.evaluation.scoring import kd_verdict
 
-    assert kd_verdict({"mean_db": 0.5, "ci_excludes_zero": False}) == "indistinguishable from zero"
+    assert (
+        kd_verdict({"mean_db": 0.5, "ci_excludes_zero": False}) == "is indistinguishable from zero"
+    )
     assert kd_verdict({"mean_db": 0.5, "ci_excludes_zero": True}) == "helps"
     assert kd_verdict({"mean_db": -0.5, "ci_excludes_zero": True}) == "hurts"
+    # Real over the photos, but the seeds' interval includes zero: the words say so.
+    wide = {"mean_db": 0.11, "ci_excludes_zero": True, "ci95_over_seeds": 0.175}
+    assert kd_verdict(wide) == "helps on these photos, though not beyond its spread over seeds"
+    assert kd_verdict({**wide, "ci95_over_seeds": 0.05}) == "helps"
+    assert kd_verdict({**wide, "ci95_over_seeds": float("nan")}) == "helps"  # one seed
+
+
+def test_kd_interval_words_give_both_intervals_and_the_seeds_signs():
+    from pixel_utils.evaluation.scoring import kd_interval_words
+
+    kd = {"mean_db": 0.11, "ci95_over_images": 0.102, "images": 5, "seeds": 3,
+          "ci95_over_seeds": 0.175, "per_seed_db": {"a": 0.2, "b": -0.01, "c": 0.14}}  # fmt: skip
+    assert kd_interval_words(kd) == (
+        "95% CI ± 0.102 dB over 5 photos, ± 0.175 over 3 seeds; 2 of 3 seeds above zero"
+    )
+    one = {**kd, "seeds": 1, "ci95_over_seeds": float("nan"), "per_seed_db": {"a": 0.11}}
+    assert kd_interval_words(one) == "95% CI ± 0.102 dB over 5 photos"

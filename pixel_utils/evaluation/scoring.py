@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -138,10 +139,30 @@ def kd_comparison(
 
 
 def kd_verdict(kd: dict) -> str:
-    """Words for a :func:`kd_comparison` result that follow its numbers."""
+    """Words for a :func:`kd_comparison` result that follow its numbers: "helps" or "hurts"
+    when the 95% CI over images excludes zero, qualified when the CI over seeds (where there
+    is one) does not; else "is indistinguishable from zero"."""
     if not kd["ci_excludes_zero"]:
-        return "indistinguishable from zero"
-    return "helps" if kd["mean_db"] > 0 else "hurts"
+        return "is indistinguishable from zero"
+    word = "helps" if kd["mean_db"] > 0 else "hurts"
+    over_seeds = kd.get("ci95_over_seeds")
+    if over_seeds is not None and math.isfinite(over_seeds) and abs(kd["mean_db"]) <= over_seeds:
+        word += " on these photos, though not beyond its spread over seeds"
+    return word
+
+
+def kd_interval_words(kd: dict) -> str:
+    """A :func:`kd_comparison`'s intervals in words: over images, and over seeds with how many
+    seeds agree on the sign, where there are several."""
+    words = f"95% CI ± {kd['ci95_over_images']:.3f} dB over {kd['images']} photos"
+    over_seeds = kd.get("ci95_over_seeds")
+    if kd.get("seeds", 1) > 1 and over_seeds is not None and math.isfinite(over_seeds):
+        per_seed = list((kd.get("per_seed_db") or {}).values())
+        words += f", ± {over_seeds:.3f} over {kd['seeds']} seeds"
+        if len(per_seed) == kd["seeds"]:
+            positive = sum(v > 0 for v in per_seed)
+            words += f"; {positive} of {kd['seeds']} seeds above zero"
+    return words
 
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:

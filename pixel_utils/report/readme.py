@@ -276,6 +276,15 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
         out["latency_ratio"] = here["latency_ratio"]
         out["ratio_machine"] = here.get("machine") or {}
     out["scratch_twin"] = twin_summary(source.get("scratch_twin"), case)
+    # The network distilled first (the start of the lineage), which the report's network may be
+    origin, record = source, grown
+    while record:
+        origin = record.get("shipped_entry") or {}
+        record = origin.get("grown_from")
+    out["origin"] = {"model_kwargs": lineage[0], "steps": origin.get("steps"),
+                     "scratch_twin": twin_summary(origin.get("scratch_twin"), case)}  # fmt: skip
+    if "benchmark_int8" in origin:
+        out["origin"]["gain_db_int8"] = origin["benchmark_int8"][case]["gain_db"]
     return out
 
 
@@ -344,6 +353,9 @@ def training_length_lesson(
     if not shipped:
         return ""
     grown = shipped.get("grown_from") or {}
+    # The shipped student may have grown more than once: the lesson starts from the network
+    # distilled first, which may be this run's, not from the one it grew from last.
+    origin = grown.get("origin") or grown
     if shipped["model_kwargs"] == student_kwargs:
         lesson = (
             f"- **Training length matters most.** The same student and recipe distilled for "
@@ -352,20 +364,19 @@ def training_length_lesson(
             f"int8), against {report_gain_db:+.2f} dB after this run's {report_steps:,} steps."
         )
         twin = shipped.get("scratch_twin")
-    elif grown.get("model_kwargs") == student_kwargs and "gain_db_int8" in grown:
-        added = shipped["model_kwargs"].get("inner_blocks", 0) - grown["model_kwargs"].get(
-            "inner_blocks", 0
-        )
+    elif origin.get("model_kwargs") == student_kwargs and "gain_db_int8" in origin:
+        times = len(grown.get("lineage") or []) or 1  # the networks it grew through
+        how = {1: "", 2: " twice"}.get(times, f" {times} times")
         lesson = (
             f"- **Training length matters most, then capacity.** This network and recipe "
-            f"distilled for {grown['steps']:,} steps (`make student`, its first step) gains "
-            f"{grown['gain_db_int8']:+.2f} dB served in int8, against {report_gain_db:+.2f} dB "
-            f"after this run's {report_steps:,} steps. Grown by {added} "
-            f"block{'s' if added != 1 else ''} at 1/{2 * shipped['model_kwargs']['scale']} "
-            f"resolution and fine-tuned (the shipped weights), it gains "
-            f"{shipped['gain_db_int8']:+.2f} dB served ({shipped['gain_db']:+.2f} dB in fp32)."
+            f"distilled for {origin['steps']:,} steps (`make student`, its first step) gains "
+            f"{origin['gain_db_int8']:+.2f} dB served in int8, against {report_gain_db:+.2f} dB "
+            f"after this run's {report_steps:,} steps. Grown{how} (to "
+            f"{network_words(shipped['model_kwargs'])}) and fine-tuned, the shipped weights "
+            f"gain {shipped['gain_db_int8']:+.2f} dB served "
+            f"({shipped['gain_db']:+.2f} dB in fp32)."
         )
-        twin = grown.get("scratch_twin")
+        twin = origin.get("scratch_twin")
     else:
         return ""
     if twin and not twin["stopped_early"]:

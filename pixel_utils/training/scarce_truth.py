@@ -123,7 +123,7 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
 def scarce_truth_findings(result: dict) -> str:
     """Markdown sentences about a result of :func:`run_scarce_truth`, every number read from
     it."""
-    from pixel_utils.evaluation.scoring import kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
     from pixel_utils.report.readme import cpu_words
 
     p = result["provenance"]
@@ -143,9 +143,7 @@ def scarce_truth_findings(result: dict) -> str:
         lines.append(
             f"- **{where}**: distilled {row['gain_db']['kd']:+.2f} dB, scratch "
             f"{row['gain_db']['scratch']:+.2f} dB on `{result['case']}`; distillation "
-            f"{kd_verdict(kd)}, {kd['mean_db']:+.3f} ± {kd['ci95_over_images']:.3f} dB "
-            f"(95% CI over {kd['images']} photos; ± {kd['ci95_over_seeds']:.3f} over "
-            f"{kd['seeds']} seeds). "
+            f"{kd_verdict(kd)}, {kd['mean_db']:+.3f} dB ({kd_interval_words(kd)}). "
             f"On the validation photos the scratch student's best step scored "
             f"{val['scratch']['best']:.2f} dB and its last {val['scratch']['last']:.2f}; the "
             f"distilled one's last {val['kd']['last']:.2f} (means over seeds)."
@@ -157,12 +155,13 @@ def scarce_truth_lesson(result: dict) -> str:
     """One Markdown bullet for a notebook's conclusions: distilled − scratch with the least and
     with all of the ground truth, and what follows from them, every number read from
     ``result``."""
+    from pixel_utils.evaluation.scoring import kd_interval_words
+
     rows = sorted(result["levels"].values(), key=lambda r: r["labelled_share"])
     few, full = rows[0]["kd_vs_scratch"], rows[-1]["kd_vs_scratch"]
 
     def stated(kd: dict) -> str:
-        half, images = kd["ci95_over_images"], kd["images"]
-        return f"{kd['mean_db']:+.2f} dB (± {half:.2f} over {images} photos)"
+        return f"{kd['mean_db']:+.2f} dB ({kd_interval_words(kd)})"
 
     pays = few["ci_excludes_zero"] and few["mean_db"] > max(0.0, full["mean_db"])
     moral = (

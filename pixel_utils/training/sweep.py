@@ -200,7 +200,7 @@ def sweep_findings(result: dict) -> str:
     p = result["provenance"]
     rows = result["students"]
     first = next(iter(next(iter(rows.values()))["latency"]))
-    from pixel_utils.evaluation.scoring import kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
     from pixel_utils.report.readme import cpu_words
 
     lines = [
@@ -246,20 +246,19 @@ def sweep_findings(result: dict) -> str:
         if plain in rows and variant in rows:
             d = rows[variant]["gain_db"] - rows[plain]["gain_db"]
             lines.append(f"- **{what}** changes the gain by {d:+.2f} dB ({variant} vs {plain}, "
-                         "one seed each).")  # fmt: skip
+                         "one seed each, so no interval).")  # fmt: skip
     for label, row in rows.items():
         kd = row.get("kd_vs_scratch")
         if kd:
             lines.append(
                 f"- **Distillation at {label}** ({row['params']:,} parameters) "
-                f"{kd_verdict(kd)}: {kd['mean_db']:+.3f} dB ± {kd['ci95_over_images']:.3f} "
-                f"(95% CI over {kd['images']} photos, {kd['seeds']} seeds)."
+                f"{kd_verdict(kd)}: {kd['mean_db']:+.3f} dB ({kd_interval_words(kd)})."
             )
     for name, kd in (result.get("recipes_vs_default") or {}).items():
         if kd:
             lines.append(
                 f"- **Recipe '{name}'** against the default recipe: {kd['mean_db']:+.3f} dB "
-                f"± {kd['ci95_over_images']:.3f} ({kd_verdict(kd)})."
+                f"({kd_interval_words(kd)}): it {kd_verdict(kd)}."
             )
     return "\n".join(lines)
 
