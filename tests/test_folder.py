@@ -219,10 +219,10 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
         "settings": {"steps": 300, "lr": 2e-4, "folds": 2, "label_every": 4},
     }  # fmt: skip
     lesson = folder.camera_lesson(camera, 300, 4)
-    assert "one frame in 4 of the *other* clips" in lesson
+    assert "one frame in every 4 of the other fold's clips" in lesson
     assert (
-        "+0.15 dB over the blurred frames, against -0.25 dB before (adapting: +0.40 ± 0.20 dB)"
-        in lesson
+        "+0.15 dB over the blurred frames, against -0.25 dB before (adapting: +0.40 ± 0.20 dB, "
+        "a 95% CI over clips that excludes zero)" in lesson
     )
     assert "**+0.35 dB over scratch** (±0.20 over 5 clips, ±0.05 over 3 seeds" in lesson
     assert "Temporal error 7.80 → 7.10 levels (teacher 7.30)" in lesson
@@ -232,9 +232,14 @@ def test_camera_lesson_and_readme_sentence_follow_the_findings():
     assert "(2 folds)" in sentence and "Temporal error 7.80 → 7.10" in sentence
     assert "excludes zero (better on 5 of 5 clips)" in lesson and "excludes zero" in sentence
     camera["vs_scratch"] |= {"ci_excludes_zero": False, "images_better": 4, "mean_db": 0.1}
-    assert "includes zero: better on 4 of 5 clips, too few clips to tell" in camera_sentence(
-        camera_summary(camera)
-    )
+    camera["vs_unadapted"] |= {"ci_excludes_zero": False}
+    sentence = camera_sentence(camera_summary(camera))
+    assert "includes zero: better on 4 of 5 clips, too few clips to tell" in sentence
+    # A margin the clips cannot tell is not set in bold, in the notebook or the README.
+    assert "+0.10 dB over the scratch students (95% CI" in sentence and "**+0.10" not in sentence
+    lesson = folder.camera_lesson(camera, 300, 4)
+    assert "+0.10 dB over scratch (±0.20" in lesson and "**+0.10" not in lesson
+    assert "a 95% CI over clips that includes zero" in lesson
     assert camera_summary(None) is None
 
 

@@ -115,13 +115,16 @@ def camera_sentence(camera: dict) -> str:
 
     g, kd, te = camera["gain_db"], camera["vs_scratch"], camera["temporal_error"]
     settings = camera["settings"]
+    over_scratch = f"{kd['mean_db']:+.2f} dB over the scratch students"
+    if kd["ci_excludes_zero"]:  # bold only for a difference the clips can tell
+        over_scratch = f"**{over_scratch}**"
     return (
         "Adapted to the camera (notebook 06): each distilled student fine-tuned "
-        f"{settings['steps']} steps on the teacher's outputs for one frame in "
+        f"{settings['steps']} steps on the teacher's outputs for one frame in every "
         f"{settings['label_every']} of other clips (no sharp frame used), and scored on the "
         f"clips it did not see ({settings['folds']} folds): {g['distilled']:+.2f} → "
         f"{g['distilled+folder']:+.2f} dB over the blurred frames (teacher {g['teacher']:+.2f}), "
-        f"**{kd['mean_db']:+.2f} dB over the scratch students** (95% CI ± "
+        f"{over_scratch} (95% CI ± "
         f"{kd['ci95_over_images']:.2f} over {kd['images']} clips, ± {kd['ci95_over_seeds']:.2f} "
         f"over {kd['seeds']} seeds). {clip_verdict(kd)} Temporal error {te['distilled']:.2f} → "
         f"{te['distilled+folder']:.2f}. `pixel-sharpen clip.mp4 --adapt 300` does this to a "
