@@ -35,6 +35,19 @@ def pipeline_sources_hash(root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def committed_run_words(recorded: dict, command: str, root: Path | None = None) -> str:
+    """A sentence for a committed result made by an earlier checkout: which pipeline sources it
+    ran (``recorded``, its provenance), that they are not this checkout's, and the command that
+    measures it again. Empty when they are the same sources."""
+    theirs, ours = recorded.get("pipeline_sha256") or "?", pipeline_sources_hash(root)
+    if theirs == ours:
+        return ""
+    return (
+        f"These figures were measured with pipeline sources `{theirs[:12]}`, not this "
+        f"checkout's `{ours[:12]}`: the code has changed since (`{command}` measures them again)."
+    )
+
+
 def cpu_model(cpuinfo: str | None = None) -> dict:
     """The CPU's model name, its int8 dot-product support (AVX-512 VNNI or AVX-VNNI), which
     decides how fast, and with what rounding, onnxruntime's int8 kernels run, and its AMX int8

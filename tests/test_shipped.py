@@ -115,6 +115,19 @@ def test_pipeline_hash_changes_with_any_source(tmp_path):
     assert pipeline_sources_hash(tmp_path) == before
 
 
+def test_a_committed_run_of_other_sources_says_so(tmp_path):
+    from pixel_utils.provenance import committed_run_words, pipeline_sources_hash
+
+    (tmp_path / "pixel_utils").mkdir()
+    (tmp_path / "pixel_utils" / "a.py").write_text("x = 1\n")
+    here = pipeline_sources_hash(tmp_path)
+    assert committed_run_words({"pipeline_sha256": here}, "make sweep", tmp_path) == ""
+    words = committed_run_words({"pipeline_sha256": "ab" * 32}, "make sweep", tmp_path)
+    assert f"`{'ab' * 6}`, not this checkout's `{here[:12]}`" in words
+    assert "(`make sweep` measures them again)" in words
+    assert "`?`" in committed_run_words({}, "make sweep", tmp_path)  # none recorded
+
+
 def test_speed_notes_say_whether_the_cpu_has_int8_dot_products():
     from pixel_utils.report.readme import cpu_words
 
