@@ -472,7 +472,8 @@ def results_markdown(r: dict) -> str:
         notes[-1] += " " + took
     if d.get("share_of_teacher_gain_kept") is not None:
         notes.append(
-            f"The distilled student keeps {100 * d['share_of_teacher_gain_kept']:.0f}% of the "
+            f"The report's distilled student (seed {r.get('seed', 0)}, the one in the table) keeps "
+            f"{100 * d['share_of_teacher_gain_kept']:.0f}% of the "
             f"teacher's gain and is {d['distilled_minus_scratch_db']:+.2f} dB"
             + (
                 f" (mean of {d['seeds']} seeds, 95% CI ± {d['ci95_over_images']:.2f} dB over "
