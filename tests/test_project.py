@@ -44,6 +44,29 @@ def test_notebook_is_stripped_and_parameterised(path):
     assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][-1]["cell_type"] == "markdown"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_what_it_teaches_and_ends_with_what_we_learned(path):
+    """The course's shape: the first cell says what the notebook teaches; the last section is
+    "What we learned", whose sentences a code cell generates from the run (a closing line that
+    points on may follow it), after the exercises, glossary and reading."""
+    cells = json.loads(path.read_text())["cells"]
+    assert "**What this notebook teaches.**" in "".join(cells[0]["source"])
+    headings = [
+        (i, line)
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines()
+        if line.startswith("## ")
+    ]
+    last, heading = headings[-1]
+    assert heading == "## What we learned", f"the last section is {heading!r}"
+    assert [h for _, h in headings].count("## What we learned") == 1
+    assert cells[last + 1]["cell_type"] == "code"  # the generated conclusions
+    assert any(h.startswith("## Exercises") for _, h in headings[:-1])
+    assert all(c["cell_type"] == "markdown" for c in cells[last + 2 :])
+    assert len(cells) - last <= 3
+
+
 def test_profiles_resolve_from_env(monkeypatch):
     monkeypatch.setenv("PIXEL_PROFILE", "smoke")
     assert resolve_profile().name == "smoke"
