@@ -30,7 +30,8 @@ SERVED_STUDENT = "student_int8.onnx"
 
 def served_student_path() -> Path | None:
     """The shipped student file the CLI and widgets run by default: the int8 ONNX model when
-    the report measured it faster than PyTorch (recorded in the manifest), else None."""
+    ``make student`` or ``make student-speed`` timed it faster than PyTorch (the manifest's
+    ``served``), else None."""
     manifest = WEIGHTS_DIR / "manifest.json"
     if not manifest.exists():
         return None
@@ -46,7 +47,7 @@ def shipped_path(name: str) -> Path:
 #: The named models the CLI, widgets and notebooks can ask for. The choice is explicit: a
 #: name always means the same file, whatever exists on disk or was written last.
 MODEL_CHOICES = {
-    "student": "the served student: shipped int8 ONNX where the report measured it faster, "
+    "student": "the served student: shipped int8 ONNX where make student timed it faster, "
     "else the shipped PyTorch student",
     "student-fp32": "the shipped distilled student in PyTorch fp32",
     "teacher": "the shipped pretrained teacher (make weights)",
