@@ -1,8 +1,8 @@
 """``pixel-sharpen``: sharpen your photos and videos with the distilled student (or the teacher).
 
 The default model is the served student: the shipped int8 ONNX model (run by onnxruntime, or by
-OpenVINO where it is installed and the CPU has AMX int8), where ``make student`` or ``make student-speed`` timed it faster than
-PyTorch (``--model student-fp32`` for PyTorch).
+OpenVINO where it is installed and the CPU has AMX int8), where ``make student`` or
+``make student-speed`` timed it faster than PyTorch (``--model student-fp32`` for PyTorch).
 
     pixel-sharpen photo.jpg holiday/ 'scans/*.png' -o sharpened/
     pixel-sharpen clip.mp4 -o sharpened/ --temporal blend
