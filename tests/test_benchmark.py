@@ -123,3 +123,27 @@ def test_a_folder_benchmark_scores_every_photo_even_when_their_names_clash(tmp_p
     photos_scored = manifest["settings"]["photos"]
     assert len(photos_scored) == len(set(photos_scored)) == 4
     assert len({e["blurred"] for e in manifest["entries"]}) == 4
+
+
+def test_read_png_gives_back_exactly_what_write_png_wrote(tmp_path):
+    """8-bit files are read by Pillow, 16-bit colour files by pypng: both give back the
+    written levels exactly, and an 8-bit palette file is expanded to its colours."""
+    from PIL import Image
+
+    from pixel_utils.data.images import read_png, to_uint8, to_uint16, write_png
+
+    rng = np.random.default_rng(0)
+    image = rng.random((7, 9, 3)).astype(np.float32)
+    for bits, quantise in ((8, to_uint8), (16, to_uint16)):
+        back = read_png(write_png(tmp_path / f"x{bits}.png", image, bits=bits))
+        assert back.dtype == np.float32 and back.shape == (7, 9, 3)
+        written = quantise(image)
+        np.testing.assert_array_equal(
+            back, written.astype(np.float32) / np.iinfo(written.dtype).max
+        )
+    colours = np.array([[0, 0, 0], [255, 128, 0]], np.uint8)
+    index = (rng.random((5, 6)) > 0.5).astype(np.uint8)
+    palette = Image.fromarray(index, mode="P")
+    palette.putpalette(colours.ravel().tolist())
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_png(tmp_path / "p.png"), colours[index] / np.float32(255))

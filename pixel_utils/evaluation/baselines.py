@@ -42,8 +42,14 @@ def wiener(image: np.ndarray, psf: np.ndarray, balance: float = 0.01) -> np.ndar
 
 
 def richardson_lucy(image: np.ndarray, psf: np.ndarray, num_iter: int = 30) -> np.ndarray:
+    # In float32: its FFT convolutions run about twice as fast as in float64, the iterations
+    # stay within float32 rounding of the float64 ones, and the metrics are still float64.
     return _padded_per_channel(
-        image, psf, lambda ch: restoration.richardson_lucy(ch, psf, num_iter=num_iter)
+        image,
+        psf,
+        lambda ch: restoration.richardson_lucy(
+            ch.astype(np.float32), psf.astype(np.float32), num_iter=num_iter
+        ),
     )
 
 
