@@ -52,8 +52,9 @@ class Profile:
         default_factory=lambda: {"scale": 4, "channels": 32, "blocks": 3, "inner_blocks": 1}
     )
     # --- teacher training (notebook 02) ---
-    # ≈ 2.3 min on a 2-vCPU AVX2 CPU; 150 rather than 200 steps keeps a report from an empty
-    # data/ within its 30 minutes there (33 minutes with 200, and the throughput runs below)
+    # ≈ 2.3 min on a 2-vCPU AVX2 CPU. 150 rather than 200 steps saves about a minute of a
+    # report from an empty data/, which took 33.2 minutes there with 200 and still 31.4 with 150
+    # (over its 30: the README gives each machine's figure)
     teacher_steps: int = 150
     teacher_lr: float = 2e-3
     val_every: int = 100

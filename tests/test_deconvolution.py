@@ -249,3 +249,20 @@ def test_sized_verdict_qualifies_only_a_real_negligible_difference():
     words = ("gains", "loses", "neither gains nor loses measurably")
     assert sized({"diff": -0.04, "ci95": 0.01}, *words) == "loses, by a negligible margin,"
     assert sized({"diff": -0.04, "ci95": 0.05}, *words) == words[2]
+
+
+def test_classical_baselines_deconvolve_each_channel_on_its_own():
+    # The channels run in a thread pool; the result must be what each channel gives alone.
+    from skimage import restoration
+
+    from pixel_utils.evaluation import baselines
+
+    rng = np.random.default_rng(3)
+    image = rng.random((40, 48, 3)).astype(np.float32)
+    psf = np.ones((5, 5)) / 25
+    out = baselines.wiener(image, psf, balance=0.03)
+    pad = 3 * psf.shape[0]
+    for c in range(3):
+        padded = np.pad(image[..., c].astype(np.float64), pad, mode="reflect")
+        alone = restoration.wiener(padded, psf, 0.03)[pad:-pad, pad:-pad]
+        np.testing.assert_array_equal(out[..., c], np.clip(alone, 0, 1).astype(np.float32))

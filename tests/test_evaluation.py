@@ -132,3 +132,21 @@ def test_block_times_gives_a_median_over_blocks_for_fast_and_slow_calls():
     slow = benchmark.Timer("f()", globals={"f": lambda: time.sleep(0.03)})
     times = block_times(slow, min_run_time=0.05)
     assert times and all(0.03 <= t < 0.5 for t in times)
+
+
+def test_where_it_loses_names_the_cases_below_the_input():
+    from pixel_utils.evaluation.scoring import summarise, where_it_loses
+
+    rows = [
+        {"case": case, "photo": "a", "method": method, "psnr": psnr, "ssim": 0.5}
+        for case, scored in {"gauss3": (20.0, 23.0), "none": (40.0, 39.5)}.items()
+        for method, psnr in zip(("blurred", "student"), scored, strict=True)
+    ]
+    summary = summarise(pd.DataFrame(rows))
+    assert where_it_loses(summary, "student", "It") == (
+        "- **Where it loses.** It scores below the degraded input on `none` (-0.50 dB)."
+    )
+    better = summarise(pd.DataFrame([r for r in rows if r["case"] == "gauss3"]))
+    assert "above the degraded input on all 1 benchmark cases" in where_it_loses(
+        better, "student", "It"
+    )

@@ -1009,3 +1009,50 @@ def test_amount_keeps_the_image_type_and_range_and_refuses_nonsense():
             check_amount(bad)
     with pytest.raises(ValueError, match="shape"):
         apply_amount(source, sharpened[:, :, :2], 0.5)
+
+
+def _clip_table(per_method: dict[str, tuple[list[float], list[float]]]):
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"method": m, "clip": f"c{i}", "psnr": p, "ssim": 0.5, "temporal_error": t}
+        for m, (psnrs, terrs) in per_method.items()
+        for i, (p, t) in enumerate(zip(psnrs, terrs, strict=True))
+    ])  # fmt: skip
+
+
+def test_temporal_findings_say_more_or_less_only_where_the_interval_excludes_zero():
+    from pixel_utils.evaluation.video import temporal_findings
+
+    table = _clip_table({
+        "blurred": ([25.0, 26.0, 27.0], [1.0, 1.1, 1.2]),
+        "teacher": ([28.0, 29.1, 29.9], [2.0, 2.2, 2.1]),
+        "student": ([27.0, 28.0, 29.0], [1.6, 1.8, 1.7]),
+        # steadier than the teacher on every clip, PSNR within noise of the student
+        "student + blend": ([27.1, 27.9, 29.05], [1.0, 1.2, 1.1]),
+        # as steady as the blend, give or take
+        "two-frame": ([27.5, 28.5, 29.4], [1.1, 1.1, 1.15]),
+    })  # fmt: skip
+    lines = temporal_findings(table, ["student + blend", "two-frame"])
+    assert len(lines) == 4
+    assert "On 3 synthetic clips" in lines[0]
+    assert "the frame-by-frame student 1.70 (more than its input" in lines[0]
+    assert "(above the input's 26.00 dB)" in lines[0]
+    assert "indistinguishable from the student" in lines[1]
+    assert "steadier than the frame-by-frame teacher" in lines[1]
+    assert "better than the student" in lines[2]  # +0.47 dB on every clip
+    assert "cannot be told apart from it" in lines[3]
+    assert lines[3].startswith("- **Lowest temporal error**: ")
+    # With no temporal method there is nothing to rank.
+    assert len(temporal_findings(table, [])) == 1
+
+
+def test_throughput_findings_judge_the_first_resolution_against_the_target():
+    from pixel_utils.evaluation.video import throughput_findings
+
+    report = {"720p": {"fps": 26.0, "codec_only_fps": 90.0}, "1080p": {"fps": 11.0}}
+    lines = throughput_findings(report, 3, "int8", {"720p": {"fps": 9.0}, "1080p": {"fps": 4}})
+    assert "720p 26.0 fps, 1080p 11.0 fps" in lines[0]
+    assert "alone allow 90 fps at 720p. The 720p figure meets the 25 fps target" in lines[0]
+    assert lines[1].endswith("Its 720p figure misses the 25 fps target.")
+    assert len(throughput_findings(report, 3, "int8", {})) == 1

@@ -15,7 +15,9 @@ per degradation case on the *validation* photos (:func:`tune`), never on the tes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from skimage import filters, restoration
@@ -33,7 +35,12 @@ def unsharp_mask(image: np.ndarray, psf: np.ndarray | None = None, amount: float
 def _padded_per_channel(image: np.ndarray, psf: np.ndarray, fn: Callable) -> np.ndarray:
     pad = 3 * psf.shape[0]
     padded = np.pad(image.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    out = np.stack([fn(padded[..., c]) for c in range(image.shape[2])], axis=2)
+    channels = [np.ascontiguousarray(padded[..., c]) for c in range(image.shape[2])]
+    # One channel per core: scikit-image's FFTs run on one core and release the GIL, and the
+    # networks these methods are compared with use every core (Richardson-Lucy ~1.4x faster on
+    # 2 cores). Each channel is deconvolved on its own, so the result is the same.
+    with ThreadPoolExecutor(min(len(channels), os.cpu_count() or 1)) as pool:
+        out = np.stack(list(pool.map(fn, channels)), axis=2)
     return np.clip(out[pad:-pad, pad:-pad], 0, 1).astype(np.float32)
 
 

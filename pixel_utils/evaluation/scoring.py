@@ -165,6 +165,21 @@ def kd_interval_words(kd: dict) -> str:
     return words
 
 
+def where_it_loses(summary: pd.DataFrame, method: str, who: str, reference: str = "blurred") -> str:
+    """A bullet naming the cases of a :func:`summarise` table where ``method`` scores below
+    ``reference`` (mean PSNR), with the difference, or saying it is above on every case."""
+    psnr_by_case = summary["psnr"]
+    below = psnr_by_case[psnr_by_case[method] < psnr_by_case[reference]]
+    if below.empty:
+        return (
+            f"- {who} scores above the degraded input on all {len(psnr_by_case)} benchmark cases."
+        )
+    cases = ", ".join(
+        f"`{case}` ({row[method] - row[reference]:+.2f} dB)" for case, row in below.iterrows()
+    )
+    return f"- **Where it loses.** {who} scores below the degraded input on {cases}."
+
+
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as indented JSON (numpy/pandas numbers converted), atomically."""
     return atomic_write_json(path, data)

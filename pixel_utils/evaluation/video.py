@@ -153,3 +153,108 @@ def end_to_end_fps(
         "fps": statistics.median(fps), "fps_min": min(fps), "fps_max": max(fps),
         "codec_only_fps": statistics.median(codec), "runs": runs,
     }  # fmt: skip
+
+
+def temporal_findings(table: pd.DataFrame, temporal: list[str]) -> list[str]:
+    """Notebook 06's bullets on quality and flicker, from the per-clip ``table`` of
+    :func:`evaluate_methods` (methods ``blurred``, ``teacher``, ``student`` and the ``temporal``
+    ones). Every comparison is paired by clip with its 95% CI over clips, and a word says
+    "more", "less", "above", "below" or "steadier" only when that interval excludes zero."""
+    from pixel_utils.evaluation.deconvolution import verdict
+
+    against = {ref: summarise(table, reference=ref) for ref in ("blurred", "teacher", "student")}
+    s = against["student"]
+
+    def paired(method: str, ref: str, quantity: str) -> tuple[float, float]:
+        row = (against.get(ref) or summarise(table, reference=ref))[method]
+        return row[f"{quantity}_minus_{ref}"], row[f"{quantity}_minus_{ref}_ci95"]
+
+    def vs_student(method: str) -> str:
+        d, ci = paired(method, "student", "psnr")
+        word = verdict(d, ci, "better than", "worse than", "indistinguishable from")
+        return f"{d:+.2f} ± {ci:.2f} dB, {word} the student"
+
+    def steadier(method: str, ref: str) -> str:
+        d, ci = paired(method, ref, "temporal_error")  # a lower temporal error is steadier
+        word = verdict(-d, ci, "steadier than", "less steady than", "not measurably steadier than")
+        return f"{word} the frame-by-frame {ref} ({d:+.2f} ± {ci:.2f} levels)"
+
+    def flicker(method: str) -> str:
+        d, ci = paired(method, "blurred", "temporal_error")
+        word = verdict(d, ci, "more than", "less than", "not measurably different from")
+        return f"{word} its input, {d:+.2f} ± {ci:.2f}"
+
+    def gain(method: str) -> str:
+        d, ci = paired(method, "blurred", "psnr")
+        return verdict(d, ci, "above", "below", "not measurably different from")
+
+    clips = table["clip"].nunique()
+    lines = [
+        f"- **Frame by frame.** On {clips} synthetic clips the blurred input has a temporal "
+        f"error of {s['blurred']['temporal_error']:.2f} levels; the frame-by-frame student "
+        f"{s['student']['temporal_error']:.2f} ({flicker('student')}) and the teacher "
+        f"{s['teacher']['temporal_error']:.2f} ({flicker('teacher')}), at "
+        f"{s['student']['psnr']:.2f} dB ({gain('student')} the input's "
+        f"{s['blurred']['psnr']:.2f} dB) and {s['teacher']['psnr']:.2f} dB ({gain('teacher')} "
+        "it). Paired by clip, ± the 95% CI over clips."
+    ]
+    lines += [
+        f"- **{m}**: {s[m]['psnr']:.2f} dB ({vs_student(m)}), temporal error "
+        f"{s[m]['temporal_error']:.2f}: {steadier(m, 'teacher')}."
+        for m in temporal
+    ]
+    if not temporal:
+        return lines
+    ranked = sorted(temporal, key=lambda m: s[m]["temporal_error"])
+    best, lead = ranked[0], ""
+    if len(ranked) > 1:
+        second = ranked[1]
+        d, ci = paired(second, best, "temporal_error")
+        apart = verdict(d, ci, "ahead", "behind", "tied")
+        lead = (
+            f", ahead of {second} ({s[second]['temporal_error']:.2f}; {d:+.2f} ± {ci:.2f})"
+            if apart == "ahead"
+            else f"; {second} ({s[second]['temporal_error']:.2f}) cannot be told apart from it "
+            f"({d:+.2f} ± {ci:.2f} levels)"
+        )
+    d, ci = paired(best, "student", "psnr")
+    cost = verdict(d, ci, "gains", "costs", "neither measurably costs nor gains")
+    lines.append(
+        f"- **Lowest temporal error**: {best}, {s[best]['temporal_error']:.2f} levels{lead}. "
+        f"Against the frame-by-frame student it {cost} PSNR ({vs_student(best)})."
+    )
+    return lines
+
+
+def throughput_findings(
+    throughput: dict[str, dict],
+    runs: int,
+    student_form: str,
+    shipped: dict[str, dict] | None = None,
+    shipped_engine: str = "onnxruntime",
+    target_fps: float = 25.0,
+) -> list[str]:
+    """Notebook 06's end-to-end bullets: the report's student (``throughput``, from
+    :func:`end_to_end_fps` per resolution, the first resolution being the one judged against
+    ``target_fps``) and, where measured, the shipped student that ``pixel-sharpen`` serves."""
+
+    def rates(by_res: dict[str, dict]) -> str:
+        return ", ".join(f"{r} {t['fps']:.1f} fps" for r, t in by_res.items())
+
+    def meets(by_res: dict[str, dict]) -> str:
+        return "meets" if by_res[first]["fps"] >= target_fps else "misses"
+
+    first = next(iter(throughput))
+    lines = [
+        f"- **End to end** (decode + sharpen + encode; student: {student_form}; median of "
+        f"{runs} runs): {rates(throughput)}; decoding and encoding alone allow "
+        f"{throughput[first]['codec_only_fps']:.0f} fps at {first}. The {first} figure "
+        f"{meets(throughput)} the {target_fps:.0f} fps target."
+    ]
+    if shipped:
+        lines.append(
+            f"- **The shipped student** (`pixel-sharpen clip.mp4`'s default, int8 on "
+            f"{shipped_engine}), end to end: {rates(shipped)}. Its {first} figure "
+            f"{meets(shipped)} the {target_fps:.0f} fps target."
+        )
+    return lines
