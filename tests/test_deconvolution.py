@@ -251,8 +251,13 @@ def test_sized_verdict_qualifies_only_a_real_negligible_difference():
     assert sized({"diff": -0.04, "ci95": 0.05}, *words) == words[2]
 
 
-def test_classical_baselines_deconvolve_each_channel_on_its_own():
-    # The channels run in a thread pool; the result must be what each channel gives alone.
+@pytest.mark.parametrize(
+    "name, param",
+    [("wiener", {"balance": 0.03}), ("richardson_lucy", {"num_iter": 5})],
+)
+def test_classical_baselines_deconvolve_each_channel_on_its_own(name, param):
+    # The channels run in a thread pool; the result must be what each channel gives alone,
+    # in its place.
     from skimage import restoration
 
     from pixel_utils.evaluation import baselines
@@ -260,9 +265,15 @@ def test_classical_baselines_deconvolve_each_channel_on_its_own():
     rng = np.random.default_rng(3)
     image = rng.random((40, 48, 3)).astype(np.float32)
     psf = np.ones((5, 5)) / 25
-    out = baselines.wiener(image, psf, balance=0.03)
+    out = baselines.run(name, image, psf, param)
     pad = 3 * psf.shape[0]
     for c in range(3):
         padded = np.pad(image[..., c].astype(np.float64), pad, mode="reflect")
-        alone = restoration.wiener(padded, psf, 0.03)[pad:-pad, pad:-pad]
-        np.testing.assert_array_equal(out[..., c], np.clip(alone, 0, 1).astype(np.float32))
+        if name == "wiener":
+            alone = restoration.wiener(padded, psf, **param)
+        else:
+            alone = restoration.richardson_lucy(
+                padded.astype(np.float32), psf.astype(np.float32), **param
+            )
+        alone = np.clip(alone[pad:-pad, pad:-pad], 0, 1).astype(np.float32)
+        np.testing.assert_array_equal(out[..., c], alone)

@@ -255,3 +255,26 @@ def test_profile_overrides_of_the_wrong_type_are_refused():
             resolve_profile("smoke", **bad)
     p = resolve_profile("smoke", teacher_lr=1, video_size=[8, 8], photo_folder="x")
     assert p.teacher_lr == 1 and p.photo_folder == "x"  # an int is a float; JSON lists pass
+
+
+def test_earlier_speed_measurements_are_listed_with_their_machine_and_day():
+    from pixel_utils.report.readme import speed_history, speed_history_sentence
+
+    machine = {"cpu_model": "Xeon", "cpu_count": 2, "int8_vnni": True}
+    history = speed_history([
+        {"utc": "2026-12-06T11:47:33+00:00", "machine": machine,
+         "served_ms": {"int8_onnxruntime": {"720p": 50.0, "1080p": 100.0},
+                       "pytorch_fp32": {"720p": 160.0}}},
+        {"utc": None, "machine": None, "served_ms": {"int8_openvino": {"720p": 40.0}}},
+    ])  # fmt: skip
+    assert [list(h["fps"]) for h in history] == [["onnxruntime"], ["openvino"]]  # int8 only
+    sentence = speed_history_sentence(history)
+    assert (
+        "20.0 fps at 720p, 10.0 fps at 1080p (onnxruntime) on Xeon (2 cores, with VNNI" in sentence
+    )
+    assert (
+        "int8 instructions), 2026-12-06; 25.0 fps at 720p (OpenVINO) on an unrecorded CPU"
+        in sentence
+    )
+    assert sentence.endswith("an unrecorded day.")
+    assert speed_history_sentence([]) == ""

@@ -1036,13 +1036,29 @@ def test_temporal_findings_say_more_or_less_only_where_the_interval_excludes_zer
     lines = temporal_findings(table, ["student + blend", "two-frame"])
     assert len(lines) == 4
     assert "On 3 synthetic clips" in lines[0]
-    assert "the frame-by-frame student 1.70 (more than its input" in lines[0]
+    # per clip +0.6, +0.7, +0.5 levels: 0.60 ± t(0.975, 2) · 0.1 / √3 = 0.25
+    assert "the frame-by-frame student 1.70 (more than its input, +0.60 ± 0.25)" in lines[0]
     assert "(above the input's 26.00 dB)" in lines[0]
-    assert "indistinguishable from the student" in lines[1]
-    assert "steadier than the frame-by-frame teacher" in lines[1]
-    assert "better than the student" in lines[2]  # +0.47 dB on every clip
-    assert "cannot be told apart from it" in lines[3]
-    assert lines[3].startswith("- **Lowest temporal error**: ")
+    assert "(+0.02 ± 0.26 dB, indistinguishable from the student)" in lines[1]
+    assert ": steadier than the frame-by-frame teacher (" in lines[1]
+    assert "(+0.47 ± 0.14 dB, better than the student)" in lines[2]  # +0.5, +0.5, +0.4
+    assert lines[3] == (
+        "- **Lowest temporal error**: student + blend, 1.10 levels; two-frame (1.12) cannot be "
+        "told apart from it (+0.02 ± 0.26 levels). Against the frame-by-frame student it "
+        "neither measurably costs nor gains PSNR (+0.02 ± 0.26 dB, indistinguishable from the "
+        "student)."
+    )
+    # A method steadier than the runner-up on every clip leads it, and its PSNR cost is named.
+    steady = _clip_table({
+        "blurred": ([25.0, 26.0, 27.0], [1.0, 1.1, 1.2]),
+        "teacher": ([28.0, 29.1, 29.9], [2.0, 2.2, 2.1]),
+        "student": ([27.0, 28.0, 29.0], [1.6, 1.8, 1.7]),
+        "blend": ([26.5, 27.5, 28.6], [0.5, 0.6, 0.55]),
+        "two-frame": ([27.5, 28.5, 29.4], [1.1, 1.1, 1.15]),
+    })  # fmt: skip
+    last = temporal_findings(steady, ["blend", "two-frame"])[-1]
+    assert last.startswith("- **Lowest temporal error**: blend, 0.55 levels, ahead of two-frame")
+    assert "Against the frame-by-frame student it costs PSNR (-0.47 ± 0.14 dB, worse than" in last
     # With no temporal method there is nothing to rank.
     assert len(temporal_findings(table, [])) == 1
 

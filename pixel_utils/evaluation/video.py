@@ -159,14 +159,15 @@ def temporal_findings(table: pd.DataFrame, temporal: list[str]) -> list[str]:
     """Notebook 06's bullets on quality and flicker, from the per-clip ``table`` of
     :func:`evaluate_methods` (methods ``blurred``, ``teacher``, ``student`` and the ``temporal``
     ones). Every comparison is paired by clip with its 95% CI over clips, and a word says
-    "more", "less", "above", "below" or "steadier" only when that interval excludes zero."""
+    "more", "less", "above", "below" or "steadier" only when that interval excludes zero (with
+    a single clip there is no interval: the sign decides, and the words say so)."""
     from pixel_utils.evaluation.deconvolution import verdict
 
     against = {ref: summarise(table, reference=ref) for ref in ("blurred", "teacher", "student")}
     s = against["student"]
 
     def paired(method: str, ref: str, quantity: str) -> tuple[float, float]:
-        row = (against.get(ref) or summarise(table, reference=ref))[method]
+        row = (against[ref] if ref in against else summarise(table, reference=ref))[method]
         return row[f"{quantity}_minus_{ref}"], row[f"{quantity}_minus_{ref}_ci95"]
 
     def vs_student(method: str) -> str:

@@ -236,10 +236,50 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
         "git_commit": (student.get("provenance") or {}).get("git_commit"),
         "machine": speed_measured.get("machine") or {},
         "speed_remeasured": "served_ms_provenance" in student,
+        "speed_history": speed_history(student.get("served_ms_history", [])),
         "scratch_twin": twin_summary(student.get("scratch_twin"), case),
         "grown_from": grown_summary(student.get("grown_from"), case),
         "refined": refined_summary(student.get("refined"), case),
     }
+
+
+def speed_history(history: list[dict]) -> list[dict]:
+    """Earlier measurements of the shipped student's int8 speed on float images (the manifest's
+    ``served_ms_history``, oldest first): fps per engine and resolution, with the machine and
+    when. Two CPUs of one name have measured twice as far apart as different kinds, so the
+    README gives them all next to the latest."""
+    return [
+        {
+            "utc": entry.get("utc"),
+            "machine": entry.get("machine") or {},
+            "fps": {
+                key.removeprefix("int8_"): {res: 1e3 / ms for res, ms in by_res.items()}
+                for key, by_res in entry["served_ms"].items()
+                if key.startswith("int8_")
+            },
+        }
+        for entry in history
+    ]
+
+
+def speed_history_sentence(history: list[dict]) -> str:
+    """The earlier int8 speed measurements in words (empty when there are none)."""
+    if not history:
+        return ""
+
+    def one(entry: dict) -> str:
+        rates = "; ".join(
+            ", ".join(f"{fps:.1f} fps at {res}" for res, fps in by_res.items())
+            + f" ({ENGINE_WORDS.get(engine, engine)})"
+            for engine, by_res in entry["fps"].items()
+        )
+        day = (entry.get("utc") or "")[:10] or "an unrecorded day"
+        return f"{rates} on {cpu_words(entry['machine'])}, {day}"
+
+    return (
+        " Its int8 speed depends on the CPU and on how busy its host is; measured before (on "
+        "float images, median of the rounds each time): " + "; ".join(map(one, history)) + "."
+    )
 
 
 def refined_summary(refined: dict | None, case: str) -> dict | None:
@@ -541,7 +581,8 @@ def results_markdown(r: dict) -> str:
                 if shipped.get("speed_remeasured")
                 else ""
             )
-            + "from `pixel_utils/weights/manifest.json`).",
+            + "from `pixel_utils/weights/manifest.json`)."
+            + speed_history_sentence(shipped.get("speed_history") or []),
         ]
         if shipped.get("frame_fps"):
             notes[-1] += " On 8-bit video frames (the video path's model stage) it runs " + (
