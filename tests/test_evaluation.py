@@ -146,6 +146,9 @@ def test_where_it_loses_names_the_cases_below_the_input():
     assert where_it_loses(summary, "student", "It") == (
         "- **Where it loses.** It scores below the degraded input on `none` (-0.50 dB)."
     )
+    close = summarise(pd.DataFrame([{**r, "psnr": 39.999} if r["psnr"] == 39.5 else r
+                                    for r in rows]))  # fmt: skip
+    assert "`none` (-0.001 dB)" in where_it_loses(close, "student", "It")
     better = summarise(pd.DataFrame([r for r in rows if r["case"] == "gauss3"]))
     assert "above the degraded input on all 1 benchmark cases" in where_it_loses(
         better, "student", "It"

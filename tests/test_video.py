@@ -1067,7 +1067,11 @@ def test_throughput_findings_judge_the_first_resolution_against_the_target():
     from pixel_utils.evaluation.video import throughput_findings
 
     report = {"720p": {"fps": 26.0, "codec_only_fps": 90.0}, "1080p": {"fps": 11.0}}
-    lines = throughput_findings(report, 3, "int8", {"720p": {"fps": 9.0}, "1080p": {"fps": 4}})
+    shipped = {"720p": {"fps": 9.0}, "1080p": {"fps": 4}}
+    lines = throughput_findings(report, 3, "int8", shipped, "openvino")
+    assert (
+        "(`pixel-sharpen clip.mp4`'s default, int8 on OpenVINO), end to end: 720p 9.0" in lines[1]
+    )
     assert "720p 26.0 fps, 1080p 11.0 fps" in lines[0]
     assert "alone allow 90 fps at 720p. The 720p figure meets the 25 fps target" in lines[0]
     assert lines[1].endswith("Its 720p figure misses the 25 fps target.")

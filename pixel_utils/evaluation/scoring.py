@@ -174,9 +174,12 @@ def where_it_loses(summary: pd.DataFrame, method: str, who: str, reference: str 
         return (
             f"- {who} scores above the degraded input on all {len(psnr_by_case)} benchmark cases."
         )
-    cases = ", ".join(
-        f"`{case}` ({row[method] - row[reference]:+.2f} dB)" for case, row in below.iterrows()
-    )
+
+    def by(row) -> str:  # a loss that rounds to -0.00 dB gets a third decimal
+        d = row[method] - row[reference]
+        return f"{d:+.2f} dB" if d <= -0.005 else f"{d:+.3f} dB"
+
+    cases = ", ".join(f"`{case}` ({by(row)})" for case, row in below.iterrows())
     return f"- **Where it loses.** {who} scores below the degraded input on {cases}."
 
 

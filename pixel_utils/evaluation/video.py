@@ -239,6 +239,8 @@ def throughput_findings(
     :func:`end_to_end_fps` per resolution, the first resolution being the one judged against
     ``target_fps``) and, where measured, the shipped student that ``pixel-sharpen`` serves."""
 
+    from pixel_utils.report.readme import ENGINE_WORDS
+
     def rates(by_res: dict[str, dict]) -> str:
         return ", ".join(f"{r} {t['fps']:.1f} fps" for r, t in by_res.items())
 
@@ -255,7 +257,8 @@ def throughput_findings(
     if shipped:
         lines.append(
             f"- **The shipped student** (`pixel-sharpen clip.mp4`'s default, int8 on "
-            f"{shipped_engine}), end to end: {rates(shipped)}. Its {first} figure "
+            f"{ENGINE_WORDS.get(shipped_engine, shipped_engine)}), end to end: "
+            f"{rates(shipped)}. Its {first} figure "
             f"{meets(shipped)} the {target_fps:.0f} fps target."
         )
     return lines
