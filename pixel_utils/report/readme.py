@@ -246,8 +246,8 @@ def shipped_student_summary(case: str = "gauss3") -> dict | None:
 def speed_history(history: list[dict]) -> list[dict]:
     """Earlier measurements of the shipped student's int8 speed on float images (the manifest's
     ``served_ms_history``, oldest first): fps per engine and resolution, with the machine and
-    when. Two CPUs of one name have measured twice as far apart as different kinds, so the
-    README gives them all next to the latest."""
+    when. The same weights measured 23.0 and 49.5 fps at 720p on two hosts that report the same
+    CPU name, so the README gives every measurement next to the latest."""
     return [
         {
             "utc": entry.get("utc"),
