@@ -147,3 +147,38 @@ def test_read_png_gives_back_exactly_what_write_png_wrote(tmp_path):
     palette.putpalette(colours.ravel().tolist())
     palette.save(tmp_path / "p.png")
     np.testing.assert_array_equal(read_png(tmp_path / "p.png"), colours[index] / np.float32(255))
+
+
+def test_cached_outputs_are_reused_for_the_same_weights_and_input_only(tmp_path):
+    import torch
+
+    from pixel_utils.evaluation.scoring import evaluate_models
+
+    class Shift(torch.nn.Module):
+        def __init__(self, by):
+            super().__init__()
+            self.by = torch.nn.Parameter(torch.tensor(by))
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return (x + self.by).clamp(0, 1)
+
+    build_benchmark(tmp_path, crop=32, seed=0, max_photos=1)
+    model = Shift(0.01)
+    fresh = evaluate_models({"t": model}, tmp_path)
+    first = evaluate_models({"t": model}, tmp_path, cached=("t",))
+    assert model.calls == 2 * len(BENCHMARK_CASES)
+    again = evaluate_models({"t": model}, tmp_path, cached=("t",))
+    assert model.calls == 2 * len(BENCHMARK_CASES)  # read back, not run again
+    assert fresh.equals(first) and first.equals(again)
+    # Other weights get their own outputs.
+    other = Shift(0.02)
+    shifted = evaluate_models({"t": other}, tmp_path, cached=("t",))
+    assert other.calls == len(BENCHMARK_CASES)
+    assert not shifted["psnr"].equals(first["psnr"])
+    # Another input (a rebuilt benchmark with other noise) is not served a stale output.
+    build_benchmark(tmp_path, crop=32, seed=1, max_photos=1)
+    evaluate_models({"t": model}, tmp_path, cached=("t",))
+    assert model.calls == 3 * len(BENCHMARK_CASES)
+    assert not list((tmp_path / "outputs").rglob("*.tmp"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -45,21 +46,54 @@ def score_benchmark(
     return pd.DataFrame(rows)
 
 
+def cached_sharpen(model: torch.nn.Module, cache_dir: str | os.PathLike) -> Callable:
+    """``sharpen(model, item.blurred)`` for benchmark items, each output stored once under
+    ``cache_dir``, keyed by the model's weights and the input's bytes, and read back on the
+    next call: notebooks 02, 03 and 04 score the same teachers on the same benchmark, and a
+    teacher's pass over it takes half a minute on 2 cores where reading it back takes a second.
+    Other weights or another input make another key, so a stale output is never read."""
+    from pixel_utils.artefacts import atomic_write, weights_sha256
+
+    folder = Path(cache_dir) / weights_sha256(model)[:16]
+
+    def run(item: BenchmarkItem) -> np.ndarray:
+        blurred = np.ascontiguousarray(item.blurred)
+        key = hashlib.sha256(f"{blurred.dtype}{blurred.shape}".encode() + blurred.tobytes())
+        path = folder / f"{item.case}_{item.photo}_{key.hexdigest()[:16]}.npy"
+        if path.exists():
+            return np.load(path)
+        out = sharpen(model, item.blurred)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+                np.save(f, out)
+
+        atomic_write(path, save)
+        return out
+
+    return run
+
+
 def evaluate_models(
     methods: dict[str, torch.nn.Module | None], bench_dir: str | os.PathLike,
     reference: str | None = None, cases: tuple[str, ...] | None = None,
+    cached: tuple[str, ...] = (),
 ) -> pd.DataFrame:  # fmt: skip
     """:func:`score_benchmark` for networks (``None``: the degraded input itself): each runs
     through :func:`~pixel_utils.evaluation.inference.sharpen` on the whole image at once (the
     benchmark's crops are small enough; the CLI tiles larger photos, which gives the same
-    result for the students, whose receptive field is within a quarter of its tile overlap)."""
+    result for the students, whose receptive field is within a quarter of its tile overlap).
+    The outputs of the methods named in ``cached`` (the slow teachers) are kept in the
+    benchmark's ``outputs`` folder by :func:`cached_sharpen` and reused."""
 
-    def as_method(model):
+    def as_method(label, model):
         if model is None:
             return lambda item: item.blurred
+        if label in cached:
+            return cached_sharpen(model, Path(bench_dir) / "outputs")
         return lambda item: sharpen(model, item.blurred)
 
-    methods = {label: as_method(model) for label, model in methods.items()}
+    methods = {label: as_method(label, model) for label, model in methods.items()}
     return score_benchmark(methods, bench_dir, reference=reference, cases=cases)
 
 
