@@ -96,3 +96,15 @@ def test_pareto_axis_within_a_decade_is_labelled_in_plain_numbers():
     assert not [t.get_text() for t in axis.get_minorticklabels() if t.get_text()]
     shown = [t.get_text() for t in axis.get_majorticklabels() if t.get_text()]
     assert "20" in shown and not any("10^" in t or "times" in t for t in shown)
+
+
+def test_design_space_lesson_names_the_best_real_time_student_and_whether_it_is_this_runs():
+    mid = {**_row(1.0, 30, 70), "kwargs": {"scale": 4, "channels": 32}}
+    result = {"students": {"mid": mid, "big": {**_row(2.0, 60, 130), "kwargs": {}}}}
+    assert sweep.design_space_lesson(None, {}) == ""
+    result["best_real_time"] = sweep.best_real_time(result)
+    text = sweep.design_space_lesson(result, {"scale": 4, "channels": 32})
+    assert "is mid, +1.00 dB at 33 fps (720p, int8); this run's student is that design" in text
+    assert "student is not that design" in sweep.design_space_lesson(result, {"scale": 8})
+    result["best_real_time"] = None
+    assert "no student of it was served at real-time" in sweep.design_space_lesson(result, {})

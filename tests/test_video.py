@@ -1067,6 +1067,23 @@ def test_temporal_findings_say_more_or_less_only_where_the_interval_excludes_zer
     assert len(temporal_findings(table, [])) == 1
 
 
+def test_video_targets_compare_each_temporal_method_with_teacher_flicker_and_student_psnr():
+    from pixel_utils.evaluation.video import summarise, video_targets
+
+    table = _clip_table({
+        **FRAME_BY_FRAME_CLIPS,
+        "blend": ([26.9, 27.9, 28.9], [1.9, 2.0, 2.1]),  # -0.10 dB; teacher flickers 2.10
+        "jittery": ([27.0, 28.0, 28.55], [2.2, 2.3, 2.0]),  # -0.15 dB; flickers 2.17
+        "costly": ([26.7, 27.7, 28.7], [1.0, 1.0, 1.0]),  # -0.30 dB
+    })  # fmt: skip
+    targets = video_targets(summarise(table, "student"), ["blend", "jittery", "costly"])
+    assert targets == {
+        "blend": {"flickers_no_more_than_teacher": True, "within_0.2_db_of_student": True},
+        "jittery": {"flickers_no_more_than_teacher": False, "within_0.2_db_of_student": True},
+        "costly": {"flickers_no_more_than_teacher": True, "within_0.2_db_of_student": False},
+    }
+
+
 def test_throughput_findings_judge_the_first_resolution_against_the_target():
     from pixel_utils.evaluation.video import throughput_findings
 

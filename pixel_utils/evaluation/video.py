@@ -100,6 +100,21 @@ def summarise(table: pd.DataFrame, reference: str) -> dict:
     return out
 
 
+def video_targets(summary: dict, temporal: list[str], max_psnr_cost_db: float = 0.2) -> dict:
+    """Per temporal method of a :func:`summarise` result (reference ``student``): does it flicker
+    no more than the frame-by-frame teacher, and does it stay within ``max_psnr_cost_db`` of the
+    frame-by-frame student? Means over clips; the findings give the intervals."""
+    teacher_error = summary["teacher"]["temporal_error"]
+    return {
+        m: {
+            "flickers_no_more_than_teacher": summary[m]["temporal_error"] <= teacher_error,
+            f"within_{max_psnr_cost_db:g}_db_of_student": summary[m]["psnr_minus_student"]
+            >= -max_psnr_cost_db,
+        }
+        for m in temporal
+    }
+
+
 def real_clip_changes(methods: dict, clip: Clip) -> dict[str, float]:
     """Motion-compensated frame-to-frame change (8-bit levels) of each method's output on a
     clip of a static scene without ground truth (the known camera motion undoes the pan)."""

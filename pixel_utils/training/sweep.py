@@ -195,6 +195,28 @@ def run_sweep(profile_name: str = "default", quick: bool = False, seeds: int = 3
     return result
 
 
+def design_space_lesson(result: dict | None, student_kwargs: dict) -> str:
+    """Notebook 03's "Design space" bullet: the committed sweep's best real-time student, and
+    whether ``student_kwargs`` (this run's student) is that design; "" without a sweep."""
+    if not result:
+        return ""
+    best = result.get("best_real_time")
+    if not best:
+        return (
+            "- **Design space** (the committed sweep): no student of it was served at real-time "
+            "rates on the machine it ran on (its findings above name the CPU and the fastest)."
+        )
+    row = result["students"][best]
+    resolution, timed = next(iter(row["latency"].items()))
+    fps = 1e3 / timed["int8_onnxruntime"]["ms"]
+    same = "is" if row["kwargs"] == student_kwargs else "is not"
+    return (
+        f"- **Design space** (the committed sweep): the best student served at real-time rates is "
+        f"{best}, {row['gain_db']:+.2f} dB at {fps:.0f} fps ({resolution}, int8); "
+        f"this run's student {same} that design."
+    )
+
+
 def sweep_findings(result: dict) -> str:
     """Markdown sentences about a sweep result, every number read from it."""
     p = result["provenance"]
