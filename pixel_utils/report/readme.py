@@ -539,6 +539,8 @@ def results_markdown(r: dict) -> str:
         elif engine == "openvino":
             # `served_engine` picks OpenVINO only on a CPU with AMX int8 (or when asked).
             form = "int8 (OpenVINO on the CPU that timed it; onnxruntime on a CPU without AMX int8)"
+        elif engine == "onnxruntime":
+            form = "int8 (onnxruntime on the CPU that timed it; OpenVINO on a CPU with AMX int8)"
         else:
             form = f"int8 ({ENGINE_WORDS[engine]})"
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
