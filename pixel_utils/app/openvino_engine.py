@@ -31,6 +31,8 @@ from collections import OrderedDict
 import numpy as np
 
 ENGINES = ("onnxruntime", "openvino")
+#: How the report and the README write each engine's name.
+ENGINE_WORDS = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}
 #: Environment variable that chooses the serving engine (one of :data:`ENGINES`).
 ENGINE_VARIABLE = "PIXEL_ENGINE"
 #: Compiled input shapes an :class:`OpenVinoRunner` keeps: a static shape compiles in about

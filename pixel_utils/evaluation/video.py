@@ -254,7 +254,7 @@ def throughput_findings(
     :func:`end_to_end_fps` per resolution, the first resolution being the one judged against
     ``target_fps``) and, where measured, the shipped student that ``pixel-sharpen`` serves."""
 
-    from pixel_utils.report.readme import ENGINE_WORDS
+    from pixel_utils.app.openvino_engine import ENGINE_WORDS
 
     def rates(by_res: dict[str, dict]) -> str:
         return ", ".join(f"{r} {t['fps']:.1f} fps" for r, t in by_res.items())

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pixel_utils.app.openvino_engine import ENGINE_WORDS
 from pixel_utils.paths import figures_dir, repo_root, reports_dir
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -332,7 +333,6 @@ def grown_summary(grown: dict | None, case: str) -> dict | None:
 
 
 #: How the README names each serving engine (app/openvino_engine.py).
-ENGINE_WORDS = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}
 #: How the README names the students' reconstruction losses (training/losses.py).
 LOSS_WORDS = {"charbonnier": "Charbonnier's loss", "l1": "the L1 loss", "mse": "the squared error",
               "psnr": "the PSNR loss"}  # fmt: skip
@@ -536,13 +536,14 @@ def results_markdown(r: dict) -> str:
         engine = shipped.get("served_engine", "onnxruntime")
         if not shipped["served"].endswith(".onnx"):
             form = "PyTorch fp32"
-        elif engine == "openvino":
-            # `served_engine` picks OpenVINO only on a CPU with AMX int8 (or when asked).
-            form = "int8 (OpenVINO on the CPU that timed it; onnxruntime on a CPU without AMX int8)"
-        elif engine == "onnxruntime":
-            form = "int8 (onnxruntime on the CPU that timed it; OpenVINO on a CPU with AMX int8)"
         else:
-            form = f"int8 ({ENGINE_WORDS[engine]})"
+            # `served_engine` picks OpenVINO on a CPU with AMX int8 and onnxruntime elsewhere
+            # (unless asked), so the engine that timed it is not every CPU's.
+            other, amx = (
+                ("onnxruntime", "without") if engine == "openvino" else ("openvino", "with")
+            )
+            form = (f"int8 ({ENGINE_WORDS[engine]} on the CPU that timed it; "
+                    f"{ENGINE_WORDS[other]} on a CPU {amx} AMX int8)")  # fmt: skip
         rates = ", ".join(f"{fps:.1f} fps at {res}" for res, fps in shipped["served_fps"].items())
         grown = shipped.get("grown_from")
         recipe = f"the same network and recipe, {shipped['steps']:,} steps"
