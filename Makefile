@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights student student-speed student-twin sweep kd-scarce wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights student student-speed student-twin sweep kd-scarce kd-variants wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -80,6 +80,13 @@ sweep: setup
 SCARCE_ARGS ?=
 kd-scarce: setup
 	$(PY) -m pixel_utils.training.scarce_truth --profile $(PROFILE) $(SCARCE_ARGS)
+
+# Two more distillation recipes against the report's students: the teacher's ×8 self-ensemble as
+# the target, and teacher-labelled views no sharp image labels (mixed and zoomed-in inputs); 3
+# seeds, about 15 min on a 2-core CPU after `make report`: figures/kd_variants.json and its figure.
+VARIANTS_ARGS ?=
+kd-variants: setup
+	$(PY) -m pixel_utils.training.kd_variants --profile $(PROFILE) $(VARIANTS_ARGS)
 
 # Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
 # (apt-get install mate-backgrounds plasma-workspace-wallpapers).

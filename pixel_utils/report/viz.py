@@ -432,3 +432,24 @@ def folder_gain_chart(
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def kd_variants_figure(result: dict):
+    """Each recipe of ``make kd-variants`` (and the report's own) minus the scratch student,
+    per benchmark case: mean ± 95% CI over images (paired, averaged over seeds)."""
+    cases, arms = result["cases"], list(result["arms"])
+    fig, ax = plt.subplots(figsize=(1.9 * len(cases) + 2, 3.9))
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        rows = [result["arms"][arm]["vs_scratch"][c] for c in cases]
+        xs = np.arange(len(cases)) + (i - (len(arms) - 1) / 2) * width
+        ax.bar(xs, [r["mean_db"] for r in rows], width, label=arm.replace("_", " "),
+               yerr=[r["ci95_over_images"] for r in rows], capsize=3)  # fmt: skip
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(cases)), cases)
+    title = f"{result['steps']} steps, {result['seeds']} seeds: mean ± 95% CI over photos"
+    ax.set(ylabel="recipe − scratch (dB)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
