@@ -81,9 +81,10 @@ SCARCE_ARGS ?=
 kd-scarce: setup
 	$(PY) -m pixel_utils.training.scarce_truth --profile $(PROFILE) $(SCARCE_ARGS)
 
-# Two more distillation recipes against the report's students: the teacher's ×8 self-ensemble as
-# the target, and teacher-labelled views no sharp image labels (mixed and zoomed-in inputs); 3
-# seeds, about 15 min on a 2-core CPU after `make report`: figures/kd_variants.json and its figure.
+# Three more distillation recipes against the report's students: the teacher's ×8 self-ensemble as
+# the target, teacher-labelled views no sharp image labels (mixed and zoomed-in inputs), and the
+# shipped student as a teacher assistant; 3 seeds, about 15 min on a 2-core CPU after
+# `make report`: figures/kd_variants.json and its figure.
 VARIANTS_ARGS ?=
 kd-variants: setup
 	$(PY) -m pixel_utils.training.kd_variants --profile $(PROFILE) $(VARIANTS_ARGS)

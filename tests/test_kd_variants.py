@@ -82,6 +82,20 @@ def test_kd_variants_trains_each_recipe_per_seed_and_records_provenance(tmp_path
     assert torch.equal(ensemble["inputs"], cache["inputs"])
     views = torch.load(next(source.parent.glob("*_views0.pt")), weights_only=True)
     assert views["sharp"].abs().max() == 0 and views["teacher"].shape == cache["teacher"].shape
+    # The assistant's labels are the shipped student's output, named by its weights.
+    from pixel_utils.app.pretrained import shipped_path
+    from pixel_utils.artefacts import sha256_file
+    from pixel_utils.training.loop import model_from_checkpoint
+
+    digest = sha256_file(shipped_path("student"))[:12]
+    labelled = torch.load(source.with_name(f"{source.stem}_assistant{digest}.pt"),
+                          weights_only=True)  # fmt: skip
+    assistant = model_from_checkpoint(shipped_path("student")).float().eval()
+    with torch.no_grad():
+        expected = assistant(cache["inputs"][0].float()).clamp(0, 1).half()
+    assert torch.equal(labelled["teacher"][0], expected)
+    assert torch.equal(labelled["sharp"], cache["sharp"])
+    assert saved["assistant"]["sha256"].startswith(digest)
     # Scores are the benchmark's: the distilled arm's gain matches its own comparison.
     gap = saved["arms"]["distilled"]["gain_db"]["gauss3"] - saved["scratch_gain_db"]["gauss3"]
     assert gap == pytest.approx(saved["arms"]["distilled"]["vs_scratch"]["gauss3"]["mean_db"])
@@ -100,15 +114,25 @@ def _comparison(mean, half):
             "seeds": 3}  # fmt: skip
 
 
-def _result(ensemble, views):
-    pairs = zip(kd_variants.VARIANTS, (ensemble, views), strict=True)
+def _result(ensemble, views, assistant):
+    pairs = zip(kd_variants.VARIANTS, (ensemble, views, assistant), strict=True)
     arms = {v: {"vs_distilled": {"gauss3": c}} for v, c in pairs}
     return {"cases": ["gauss3"], "steps": 600, "seeds": 3, "arms": arms}
 
 
 def test_lesson_says_a_variant_beat_the_recipe_only_when_its_interval_excludes_zero():
-    tied = kd_variants.kd_variants_lesson(_result(_comparison(0.05, 0.06), _comparison(-0.2, 0.06)))
-    assert "Neither beat" in tied and "ensemble labels +0.05 ± 0.06 dB" in tied
-    assert "unlabelled views -0.20 ± 0.06 dB" in tied
-    won = kd_variants.kd_variants_lesson(_result(_comparison(0.05, 0.04), _comparison(-0.2, 0.06)))
-    assert "ensemble labels beat the report's recipe" in won and "Neither" not in won
+    lost = _comparison(-0.2, 0.06)
+    tied = kd_variants.kd_variants_lesson(_result(_comparison(0.05, 0.06), lost, lost))
+    assert "None beat" in tied and "ensemble labels +0.05 ± 0.06 dB" in tied
+    assert "unlabelled views -0.20 ± 0.06 dB" in tied and "assistant labels -0.20" in tied
+    won = kd_variants.kd_variants_lesson(_result(_comparison(0.05, 0.04), lost,
+                                                 _comparison(0.1, 0.02)))  # fmt: skip
+    assert "ensemble labels and assistant labels beat the report's recipe" in won
+    assert "None" not in won
+
+
+def test_lesson_reads_a_run_made_before_a_variant_existed():
+    result = _result(_comparison(0.0, 0.02), _comparison(-0.2, 0.06), _comparison(0.0, 0.02))
+    del result["arms"]["assistant_labels"]
+    text = kd_variants.kd_variants_lesson(result)
+    assert "**2 more recipes**" in text and "assistant" not in text
