@@ -46,7 +46,7 @@ def test_alternating_batches_serve_views_without_ground_truth(tmp_path, monkeypa
 def test_unknown_variant_and_case_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
     with pytest.raises(ValueError, match="unknown variant 'mixup'"):
-        kd_variants.train_variant(None, None, "mixup", tmp_path / "x.pt", 0)
+        kd_variants.variant_stream("mixup", tmp_path / "x.pt", tmp_path / "y.pt")
     with pytest.raises(ValueError, match="unknown \\['gauss9'\\].*known: gauss1"):
         kd_variants.run_kd_variants("smoke", seeds=1, cases=("gauss3", "gauss9"))
 
@@ -63,8 +63,10 @@ def test_kd_variants_trains_each_recipe_per_seed_and_records_provenance(tmp_path
         assert row["vs_scratch"]["gauss3"]["seeds"] == 2
         assert ("vs_distilled" in row) == (arm != "distilled")
     # Every variant is its own checkpoint, one per seed; the report's students are reused.
-    ckpts = {p.name for p in (tmp_path / "data").rglob("kd_variants/*.pt")}
-    assert ckpts == {f"{v}{s}.pt" for v in kd_variants.VARIANTS for s in ("", "_s1")}
+    ckpts = {p.name for p in (tmp_path / "data").rglob("student_*.pt")}
+    variants = {f"student_distilled_{v}{s}.pt" for v in kd_variants.VARIANTS for s in ("", "_s1")}
+    reports = {f"student_{arm}{s}.pt" for arm in ("distilled", "scratch") for s in ("", "_s1")}
+    assert ckpts == variants | reports
     # The ensemble labels are the teacher's ×8 self-ensemble of the cached inputs; the views
     # carry no sharp image (zeros in the cache's layout).
     from pixel_utils.evaluation.inference import SelfEnsemble
@@ -136,3 +138,15 @@ def test_lesson_reads_a_run_made_before_a_variant_existed():
     del result["arms"]["assistant_labels"]
     text = kd_variants.kd_variants_lesson(result)
     assert "**2 more recipes**" in text and "assistant" not in text
+
+
+def test_a_stream_is_for_distilled_students_only(tmp_path, monkeypatch):
+    from pixel_utils.profiles import resolve_profile
+    from pixel_utils.training import stages
+
+    monkeypatch.setenv("PIXEL_ROOT", str(tmp_path))
+    profile = resolve_profile("smoke")
+    setup = stages.DistillSetup(None, [], tmp_path / "cache.pt", {})
+    stream = kd_variants.variant_stream("ensemble_labels", tmp_path / "x.pt", setup.cache)
+    with pytest.raises(ValueError, match="only a distilled student takes a stream"):
+        stages.train_student(profile, setup, distill=False, stream=stream)

@@ -25,7 +25,6 @@ teacher's cache and the students it is compared with), most of it the ×8 labell
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -62,14 +61,13 @@ def unlabelled_views(a: torch.Tensor, b: torch.Tensor, rng) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _label(source: Path, out: Path, batches, desc: str) -> Path:
-    """Write ``out``: the cache's layout (inputs, sharp, teacher; no features) with what
-    ``batches(j)`` returns for each cached batch ``j``: ``(inputs, sharp or None, teacher)``."""
+def _label(count: int, out: Path, batches, desc: str) -> Path:
+    """Write ``out``: a teacher cache's layout (inputs, sharp, teacher; no features) with what
+    ``batches(j)`` returns for each of ``count`` batches: ``(inputs, sharp or None, labels)``."""
     from pixel_utils.artefacts import atomic_torch_save
 
     if out.exists():
         return out
-    count = torch.load(source, weights_only=True, mmap=True)["inputs"].shape[0]
     rows: dict[str, list] = {"inputs": [], "sharp": [], "teacher": []}
     for j in tqdm(range(count), desc=desc):
         inputs, sharp, labels = batches(j)
@@ -94,7 +92,7 @@ def ensemble_label_cache(source: Path, teacher: torch.nn.Module) -> Path:
         inputs = cache["inputs"][j].float()
         return inputs, cache["sharp"][j].float(), ensemble(inputs)
 
-    return _label(source, source.with_name(f"{source.stem}_ensemble.pt"), batch,
+    return _label(len(cache["inputs"]), source.with_name(f"{source.stem}_ensemble.pt"), batch,
                   "ensemble labels")  # fmt: skip
 
 
@@ -112,7 +110,7 @@ def unlabelled_view_cache(source: Path, teacher: torch.nn.Module, seed: int) -> 
         views = unlabelled_views(cache["inputs"][j].float(), cache["inputs"][other].float(), rng)
         return views, None, teacher(views)
 
-    return _label(source, source.with_name(f"{source.stem}_views{seed}.pt"), batch,
+    return _label(count, source.with_name(f"{source.stem}_views{seed}.pt"), batch,
                   "unlabelled views")  # fmt: skip
 
 
@@ -130,7 +128,8 @@ def assistant_label_cache(source: Path, assistant_checkpoint: Path) -> Path:
         inputs = cache["inputs"][j].float()
         return inputs, cache["sharp"][j].float(), assistant(inputs)
 
-    return _label(source, source.with_name(f"{source.stem}_assistant{digest}.pt"), batch,
+    return _label(len(cache["inputs"]), source.with_name(f"{source.stem}_assistant{digest}.pt"),
+                  batch,
                   "assistant labels")  # fmt: skip
 
 
@@ -159,50 +158,21 @@ class AlternatingBatches(torch.utils.data.Dataset):
         return inputs, targets
 
 
-def train_variant(profile, setup, variant: str, cache: Path, seed: int):
-    """The report's distilled student trained with ``variant`` (its own cache at ``cache``),
-    into ``<checkpoints>/kd_variants/<variant>[_s<seed>].pt``."""
-    from pixel_utils.data.datasets import validation_set
-    from pixel_utils.models.networks import build_model
-    from pixel_utils.paths import checkpoints_dir
-    from pixel_utils.seeding import set_seed
-    from pixel_utils.training import stages
-    from pixel_utils.training.distillation import (
-        CachedBatches,
-        DistillationLoss,
-        DistillWeights,
-        FeatureAdapters,
-    )
-    from pixel_utils.training.loop import train
+def variant_stream(variant: str, cache: Path, labelled_cache: Path):
+    """The :class:`~pixel_utils.training.stages.StudentStream` of ``variant``, whose own
+    labels are at ``cache`` (``labelled_cache``: the profile's teacher cache)."""
+    from pixel_utils.training.distillation import CachedBatches
+    from pixel_utils.training.stages import StudentStream
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    steps = profile.student_steps
-    set_seed(seed)  # as stages.train_student: the same initial weights as the report's twins
-    weights = DistillWeights(**profile.distill_weights)
-    student = build_model(profile.student, **profile.student_kwargs)
-    adapters = FeatureAdapters(student.feature_info(), setup.teacher.feature_info(), setup.pairs)
-    views = variant == "unlabelled_views"
-    loss_fn = DistillationLoss(setup.teacher, weights, adapters, profile.student_loss,
-                               allow_unlabelled=views)  # fmt: skip
-
-    def make_dataset(rank: int):
-        if views:
-            return AlternatingBatches(setup.cache, cache, steps, seed + rank)
-        return CachedBatches(cache, steps, seed + rank)
-
-    config = dataclasses.replace(stages.train_config(profile, steps, profile.student_lr),
-                                 seed=seed, loss=profile.student_loss)  # fmt: skip
-    suffix = "" if seed == profile.seed else f"_s{seed}"
-    return train(
-        profile.student, profile.student_kwargs, make_dataset, config,
-        checkpoints_dir(profile.run_name) / "kd_variants" / f"{variant}{suffix}.pt",
-        val_set=validation_set(profile.val_crop, profile.seed),
-        data_key=setup.data_key | {"variant": variant, "variant_cache": cache.name,
-                                   "weights": dataclasses.asdict(weights)},
-        loss_fn=loss_fn, extra=adapters, device=profile.device,
-        desc=f"{variant.replace('_', ' ')} (seed {seed})",
-    )  # fmt: skip
+    key = {"variant_cache": cache.name}
+    if variant == "unlabelled_views":
+        return StudentStream(
+            variant, lambda steps, seed: AlternatingBatches(labelled_cache, cache, steps, seed),
+            key, unlabelled=True,
+        )  # fmt: skip
+    return StudentStream(variant, lambda steps, seed: CachedBatches(cache, steps, seed), key)
 
 
 def run_kd_variants(
@@ -250,7 +220,8 @@ def run_kd_variants(
             run = stages.train_student(profile, setup, distill=kd, seed=seed)
             methods[f"{arm} s{seed}"] = run.model.float().eval()
         for variant in VARIANTS:
-            run = train_variant(profile, setup, variant, caches[variant], seed)
+            stream = variant_stream(variant, caches[variant], setup.cache)
+            run = stages.train_student(profile, setup, distill=True, seed=seed, stream=stream)
             methods[f"{variant} s{seed}"] = run.model.float().eval()
     scores = evaluate_models(methods, bench, cases=cases)
     by_case = scores.groupby(["case", "method"])["psnr"].mean()

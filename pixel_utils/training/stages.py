@@ -4,8 +4,10 @@ load (or, if missing, produce) what earlier ones made."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -132,6 +134,19 @@ class DistillSetup:
     data_key: dict
 
 
+@dataclass(frozen=True)
+class StudentStream:
+    """Another stream of batches for a distilled student than the profile's teacher cache
+    (``make kd-variants``): ``make_dataset(steps, seed)`` returns it; ``name`` suffixes the
+    checkpoint and, with ``key``, says what it is in the checkpoint's key. ``unlabelled``
+    says some of its batches have no ground truth (they learn from the teacher alone)."""
+
+    name: str
+    make_dataset: Callable[[int, int], Any]
+    key: dict
+    unlabelled: bool = False
+
+
 def prepare_distillation(
     profile: Profile, teacher: TrainResult, load_only: bool = False
 ) -> DistillSetup:
@@ -163,7 +178,7 @@ def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
     device: str | None = None, seed: int | None = None, load_only: bool = False,
     quantisation_aware_from: TrainResult | None = None, grown_from: Path | None = None,
-    labelled: int | None = None,
+    labelled: int | None = None, stream: StudentStream | None = None,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
     loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
@@ -186,6 +201,9 @@ def train_student(
     (:class:`~pixel_utils.training.distillation.CachedBatches`): the scratch student trains on
     those alone, the distilled one on every batch, from the teacher alone where there is no
     ground truth; into ``<name>_labelled<n>.pt``.
+
+    With ``stream`` (distilled only) the student learns from that stream of batches instead of
+    the cache's, everything else alike, into ``<name>_<stream name>.pt``.
     """
     steps, lr = profile.student_steps, profile.student_lr
     seed = profile.seed if seed is None else seed
@@ -224,6 +242,12 @@ def train_student(
     if labelled is not None:
         suffix += f"_labelled{labelled}"
         key |= {"labelled_batches": labelled}
+    if stream is not None:
+        if not distill:
+            raise ValueError(f"stream {stream.name!r}: only a distilled student takes a stream")
+        # Before the seed's suffix, as the other sources' suffixes: <name>_<stream>_s<seed>.pt
+        suffix = f"_{stream.name}" + suffix
+        key |= {"stream": stream.name} | stream.key
     if distill:
         set_seed(seed)  # the adapters' initial weights must not depend on what ran before
         weights = DistillWeights(**profile.distill_weights)
@@ -231,8 +255,9 @@ def train_student(
         adapters = FeatureAdapters(
             student.feature_info(), setup.teacher.feature_info(), setup.pairs
         )
+        unlabelled = labelled is not None or (stream is not None and stream.unlabelled)
         loss_fn = DistillationLoss(setup.teacher, weights, adapters, profile.student_loss,
-                                   allow_unlabelled=labelled is not None)  # fmt: skip
+                                   allow_unlabelled=unlabelled)  # fmt: skip
         key |= {"weights": asdict(weights), "pairs": setup.pairs}
     config = dataclasses.replace(
         train_config(profile, steps, lr), seed=seed, loss=profile.student_loss
@@ -240,7 +265,9 @@ def train_student(
     result = train(
         profile.student,
         profile.student_kwargs,
-        lambda rank: CachedBatches(
+        (lambda rank: stream.make_dataset(steps, seed + rank))
+        if stream is not None
+        else lambda rank: CachedBatches(
             setup.cache, steps, seed + rank, with_teacher=distill, labelled=labelled
         ),  # fmt: skip
         config,
@@ -252,6 +279,7 @@ def train_student(
         retrain=retrain,
         device=device or profile.device,
         desc=name.replace("_", " ")
+        + (f", {stream.name.replace('_', ' ')}" if stream is not None else "")
         + (f" (seed {seed})" if seed != profile.seed else "")
         + (", quantisation-aware" if prepare is not None else ""),
         load_only=RUN_NOTEBOOK["03"] if load_only else None,
