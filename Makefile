@@ -14,7 +14,7 @@ WEIGHTS_PHOTOS ?=
 # The browser tests run unless this is set to 1 (then they are skipped, and say so).
 PIXEL_SKIP_BROWSER ?=
 
-.PHONY: setup report weights student student-speed student-twin sweep kd-scarce kd-variants wallpapers browser test unit notebooks lint format clean-reports
+.PHONY: setup report weights student student-speed student-twin sweep kd-scarce kd-variants kd-slice wallpapers browser test unit notebooks lint format clean-reports
 
 setup: $(STAMP)
 
@@ -88,6 +88,13 @@ kd-scarce: setup
 VARIANTS_ARGS ?=
 kd-variants: setup
 	$(PY) -m pixel_utils.training.kd_variants --profile $(PROFILE) $(VARIANTS_ARGS)
+
+# A student cut from the teacher (its network with a third of its channels): random or cut first
+# weights, from scratch or distilled, 3 seeds; about 30 min on a 2-core CPU after `make report`:
+# figures/kd_slice.json and its figure.
+SLICE_ARGS ?=
+kd-slice: setup
+	$(PY) -m pixel_utils.training.teacher_slice --profile $(PROFILE) $(SLICE_ARGS)
 
 # Links the real photographs among Debian's wallpaper packages into data/photos/wallpapers
 # (apt-get install mate-backgrounds plasma-workspace-wallpapers).

@@ -526,6 +526,47 @@ def grown_student_state(state: dict, old_kwargs: dict, new_kwargs: dict) -> dict
     return grown
 
 
+def teacher_slice_state(state: dict, kwargs: dict, width: int) -> dict:
+    """The weights of a narrower NAFNet U-Net, ``width`` channels at full resolution instead
+    of ``kwargs["width"]``, cut from a trained one's ``state``: every layer keeps its first
+    channels (a slice of the teacher, as in CSD, Wang et al., CVPR 2021).
+
+    Where a SimpleGate multiplies the two halves of a layer's outputs, each half keeps its
+    first channels, so channel ``k`` of the slice's gate is channel ``k`` of the teacher's.
+    The pixel-shuffle of the way up takes four consecutive channels per output channel, so its
+    first channels come from the first ones before it. The slice does not compute what the
+    teacher computes (its LayerNorms see fewer channels, and the dropped channels' messages
+    are lost); it starts training from the teacher's weights instead of random ones.
+    """
+    full = int(kwargs["width"])
+    if not 0 < width <= full:
+        raise ValueError(f"a slice's width must be between 1 and the teacher's {full}: {width}")
+    sliced = NAFNetUNet(**(kwargs | {"width": width})).state_dict()
+    gated = ("conv1", "conv2", "conv4")  # the layers whose outputs a SimpleGate halves
+
+    def first(n_old: int, n_new: int, halves: bool) -> torch.Tensor:
+        if not halves:
+            return torch.arange(n_new)
+        return torch.cat([torch.arange(n_new // 2), n_old // 2 + torch.arange(n_new // 2)])
+
+    for name, shape in ((k, v.shape) for k, v in sliced.items()):
+        if name not in state:
+            raise ValueError(f"{name}: missing from a NAFNet U-Net's weights {kwargs}")
+        value = state[name]
+        if value.ndim != len(shape):
+            raise ValueError(f"{name}: {tuple(value.shape)} does not slice to {tuple(shape)}")
+        parts = name.split(".")
+        in_block = parts[0] in ("encoders", "middle", "decoders")
+        for dim, (n_old, n_new) in enumerate(zip(value.shape, shape, strict=True)):
+            if n_new > n_old:
+                raise ValueError(f"{name}: {tuple(value.shape)} does not slice to {tuple(shape)}")
+            if n_new < n_old:
+                halves = in_block and dim == 0 and parts[-2] in gated
+                value = value.index_select(dim, first(n_old, n_new, halves))
+        sliced[name] = value.clone()
+    return sliced
+
+
 class TwoFrameStudent(UnshuffleStudent):
     """An :class:`UnshuffleStudent` that sees two frames: the current one and the previous one
     aligned onto it (``N×6×H×W``, current first), and sharpens the current one.

@@ -434,6 +434,47 @@ def folder_gain_chart(
     return fig
 
 
+def kd_slice_figure(result: dict):
+    """``make kd-slice``: left, each student's gain over the blurred input per case (mean
+    over seeds; the teacher and the report's distilled student as marks); right, the paired
+    differences (labels, weights, both) with 95% CIs over photos."""
+    cases, arms = result["cases"], list(result["gain_db"])
+    xs = np.arange(len(cases))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(2.6 * len(cases) + 3, 4.2))
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        left.bar(xs + (i - (len(arms) - 1) / 2) * width,
+                 [result["gain_db"][arm][c] for c in cases], width,
+                 label=arm.replace("_", " "))  # fmt: skip
+    left.plot(xs, [result["teacher_gain_db"][c] for c in cases], "k_", ms=22, mew=2,
+              label="teacher")  # fmt: skip
+    left.plot(xs, [result["report_gain_db"]["distilled"][c] for c in cases], "r_", ms=22,
+              mew=2, label="report's student, distilled")  # fmt: skip
+    left.axhline(0, color="k", lw=0.8)
+    left.set_xticks(xs, cases)
+    left.set(
+        ylabel="gain over the blurred input (dB)",
+        title=f"slice of {result['width']} channels: gain, mean of {result['seeds']} seeds",
+    )
+    left.legend(fontsize=7)
+    effects = list(result["effects"])
+    width = 0.8 / len(effects)
+    for i, name in enumerate(effects):
+        rows = [result["effects"][name]["by_case"][c] for c in cases]
+        right.bar(xs + (i - (len(effects) - 1) / 2) * width, [r["mean_db"] for r in rows], width,
+                  yerr=[r["ci95_over_images"] for r in rows], capsize=3,
+                  label=result["effects"][name]["what"])  # fmt: skip
+    right.axhline(0, color="k", lw=0.8)
+    right.axhline(0.3, color="gray", lw=0.8, ls="--")
+    right.set_xticks(xs, cases)
+    right.set(ylabel="paired difference (dB)", title="what the teacher gives: mean ± 95% CI")
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
 def kd_variants_figure(result: dict):
     """Each recipe of ``make kd-variants`` (and the report's own) minus the scratch student,
     per benchmark case: mean ± 95% CI over images (paired, averaged over seeds)."""

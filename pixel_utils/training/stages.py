@@ -147,6 +147,19 @@ class StudentStream:
     unlabelled: bool = False
 
 
+@dataclass(frozen=True)
+class StudentNetwork:
+    """Another network for a student than the profile's (``make kd-slice``): ``model`` and
+    ``kwargs`` build it, ``init_state`` (or ``None``: random) starts it; ``name`` suffixes the
+    checkpoint and, with ``key``, says what it is and where its first weights came from."""
+
+    name: str
+    model: str
+    kwargs: dict
+    init_state: dict | None = None
+    key: dict = dataclasses.field(default_factory=dict)
+
+
 def prepare_distillation(
     profile: Profile, teacher: TrainResult, load_only: bool = False
 ) -> DistillSetup:
@@ -179,6 +192,7 @@ def train_student(
     device: str | None = None, seed: int | None = None, load_only: bool = False,
     quantisation_aware_from: TrainResult | None = None, grown_from: Path | None = None,
     labelled: int | None = None, stream: StudentStream | None = None,
+    network: StudentNetwork | None = None,
 ) -> TrainResult:  # fmt: skip
     """The student trained on the cached batches: distilled (``distill=True``, the profile's
     loss weights) or from scratch (ground truth only). Same data, steps, seed and budget.
@@ -204,6 +218,9 @@ def train_student(
 
     With ``stream`` (distilled only) the student learns from that stream of batches instead of
     the cache's, everything else alike, into ``<name>_<stream name>.pt``.
+
+    With ``network`` the student is that network (from its own first weights, if it has
+    them) instead of the profile's, everything else alike, into ``<name>_<network name>.pt``.
     """
     steps, lr = profile.student_steps, profile.student_lr
     seed = profile.seed if seed is None else seed
@@ -248,10 +265,19 @@ def train_student(
         # Before the seed's suffix, as the other sources' suffixes: <name>_<stream>_s<seed>.pt
         suffix = f"_{stream.name}" + suffix
         key |= {"stream": stream.name} | stream.key
+    model_name, model_kwargs = profile.student, profile.student_kwargs
+    if network is not None:
+        if quantisation_aware_from is not None or grown_from is not None:
+            raise ValueError(f"network {network.name!r}: its first weights are its own, not "
+                             "another student's")  # fmt: skip
+        model_name, model_kwargs, init_state = network.model, network.kwargs, network.init_state
+        suffix = f"_{network.name}" + suffix
+        key |= {"network": {"name": network.name, "model": model_name, "kwargs": model_kwargs}}
+        key |= network.key
     if distill:
         set_seed(seed)  # the adapters' initial weights must not depend on what ran before
         weights = DistillWeights(**profile.distill_weights)
-        student = build_model(profile.student, **profile.student_kwargs)
+        student = build_model(model_name, **model_kwargs)
         adapters = FeatureAdapters(
             student.feature_info(), setup.teacher.feature_info(), setup.pairs
         )
@@ -263,8 +289,8 @@ def train_student(
         train_config(profile, steps, lr), seed=seed, loss=profile.student_loss
     )
     result = train(
-        profile.student,
-        profile.student_kwargs,
+        model_name,
+        model_kwargs,
         (lambda rank: stream.make_dataset(steps, seed + rank))
         if stream is not None
         else lambda rank: CachedBatches(
@@ -280,6 +306,7 @@ def train_student(
         device=device or profile.device,
         desc=name.replace("_", " ")
         + (f", {stream.name.replace('_', ' ')}" if stream is not None else "")
+        + (f", {network.name.replace('_', ' ')}" if network is not None else "")
         + (f" (seed {seed})" if seed != profile.seed else "")
         + (", quantisation-aware" if prepare is not None else ""),
         load_only=RUN_NOTEBOOK["03"] if load_only else None,
