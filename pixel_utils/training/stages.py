@@ -222,6 +222,9 @@ def train_student(
     With ``network`` the student is that network (from its own first weights, if it has
     them) instead of the profile's, everything else alike, into ``<name>_<network name>.pt``.
     """
+    if network is not None and (quantisation_aware_from is not None or grown_from is not None):
+        raise ValueError(f"network {network.name!r}: its first weights are its own, not "
+                         "another student's")  # fmt: skip
     steps, lr = profile.student_steps, profile.student_lr
     seed = profile.seed if seed is None else seed
     name = "student_distilled" if distill else "student_scratch"
@@ -267,9 +270,6 @@ def train_student(
         key |= {"stream": stream.name} | stream.key
     model_name, model_kwargs = profile.student, profile.student_kwargs
     if network is not None:
-        if quantisation_aware_from is not None or grown_from is not None:
-            raise ValueError(f"network {network.name!r}: its first weights are its own, not "
-                             "another student's")  # fmt: skip
         model_name, model_kwargs, init_state = network.model, network.kwargs, network.init_state
         suffix = f"_{network.name}" + suffix
         key |= {"network": {"name": network.name, "model": model_name, "kwargs": model_kwargs}}

@@ -15,7 +15,7 @@ separate what the teacher's labels give from what its weights give, and say whet
 labels pay more once the student starts from the teacher.
 
 Writes ``figures/kd_slice.json`` (with the commit and pipeline hash it ran on) and
-``figures/kd_slice.png``. About 30 minutes on a 2-core CPU after a report, which made the
+``figures/kd_slice.png``. About 35 minutes on a 2-core CPU after a report, which made the
 teacher's cache and the report's students, shown next to these for scale.
 """
 
@@ -228,6 +228,12 @@ def kd_slice_lesson(result: dict) -> str:
     verdict = ("So the labels paid #13's 0.3 dB here." if paid else
                "So even a student of the teacher's own shape did not get #13's 0.3 dB from "
                "its labels.")  # fmt: skip
+    weights = effects["weights"]["by_case"][head]
+    if weights["ci_excludes_zero"] and weights["mean_db"] >= 0.3:
+        # Why the weights can pay where the labels do not: they hold the teacher's own long
+        # training, where the labels hold only its outputs on the report's cached batches.
+        verdict += (" Its weights did: they carry what the teacher learned in its own long "
+                    "training, not only its outputs on the cached batches.")  # fmt: skip
     return (
         f"- **A student cut from the teacher** (the committed `make kd-slice` run: "
         f"{result['width']} of the teacher's {result['teacher_width']} channels, "
