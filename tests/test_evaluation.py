@@ -153,3 +153,56 @@ def test_where_it_loses_names_the_cases_below_the_input():
     assert "above the degraded input on all 1 benchmark cases" in where_it_loses(
         better, "student", "It"
     )
+
+
+def test_check_cases_names_the_unknown_and_the_known():
+    from pixel_utils.evaluation.scoring import check_cases
+
+    assert check_cases(["gauss3", "no_blur"]) == ("gauss3", "no_blur")
+    with pytest.raises(ValueError, match=r"unknown \['gauss9'\].*known: gauss1"):
+        check_cases(("gauss3", "gauss9"))
+    with pytest.raises(ValueError, match="unknown none given"):
+        check_cases(())
+
+
+def test_seeded_scores_average_gains_over_seeds_and_pair_by_seed():
+    from pixel_utils.evaluation.scoring import SeededScores
+
+    rows = []
+    for photo, base in (("a", 20.0), ("b", 30.0)):
+        rows.append({"method": "blurred", "case": "gauss3", "photo": photo, "psnr": base})
+        for seed, (kd, scratch) in enumerate(((1.0, 0.5), (2.0, 1.0))):
+            rows.append({"method": f"kd s{seed}", "case": "gauss3", "photo": photo,
+                         "psnr": base + kd})  # fmt: skip
+            rows.append({"method": f"plain s{seed}", "case": "gauss3", "photo": photo,
+                         "psnr": base + scratch})  # fmt: skip
+    seeded = SeededScores(pd.DataFrame(rows), ("gauss3",), [0, 1])
+    assert seeded.blurred == {"gauss3": 25.0}
+    assert seeded.gain("kd s1") == {"gauss3": 2.0}
+    assert seeded.gains("kd") == {"gauss3": 1.5} and seeded.gains("plain") == {"gauss3": 0.75}
+    kd = seeded.against("kd", "plain")["gauss3"]
+    assert kd["mean_db"] == pytest.approx(0.75) and kd["seeds"] == 2 and kd["images"] == 2
+    assert kd["per_seed_db"] == {"kd s0": pytest.approx(0.5), "kd s1": pytest.approx(1.0)}
+
+
+def test_run_words_name_the_command_commit_and_sources():
+    from pixel_utils.evaluation.scoring import run_words
+
+    result = {"command": "python -m x", "provenance": {"git_commit": "0123456789abcdef",
+                                                        "pipeline_sha256": "f" * 64}}  # fmt: skip
+    assert run_words(result) == ("- **The run.** `python -m x` on commit `0123456789` "
+                                 "(pipeline sources `ffffffffffff`)")  # fmt: skip
+    assert "commit `?`" in run_words({"command": "c", "provenance": {}})
+
+
+def test_write_experiment_writes_the_json_and_each_figure(tmp_path):
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from pixel_utils.evaluation.scoring import write_experiment
+
+    figures = {"a.png": plt.figure(), "b.png": plt.figure()}
+    write_experiment(tmp_path / "out", "result", {"x": 1.5}, figures)
+    assert json.loads((tmp_path / "out" / "result.json").read_text()) == {"x": 1.5}
+    assert all((tmp_path / "out" / f).stat().st_size > 0 for f in figures)

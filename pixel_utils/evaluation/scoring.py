@@ -222,6 +222,64 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
     return atomic_write_json(path, data)
 
 
+def check_cases(cases: tuple[str, ...]) -> tuple[str, ...]:
+    """``cases`` if each is a benchmark case; else a ``ValueError`` naming the unknown ones and
+    the known ones (the experiments' ``--cases``)."""
+    from pixel_utils.data.benchmark import BENCHMARK_CASES
+
+    known = [c.name for c in BENCHMARK_CASES]
+    if not cases or (unknown := [c for c in cases if c not in known]):
+        raise ValueError(
+            f"benchmark cases {list(cases)}: unknown {unknown if cases else 'none given'};"
+            f" known: {', '.join(known)}"
+        )
+    return tuple(cases)
+
+
+class SeededScores:
+    """Benchmark scores of students trained once per seed, labelled ``"<arm> s<seed>"``, with
+    ``"blurred"`` (the degraded input): gains over the input and paired comparisons per case."""
+
+    def __init__(self, scores: pd.DataFrame, cases: tuple[str, ...], seeds: list[int]):
+        self.scores, self.cases, self.seeds = scores, tuple(cases), list(seeds)
+        self._by_case = scores.groupby(["case", "method"])["psnr"].mean()
+        self.blurred = {c: float(self._by_case[c, "blurred"]) for c in self.cases}
+
+    def gain(self, method: str) -> dict:
+        """One method's mean PSNR over the input, per case (dB)."""
+        return {c: float(self._by_case[c, method]) - self.blurred[c] for c in self.cases}
+
+    def gains(self, arm: str) -> dict:
+        """An arm's :meth:`gain`, averaged over its seeds, per case (dB)."""
+        from statistics import mean
+
+        per_seed = [self.gain(f"{arm} s{s}") for s in self.seeds]
+        return {c: mean(g[c] for g in per_seed) for c in self.cases}
+
+    def against(self, arm: str, other: str) -> dict:
+        """:func:`kd_comparison` of ``arm`` against ``other``, paired by seed, per case."""
+        pairs = [(f"{arm} s{s}", f"{other} s{s}") for s in self.seeds]
+        return {c: kd_comparison(self.scores, pairs, c) for c in self.cases}
+
+
+def run_words(result: dict) -> str:
+    """The start of an experiment's first finding: the command, the commit and the pipeline
+    sources it ran on (from its ``provenance``)."""
+    p = result["provenance"]
+    return (f"- **The run.** `{result['command']}` on commit `{(p.get('git_commit') or '?')[:10]}` "
+            f"(pipeline sources `{(p.get('pipeline_sha256') or '?')[:12]}`)")  # fmt: skip
+
+
+def write_experiment(out_dir: Path, name: str, result: dict, figures: dict) -> None:
+    """An experiment's ``<name>.json`` and its figures (``{file name: figure}``) in
+    ``out_dir``, each written atomically."""
+    from pixel_utils.report.viz import save_figure
+
+    write_json(out_dir / f"{name}.json", result)
+    for file, figure in figures.items():
+        save_figure(figure, out_dir / file)
+
+
 def summary_json(summary: pd.DataFrame) -> dict:
     """``{case: {method: {"psnr", "ssim"}}}`` from a :func:`summarise` table."""
     out: dict = {}

@@ -182,31 +182,23 @@ def run_kd_variants(
     """Train every variant for each seed, score them with the report's distilled and scratch
     students on ``cases``, write the JSON and figure to ``out_dir`` (default: the profile's
     figures folder) and return the result."""
-    from statistics import mean
-
     from pixel_utils.app.pretrained import shipped_path
     from pixel_utils.artefacts import sha256_file
-    from pixel_utils.data.benchmark import BENCHMARK_CASES, build_benchmark
-    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_json
-    from pixel_utils.paths import benchmark_dir, figures_dir
+    from pixel_utils.evaluation.scoring import (
+        SeededScores,
+        check_cases,
+        evaluate_models,
+        write_experiment,
+    )
+    from pixel_utils.paths import figures_dir
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.provenance import provenance
-    from pixel_utils.report.viz import kd_variants_figure, save_figure
+    from pixel_utils.report.viz import kd_variants_figure
     from pixel_utils.training import stages
-    from pixel_utils.training.distillation import freeze
 
-    known = [c.name for c in BENCHMARK_CASES]
-    if not cases or (unknown := [c for c in cases if c not in known]):
-        raise ValueError(
-            f"benchmark cases {list(cases)}: unknown {unknown if cases else 'none given'};"
-            f" known: {', '.join(known)}"
-        )
+    cases = check_cases(cases)
     profile = resolve_profile(profile_name)
-    teacher = stages.distillation_teacher(profile)
-    setup = stages.prepare_distillation(profile, teacher)
-    freeze(setup.teacher).eval()
-    bench = benchmark_dir(profile.run_name)
-    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    teacher, setup, bench = stages.experiment_setup(profile)
     assistant = shipped_path("student")
     caches = {
         "ensemble_labels": ensemble_label_cache(setup.cache, setup.teacher),
@@ -223,18 +215,8 @@ def run_kd_variants(
             stream = variant_stream(variant, caches[variant], setup.cache)
             run = stages.train_student(profile, setup, distill=True, seed=seed, stream=stream)
             methods[f"{variant} s{seed}"] = run.model.float().eval()
-    scores = evaluate_models(methods, bench, cases=cases)
-    by_case = scores.groupby(["case", "method"])["psnr"].mean()
-    blurred = {case: float(by_case[case, "blurred"]) for case in cases}
-
-    def gains(arm: str) -> dict:
-        return {c: mean(float(by_case[c, f"{arm} s{s}"]) - blurred[c] for s in seed_list)
-                for c in cases}  # fmt: skip
-
-    def against(arm: str, other: str) -> dict:
-        pairs = [(f"{arm} s{s}", f"{other} s{s}") for s in seed_list]
-        return {c: kd_comparison(scores, pairs, c) for c in cases}
-
+    seeded = SeededScores(evaluate_models(methods, bench, cases=cases), cases, seed_list)
+    gains, against = seeded.gains, seeded.against
     arms = {
         "distilled": {"gain_db": gains("distilled"), "vs_scratch": against("distilled", "scratch")}
     }
@@ -254,7 +236,7 @@ def run_kd_variants(
         "teacher": str(teacher.checkpoint.name),
         "mix_range": list(MIX_RANGE),
         "assistant": {"file": assistant.name, "sha256": sha256_file(assistant)},
-        "blurred_psnr": blurred,
+        "blurred_psnr": seeded.blurred,
         "scratch_gain_db": gains("scratch"),
         "arms": arms,
         "command": f"python -m pixel_utils.training.kd_variants --profile {profile_name} "
@@ -262,21 +244,20 @@ def run_kd_variants(
         "provenance": provenance(),
     }
     out_dir = Path(out_dir or figures_dir(profile.run_name))
-    write_json(out_dir / "kd_variants.json", result)
-    save_figure(kd_variants_figure(result), out_dir / "kd_variants.png")
+    write_experiment(out_dir, "kd_variants", result,
+                     {"kd_variants.png": kd_variants_figure(result)})  # fmt: skip
     return result
 
 
 def kd_variants_findings(result: dict) -> str:
     """Markdown bullets about a result of :func:`run_kd_variants`, every number read from it."""
-    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict, run_words
     from pixel_utils.report.readme import cpu_words
 
     p = result["provenance"]
     head = result["cases"][0]
     lines = [
-        f"- **The run.** `{result['command']}` on commit `{(p.get('git_commit') or '?')[:10]}` "
-        f"(pipeline sources `{(p.get('pipeline_sha256') or '?')[:12]}`): {result['steps']} steps "
+        f"{run_words(result)}: {result['steps']} steps "
         f"per student, {result['seeds']} seeds, {p['machine']['torch_threads']} threads on "
         f"{cpu_words(p['machine'])}; scratch students gain "
         f"{result['scratch_gain_db'][head]:+.2f} dB on `{head}`.",

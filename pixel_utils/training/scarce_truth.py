@@ -41,11 +41,11 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
     from statistics import mean
 
     from pixel_utils.data.benchmark import HEADLINE_CASE, build_benchmark
-    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_json
+    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_experiment
     from pixel_utils.paths import benchmark_dir, figures_dir
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.provenance import provenance
-    from pixel_utils.report.viz import save_figure, scarce_truth_figure
+    from pixel_utils.report.viz import scarce_truth_figure
     from pixel_utils.training import stages
 
     named = resolve_profile(profile_name)
@@ -115,21 +115,20 @@ def run_scarce_truth(profile_name: str = "default", steps: int = STEPS, seeds: i
     }
     # The named profile's figures (figures/ for `default`), not those of the longer run.
     out_dir = Path(out_dir or figures_dir(named.run_name))
-    write_json(out_dir / "kd_scarce_truth.json", result)
-    save_figure(scarce_truth_figure(result), out_dir / "kd_scarce_truth.png")
+    write_experiment(out_dir, "kd_scarce_truth", result,
+                     {"kd_scarce_truth.png": scarce_truth_figure(result)})  # fmt: skip
     return result
 
 
 def scarce_truth_findings(result: dict) -> str:
     """Markdown sentences about a result of :func:`run_scarce_truth`, every number read from
     it."""
-    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict, run_words
     from pixel_utils.report.readme import cpu_words
 
     p = result["provenance"]
     lines = [
-        f"- **The run.** `{result['command']}` on commit `{(p.get('git_commit') or '?')[:10]}` "
-        f"(pipeline sources `{(p.get('pipeline_sha256') or '?')[:12]}`): {result['steps']} steps "
+        f"{run_words(result)}: {result['steps']} steps "
         f"per student, {result['seeds']} seeds, {p['machine']['torch_threads']} threads on "
         f"{cpu_words(p['machine'])}; the teacher's cache holds {result['cached_batches']} "
         f"batches of {result['patches_per_batch']} patches.",

@@ -187,6 +187,22 @@ def prepare_distillation(
     return DistillSetup(teacher.model, pairs, path, key | {"teacher_cache": digest})
 
 
+def experiment_setup(profile: Profile) -> tuple[TrainResult, DistillSetup, Path]:
+    """What an experiment set against the report's students starts from (``make
+    kd-variants``, ``make kd-slice``): the distillation teacher, the students' shared setup with
+    that teacher frozen, and the benchmark folder, built if missing."""
+    from pixel_utils.data.benchmark import build_benchmark
+    from pixel_utils.paths import benchmark_dir
+    from pixel_utils.training.distillation import freeze
+
+    teacher = distillation_teacher(profile)
+    setup = prepare_distillation(profile, teacher)
+    freeze(setup.teacher).eval()
+    bench = benchmark_dir(profile.run_name)
+    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    return teacher, setup, bench
+
+
 def train_student(
     profile: Profile, setup: DistillSetup, distill: bool, retrain: bool = False,
     device: str | None = None, seed: int | None = None, load_only: bool = False,

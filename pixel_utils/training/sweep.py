@@ -97,12 +97,12 @@ def run_sweep(profile_name: str = "default", quick: bool = False, seeds: int = 3
     from pixel_utils.data.benchmark import HEADLINE_CASE, build_benchmark
     from pixel_utils.data.degradations import DegradationMix
     from pixel_utils.evaluation.cost import count_macs
-    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_json
+    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_experiment
     from pixel_utils.models.networks import count_parameters
     from pixel_utils.paths import benchmark_dir, checkpoints_dir, figures_dir
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.provenance import provenance
-    from pixel_utils.report.viz import kd_pays_figure, pareto_figure, save_figure
+    from pixel_utils.report.viz import kd_pays_figure, pareto_figure
     from pixel_utils.training import stages
 
     base = resolve_profile(profile_name)
@@ -189,9 +189,9 @@ def run_sweep(profile_name: str = "default", quick: bool = False, seeds: int = 3
         "provenance": provenance(),
     }
     result["best_real_time"] = best_real_time(result)
-    write_json(out_dir / "student_sweep.json", result)
-    save_figure(pareto_figure(result), out_dir / "student_pareto.png")
-    save_figure(kd_pays_figure(result, pay_runs), out_dir / "kd_pays.png")
+    write_experiment(out_dir, "student_sweep", result,
+                     {"student_pareto.png": pareto_figure(result),
+                      "kd_pays.png": kd_pays_figure(result, pay_runs)})  # fmt: skip
     return result
 
 
@@ -222,12 +222,11 @@ def sweep_findings(result: dict) -> str:
     p = result["provenance"]
     rows = result["students"]
     first = next(iter(next(iter(rows.values()))["latency"]))
-    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict, run_words
     from pixel_utils.report.readme import cpu_words
 
     lines = [
-        f"- **The run.** `{result['command']}` on commit `{(p.get('git_commit') or '?')[:10]}` "
-        f"(pipeline sources `{(p.get('pipeline_sha256') or '?')[:12]}`), {result['steps']} "
+        f"{run_words(result)}, {result['steps']} "
         f"distillation steps per student, {result['seeds']} seeds for the scratch comparisons, "
         f"{p['machine']['torch_threads']} threads on {cpu_words(p['machine'])}.",
     ]

@@ -81,31 +81,23 @@ def run_teacher_slice(
     """Train the four students of :data:`ARMS` for each seed, score them with the teacher,
     the untrained cut and the report's students on ``cases``, write the JSON and figure to
     ``out_dir`` (default: the profile's figures folder) and return the result."""
-    from statistics import mean
-
-    from pixel_utils.data.benchmark import BENCHMARK_CASES, build_benchmark
-    from pixel_utils.evaluation.scoring import evaluate_models, kd_comparison, write_json
+    from pixel_utils.evaluation.scoring import (
+        SeededScores,
+        check_cases,
+        evaluate_models,
+        write_experiment,
+    )
     from pixel_utils.models.networks import build_model, count_parameters, set_test_time_window
-    from pixel_utils.paths import benchmark_dir, figures_dir
+    from pixel_utils.paths import figures_dir
     from pixel_utils.profiles import resolve_profile
     from pixel_utils.provenance import provenance
-    from pixel_utils.report.viz import kd_slice_figure, save_figure
+    from pixel_utils.report.viz import kd_slice_figure
     from pixel_utils.training import stages
-    from pixel_utils.training.distillation import freeze
     from pixel_utils.training.loop import model_from_checkpoint
 
-    known = [c.name for c in BENCHMARK_CASES]
-    if not cases or (unknown := [c for c in cases if c not in known]):
-        raise ValueError(
-            f"benchmark cases {list(cases)}: unknown {unknown if cases else 'none given'};"
-            f" known: {', '.join(known)}"
-        )
+    cases = check_cases(cases)
     profile = resolve_profile(profile_name)
-    teacher = stages.distillation_teacher(profile)
-    setup = stages.prepare_distillation(profile, teacher)
-    freeze(setup.teacher).eval()
-    bench = benchmark_dir(profile.run_name)
-    build_benchmark(bench, profile.benchmark_crop, profile.seed, profile.benchmark_max_photos)
+    teacher, setup, bench = stages.experiment_setup(profile)
     random_start, cut_start = slice_networks(teacher.checkpoint, setup.teacher.state_dict(), width)
     untrained = build_model("nafnet", **cut_start.kwargs)
     untrained.load_state_dict(cut_start.init_state)
@@ -122,20 +114,8 @@ def run_teacher_slice(
             methods[f"{arm} s{seed}"] = model_from_checkpoint(run.checkpoint)
     methods = {k: (m.float().eval() if m is not None else None) for k, m in methods.items()}
     scores = evaluate_models(methods, bench, cases=cases, cached=("teacher",))
-    by_case = scores.groupby(["case", "method"])["psnr"].mean()
-    blurred = {case: float(by_case[case, "blurred"]) for case in cases}
-
-    def gain(method: str) -> dict:
-        return {c: float(by_case[c, method]) - blurred[c] for c in cases}
-
-    def gains(arm: str) -> dict:
-        return {c: mean(float(by_case[c, f"{arm} s{s}"]) - blurred[c] for s in seed_list)
-                for c in cases}  # fmt: skip
-
-    def against(arm: str, other: str) -> dict:
-        pairs = [(f"{arm} s{s}", f"{other} s{s}") for s in seed_list]
-        return {c: kd_comparison(scores, pairs, c) for c in cases}
-
+    seeded = SeededScores(scores, cases, seed_list)
+    gain, gains, against = seeded.gain, seeded.gains, seeded.against
     result = {
         "profile": profile_name,
         "run": profile.run_name,
@@ -154,7 +134,7 @@ def run_teacher_slice(
                        "teacher": count_parameters(setup.teacher),
                        "report_student": count_parameters(build_model(profile.student,
                                                                       **profile.student_kwargs))},
-        "blurred_psnr": blurred,
+        "blurred_psnr": seeded.blurred,
         "teacher_gain_db": gain("teacher"),
         "untrained_cut_gain_db": gain("cut, untrained"),
         "report_gain_db": {"distilled": gains("report distilled"),
@@ -168,22 +148,20 @@ def run_teacher_slice(
         "provenance": provenance(),
     }  # fmt: skip
     out_dir = Path(out_dir or figures_dir(profile.run_name))
-    write_json(out_dir / "kd_slice.json", result)
-    save_figure(kd_slice_figure(result), out_dir / "kd_slice.png")
+    write_experiment(out_dir, "kd_slice", result, {"kd_slice.png": kd_slice_figure(result)})
     return result
 
 
 def kd_slice_findings(result: dict) -> str:
     """Markdown bullets about a result of :func:`run_teacher_slice`, every number read from it."""
-    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict
+    from pixel_utils.evaluation.scoring import kd_interval_words, kd_verdict, run_words
     from pixel_utils.report.readme import cpu_words
 
     p = result["provenance"]
     head = result["cases"][0]
     n = result["parameters"]
     lines = [
-        f"- **The run.** `{result['command']}` on commit `{(p.get('git_commit') or '?')[:10]}` "
-        f"(pipeline sources `{(p.get('pipeline_sha256') or '?')[:12]}`): {result['steps']} steps "
+        f"{run_words(result)}: {result['steps']} steps "
         f"per student at the report's peak learning rate {result['lr']:g}, {result['seeds']} "
         f"seeds, {p['machine']['torch_threads']} threads on {cpu_words(p['machine'])}.",
         f"- **The slice**: the teacher's network with {result['width']} of its "
