@@ -95,18 +95,26 @@ def test_kd_slice_trains_four_students_per_seed_and_records_provenance(tmp_path,
     assert (tmp_path / "fig" / "kd_slice.png").stat().st_size > 0
     assert list(saved["gain_db"]) == list(teacher_slice.ARMS)
     assert saved["width"] == 4 and saved["teacher_width"] == 24
+    from pixel_utils.training.loop import load_checkpoint
+
     ckpts = {p.name for p in (tmp_path / "data").rglob("student_*.pt")}
     slices = {f"student_{kd}_slice4{cut}{s}.pt" for kd in ("distilled", "scratch")
               for cut in ("", "_cut") for s in ("", "_s1")}  # fmt: skip
     reports = {f"student_{arm}{s}.pt" for arm in ("distilled", "scratch") for s in ("", "_s1")}
     assert ckpts == slices | reports
+    # The fine-tuning rate's pair is another run, in its own folder, at that rate.
+    fine = [p for p in (tmp_path / "data").rglob("student_*_slice4_cut*.pt")
+            if p.parent.parent.name != "smoke"]  # fmt: skip
+    assert len(fine) == 4 and all(p.parent.parent.name.startswith("smoke-") for p in fine)
+    assert {load_checkpoint(p)["config"]["lr"] for p in fine} == {teacher_slice.FINE_TUNE_LR}
     # The cut students started from the teacher's weights, and say so in their key.
     from pixel_utils.app.pretrained import shipped_path
     from pixel_utils.artefacts import sha256_file
-    from pixel_utils.training.loop import load_checkpoint
 
-    cut = load_checkpoint(next((tmp_path / "data").rglob("student_scratch_slice4_cut.pt")))
-    plain = load_checkpoint(next((tmp_path / "data").rglob("student_scratch_slice4.pt")))
+    cut = load_checkpoint(tmp_path / "data" / "smoke" / "checkpoints"
+                          / "student_scratch_slice4_cut.pt")  # fmt: skip
+    plain = load_checkpoint(tmp_path / "data" / "smoke" / "checkpoints"
+                            / "student_scratch_slice4.pt")  # fmt: skip
     assert cut["data"]["cut_from"] == sha256_file(shipped_path("teacher"))
     assert "cut_from" not in plain["data"] and cut["model_kwargs"]["width"] == 4
     # Each effect is the paired difference of the gains it names.
@@ -143,3 +151,10 @@ def test_lesson_says_the_labels_paid_only_at_03_db_with_an_interval_excluding_ze
     assert "Its weights did" not in teacher_slice.kd_slice_lesson(weak)
     assert "did not get" in teacher_slice.kd_slice_lesson(result(_effect(0.35, 0.4)))
     assert "paid #13's 0.3 dB" in teacher_slice.kd_slice_lesson(result(_effect(0.35, 0.1)))
+    # A run with the fine-tuning rate's pair names it, and its labels can pay too.
+    fine = result(_effect(0.25, 0.1)) | {"fine_tune_lr": 5e-4}
+    fine["effects"]["labels_fine_lr"] = _effect(0.02, 0.03)
+    text = teacher_slice.kd_slice_lesson(fine)
+    assert "(+0.02 ± 0.03 dB at a fine-tuning rate, 0.0005)" in text and "did not get" in text
+    fine["effects"]["labels_fine_lr"] = _effect(0.32, 0.1)
+    assert "paid #13's 0.3 dB" in teacher_slice.kd_slice_lesson(fine)

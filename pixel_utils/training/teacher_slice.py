@@ -8,38 +8,51 @@ same NAFNet U-Net, the same blocks, with a third of its channels at every level
 (:func:`~pixel_utils.models.networks.teacher_slice_state`). It is a study of distillation,
 not a served student: in fp32 it takes about 0.8 s per 720p frame on 2 cores.
 
-Four students per seed, 2 × 2: random or teacher-cut first weights, trained from scratch
-(ground truth alone) or distilled (the report's recipe), with the report's steps, schedule,
-learning rate, cached batches and seeds. Paired by photo and seed on the benchmark, they
-separate what the teacher's labels give from what its weights give, and say whether the
-labels pay more once the student starts from the teacher.
+Six students per seed. Four are 2 × 2: random or teacher-cut first weights, trained from
+scratch (ground truth alone) or distilled (the report's recipe), with the report's steps,
+schedule, learning rate, cached batches and seeds. Paired by photo and seed on the benchmark,
+they separate what the teacher's labels give from what its weights give, and say whether the
+labels pay more once the student starts from the teacher. The last two repeat the cut pair at
+a fine-tuning learning rate (:data:`FINE_TUNE_LR`), which keeps the student nearer the
+teacher it was cut from.
 
 Writes ``figures/kd_slice.json`` (with the commit and pipeline hash it ran on) and
-``figures/kd_slice.png``. About 35 minutes on a 2-core CPU after a report, which made the
+``figures/kd_slice.png``. About 55 minutes on a 2-core CPU after a report, which made the
 teacher's cache and the report's students, shown next to these for scale.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from pixel_utils.progress import tqdm
 
 #: The slice's channels at full resolution: a third of the shipped teacher's 24.
 SLICE_WIDTH = 8
-#: The four students of each seed: (first weights cut from the teacher, distilled).
+#: The peak learning rate of the cut students' second pair: the shipped teacher's own last
+#: fine-tuning's (its manifest), chosen before any run. At the report's rate the first steps
+#: may move a cut start far from the teacher; at a fine-tuning rate it stays closer, as CSD's
+#: slices do, and the teacher's labels are then a target its own shape can follow.
+FINE_TUNE_LR = 5e-4
+#: The students of each seed: (first weights cut from the teacher, distilled, peak learning
+#: rate; None: the report's).
 ARMS = {
-    "scratch": (False, False),
-    "distilled": (False, True),
-    "scratch_from_teacher": (True, False),
-    "distilled_from_teacher": (True, True),
+    "scratch": (False, False, None),
+    "distilled": (False, True, None),
+    "scratch_from_teacher": (True, False, None),
+    "distilled_from_teacher": (True, True, None),
+    "scratch_from_teacher_fine_lr": (True, False, FINE_TUNE_LR),
+    "distilled_from_teacher_fine_lr": (True, True, FINE_TUNE_LR),
 }
 LABELS = {
     "scratch": "random start, from scratch",
     "distilled": "random start, distilled",
     "scratch_from_teacher": "cut from the teacher, from scratch",
     "distilled_from_teacher": "cut from the teacher, distilled",
+    "scratch_from_teacher_fine_lr": "cut from the teacher, from scratch, fine-tuning rate",
+    "distilled_from_teacher_fine_lr": "cut from the teacher, distilled, fine-tuning rate",
 }
 #: The paired differences reported: (name, arm, against, what it measures).
 EFFECTS = (
@@ -48,6 +61,10 @@ EFFECTS = (
      "the teacher's labels, from the teacher's weights"),
     ("weights", "scratch_from_teacher", "scratch", "the teacher's weights, without its labels"),
     ("both", "distilled_from_teacher", "scratch", "the teacher's weights and labels together"),
+    ("labels_fine_lr", "distilled_from_teacher_fine_lr", "scratch_from_teacher_fine_lr",
+     "the teacher's labels, from its weights at a fine-tuning rate"),
+    ("weights_fine_lr", "scratch_from_teacher_fine_lr", "scratch",
+     "the teacher's weights at a fine-tuning rate, without its labels"),
 )  # fmt: skip
 CASES = ("gauss3", "shake25", "defocus4", "gauss1", "no_blur")
 
@@ -78,7 +95,7 @@ def run_teacher_slice(
     profile_name: str = "default", seeds: int = 3, cases: tuple[str, ...] = CASES,
     width: int = SLICE_WIDTH, out_dir: Path | None = None,
 ) -> dict:  # fmt: skip
-    """Train the four students of :data:`ARMS` for each seed, score them with the teacher,
+    """Train the six students of :data:`ARMS` for each seed, score them with the teacher,
     the untrained cut and the report's students on ``cases``, write the JSON and figure to
     ``out_dir`` (default: the profile's figures folder) and return the result."""
     from pixel_utils.evaluation.scoring import (
@@ -107,9 +124,11 @@ def run_teacher_slice(
     for seed in tqdm(seed_list, desc="kd slice"):
         for kd, arm in ((True, "report distilled"), (False, "report scratch")):  # for scale
             methods[f"{arm} s{seed}"] = stages.train_student(profile, setup, kd, seed=seed).model
-        for arm, (from_teacher, kd) in ARMS.items():
+        for arm, (from_teacher, kd, lr) in ARMS.items():
             network = cut_start if from_teacher else random_start
-            run = stages.train_student(profile, setup, kd, seed=seed, network=network)
+            # Another rate is another run (profiles.run_name): its own checkpoints folder.
+            arm_profile = profile if lr is None else dataclasses.replace(profile, student_lr=lr)
+            run = stages.train_student(arm_profile, setup, kd, seed=seed, network=network)
             # Rebuilt from its checkpoint: TLC's pooling windows for full-size photos.
             methods[f"{arm} s{seed}"] = model_from_checkpoint(run.checkpoint)
     methods = {k: (m.float().eval() if m is not None else None) for k, m in methods.items()}
@@ -121,6 +140,7 @@ def run_teacher_slice(
         "run": profile.run_name,
         "steps": profile.student_steps,
         "lr": profile.student_lr,
+        "fine_tune_lr": FINE_TUNE_LR,
         "seeds": seeds,
         "cases": list(cases),
         "cached_batches": profile.cache_batches,
@@ -162,15 +182,17 @@ def kd_slice_findings(result: dict) -> str:
     n = result["parameters"]
     lines = [
         f"{run_words(result)}: {result['steps']} steps "
-        f"per student at the report's peak learning rate {result['lr']:g}, {result['seeds']} "
-        f"seeds, {p['machine']['torch_threads']} threads on {cpu_words(p['machine'])}.",
+        f"per student at the report's peak learning rate {result['lr']:g}"
+        + (f" (the last pair at {result['fine_tune_lr']:g})" if "fine_tune_lr" in result else "")
+        + f", {result['seeds']} seeds, {p['machine']['torch_threads']} threads on "
+        f"{cpu_words(p['machine'])}.",
         f"- **The slice**: the teacher's network with {result['width']} of its "
         f"{result['teacher_width']} channels at full resolution, {n['slice']:,} parameters "
         f"(the teacher {n['teacher']:,}, the report's student {n['report_student']:,}). Cut "
         f"and not trained it gains {result['untrained_cut_gain_db'][head]:+.2f} dB on `{head}`, "
         f"where the teacher gains {result['teacher_gain_db'][head]:+.2f}.",
     ]
-    for arm in ARMS:
+    for arm in result["gain_db"]:
         lines.append(f"- **{LABELS[arm].capitalize()}**: {result['gain_db'][arm][head]:+.2f} dB "
                      f"on `{head}`.")  # fmt: skip
     report = result["report_gain_db"]
@@ -200,7 +222,10 @@ def kd_slice_lesson(result: dict) -> str:
         kd = effects[name]["by_case"][head]
         return f"{kd['mean_db']:+.2f} ± {kd['ci95_over_images']:.2f} dB"
 
-    paid = [name for name in ("labels", "labels_from_teacher")
+    labels = [
+        name for name in ("labels", "labels_from_teacher", "labels_fine_lr") if name in effects
+    ]  # a run before the fine-tuning rate's pair had two
+    paid = [name for name in labels
             if effects[name]["by_case"][head]["ci_excludes_zero"]
             and effects[name]["by_case"][head]["mean_db"] >= 0.3]  # fmt: skip
     verdict = ("So the labels paid #13's 0.3 dB here." if paid else
@@ -217,8 +242,14 @@ def kd_slice_lesson(result: dict) -> str:
         f"{result['width']} of the teacher's {result['teacher_width']} channels, "
         f"{result['steps']} steps, {result['seeds']} seeds; `{head}`, 95% CI over photos): "
         f"the teacher's labels gave it {words('labels')} from a random start and "
-        f"{words('labels_from_teacher')} from the teacher's weights; the weights alone gave "
-        f"{words('weights')}, weights and labels together {words('both')}. {verdict}"
+        f"{words('labels_from_teacher')} from the teacher's weights"
+        + (
+            f" ({words('labels_fine_lr')} at a fine-tuning rate, {result['fine_tune_lr']:g})"
+            if "labels_fine_lr" in effects
+            else ""
+        )
+        + f"; the weights alone gave {words('weights')}, weights and labels together "
+        f"{words('both')}. {verdict}"
     )
 
 
