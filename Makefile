@@ -90,8 +90,8 @@ kd-variants: setup
 	$(PY) -m pixel_utils.training.kd_variants --profile $(PROFILE) $(VARIANTS_ARGS)
 
 # A student cut from the teacher (its network with a third of its channels): random or cut first
-# weights, from scratch or distilled, 3 seeds, and the cut pair again at a fine-tuning learning rate; about 55 min on a 2-core CPU after `make report`:
-# figures/kd_slice.json and its figure.
+# weights, from scratch or distilled, and the cut pair again at a fine-tuning learning rate;
+# 3 seeds, about 55 min on a 2-core CPU after `make report`: figures/kd_slice.json and its figure.
 SLICE_ARGS ?=
 kd-slice: setup
 	$(PY) -m pixel_utils.training.teacher_slice --profile $(PROFILE) $(SLICE_ARGS)
