@@ -158,3 +158,21 @@ def test_lesson_says_the_labels_paid_only_at_03_db_with_an_interval_excluding_ze
     assert "(+0.02 ± 0.03 dB at a fine-tuning rate, 0.0005)" in text and "did not get" in text
     fine["effects"]["labels_fine_lr"] = _effect(0.32, 0.1)
     assert "paid #13's 0.3 dB" in teacher_slice.kd_slice_lesson(fine)
+
+
+def test_grouped_bars_put_each_series_side_by_side_with_its_errors():
+    import matplotlib.pyplot as plt
+
+    from pixel_utils.report.viz import grouped_bars
+
+    fig, ax = plt.subplots()
+    grouped_bars(ax, ["a", "b"], {"x": [1.0, 2.0], "y": [3.0, -1.0]}, {"y": [0.5, 0.25]})
+    from matplotlib.container import BarContainer
+
+    bars = {c.get_label(): c for c in ax.containers if isinstance(c, BarContainer)}
+    centres = {k: [p.get_x() + p.get_width() / 2 for p in c.patches] for k, c in bars.items()}
+    assert centres["x"] == pytest.approx([-0.2, 0.8]) and centres["y"] == pytest.approx([0.2, 1.2])
+    assert [p.get_height() for p in bars["y"].patches] == [3.0, -1.0]
+    assert bars["x"].errorbar is None and bars["y"].errorbar is not None
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    plt.close(fig)

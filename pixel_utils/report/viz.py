@@ -434,43 +434,54 @@ def folder_gain_chart(
     return fig
 
 
+def grouped_bars(
+    ax,
+    groups: list[str],
+    series: dict[str, list[float]],
+    errors: dict[str, list[float]] | None = None,
+) -> None:
+    """One bar per series side by side in each group (``series``: label → one value per
+    group), with ``errors`` (label → half-widths) as error bars where given; a line at zero."""
+    xs, width = np.arange(len(groups)), 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        yerr = (errors or {}).get(label)
+        ax.bar(xs + (i - (len(series) - 1) / 2) * width, values, width, label=label, yerr=yerr,
+               capsize=3 if yerr is not None else 0)  # fmt: skip
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(xs, groups)
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _paired(rows: dict) -> tuple[list[float], list[float]]:
+    """Means and 95% CI half-widths (over images) of :func:`kd_comparison` results."""
+    return [r["mean_db"] for r in rows], [r["ci95_over_images"] for r in rows]
+
+
 def kd_slice_figure(result: dict):
     """``make kd-slice``: left, each student's gain over the blurred input per case (mean
     over seeds; the teacher and the report's distilled student as marks); right, the paired
     differences (labels, weights, both) with 95% CIs over photos."""
-    cases, arms = result["cases"], list(result["gain_db"])
+    cases = result["cases"]
     xs = np.arange(len(cases))
     fig, (left, right) = plt.subplots(1, 2, figsize=(2.6 * len(cases) + 3, 4.2))
-    width = 0.8 / len(arms)
-    for i, arm in enumerate(arms):
-        left.bar(xs + (i - (len(arms) - 1) / 2) * width,
-                 [result["gain_db"][arm][c] for c in cases], width,
-                 label=arm.replace("_", " "))  # fmt: skip
+    grouped_bars(left, cases, {arm.replace("_", " "): [gains[c] for c in cases]
+                               for arm, gains in result["gain_db"].items()})  # fmt: skip
     left.plot(xs, [result["teacher_gain_db"][c] for c in cases], "k_", ms=22, mew=2,
               label="teacher")  # fmt: skip
     left.plot(xs, [result["report_gain_db"]["distilled"][c] for c in cases], "r_", ms=22,
               mew=2, label="report's student, distilled")  # fmt: skip
-    left.axhline(0, color="k", lw=0.8)
-    left.set_xticks(xs, cases)
     left.set(
         ylabel="gain over the blurred input (dB)",
         title=f"slice of {result['width']} channels: gain, mean of {result['seeds']} seeds",
     )
     left.legend(fontsize=7)
-    effects = list(result["effects"])
-    width = 0.8 / len(effects)
-    for i, name in enumerate(effects):
-        rows = [result["effects"][name]["by_case"][c] for c in cases]
-        right.bar(xs + (i - (len(effects) - 1) / 2) * width, [r["mean_db"] for r in rows], width,
-                  yerr=[r["ci95_over_images"] for r in rows], capsize=3,
-                  label=result["effects"][name]["what"])  # fmt: skip
-    right.axhline(0, color="k", lw=0.8)
+    paired = {e["what"]: _paired([e["by_case"][c] for c in cases])
+              for e in result["effects"].values()}  # fmt: skip
+    grouped_bars(right, cases, {k: v[0] for k, v in paired.items()},
+                 {k: v[1] for k, v in paired.items()})  # fmt: skip
     right.axhline(0.3, color="gray", lw=0.8, ls="--")
-    right.set_xticks(xs, cases)
     right.set(ylabel="paired difference (dB)", title="what the teacher gives: mean ± 95% CI")
     right.legend(fontsize=7)
-    for ax in (left, right):
-        ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
 
@@ -478,19 +489,14 @@ def kd_slice_figure(result: dict):
 def kd_variants_figure(result: dict):
     """Each recipe of ``make kd-variants`` (and the report's own) minus the scratch student,
     per benchmark case: mean ± 95% CI over images (paired, averaged over seeds)."""
-    cases, arms = result["cases"], list(result["arms"])
+    cases = result["cases"]
     fig, ax = plt.subplots(figsize=(1.9 * len(cases) + 2, 3.9))
-    width = 0.8 / len(arms)
-    for i, arm in enumerate(arms):
-        rows = [result["arms"][arm]["vs_scratch"][c] for c in cases]
-        xs = np.arange(len(cases)) + (i - (len(arms) - 1) / 2) * width
-        ax.bar(xs, [r["mean_db"] for r in rows], width, label=arm.replace("_", " "),
-               yerr=[r["ci95_over_images"] for r in rows], capsize=3)  # fmt: skip
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(np.arange(len(cases)), cases)
+    paired = {arm.replace("_", " "): _paired([row["vs_scratch"][c] for c in cases])
+              for arm, row in result["arms"].items()}  # fmt: skip
+    grouped_bars(ax, cases, {k: v[0] for k, v in paired.items()},
+                 {k: v[1] for k, v in paired.items()})  # fmt: skip
     title = f"{result['steps']} steps, {result['seeds']} seeds: mean ± 95% CI over photos"
     ax.set(ylabel="recipe − scratch (dB)", title=title)
     ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
